@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine: `make quickstart` and
+# `make test`. Both create .venv first; it is re-installed only when
+# pyproject.toml changes (the stamp file records the last install).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUNS ?= runs/quickstart
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast quickstart demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[demo,dev]"
+	touch $(STAMP)
+
+# The whole suite, slow end-to-end tests included.
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the tests marked slow, for quick iteration.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+quickstart: install
+	$(BIN)/silentspeech quickstart --out $(RUNS)
+
+demo: install
+	$(BIN)/silentspeech demo
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,95 @@
+"""Recipes: YAML files loaded into typed configs and overridden from the CLI.
+
+A recipe is a YAML file whose keys mirror a dataclass schema (one per task,
+defined beside the task). ``load_recipe`` merges the file and ``key=value``
+overrides onto the schema with OmegaConf, so types are checked and an unknown
+key fails with the list of valid keys instead of being silently ignored::
+
+    silentspeech train recipes/synthetic/recognition.yaml data.root=/data trainer.max_epochs=3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class RecipeError(ValueError):
+    """A recipe file or override that does not fit its schema."""
+
+
+def valid_keys(schema: Any, prefix: str = "") -> list[str]:
+    """Dotted names of every leaf field of a dataclass schema (or instance)."""
+    keys: list[str] = []
+    for field in dataclasses.fields(schema):
+        value = getattr(schema, field.name, None) if not isinstance(schema, type) else None
+        field_type = field.type if not isinstance(field.type, str) else None
+        nested = value if dataclasses.is_dataclass(value) else field_type
+        if nested is not None and dataclasses.is_dataclass(nested):
+            keys.extend(valid_keys(nested, f"{prefix}{field.name}."))
+        elif field.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(field.default_factory):
+            keys.extend(valid_keys(field.default_factory, f"{prefix}{field.name}."))
+        else:
+            keys.append(f"{prefix}{field.name}")
+    return keys
+
+
+def _merge(base: DictConfig, other: Any, schema: Any, what: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except (ConfigKeyError, ConfigAttributeError) as err:
+        key = getattr(err, "full_key", None) or str(err).splitlines()[0]
+        listing = "\n  ".join(valid_keys(schema))
+        raise RecipeError(f"{what}: unknown key {key!r}. Valid keys:\n  {listing}") from None
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", "")
+        raise RecipeError(f"{what}: bad value for {key!r}: {str(err).splitlines()[0]}") from None
+
+
+def load_recipe(schema: type[T], path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
+    """Build a ``schema`` instance from a YAML recipe and ``key=value`` overrides.
+
+    Raises :class:`RecipeError` naming the file and the key for an unknown
+    key (listing the valid ones), a wrongly typed value or a malformed
+    override.
+    """
+    config = OmegaConf.structured(schema)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"{path}: recipe file not found")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as err:
+            raise RecipeError(f"{path}: not valid YAML ({err})") from None
+        config = _merge(config, loaded, schema, str(path))
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not of the form key=value")
+    if overrides:
+        config = _merge(config, OmegaConf.from_dotlist(list(overrides)), schema, "command-line override")
+    return OmegaConf.to_object(config)
+
+
+def recipe_task(path: str | os.PathLike) -> str:
+    """The ``task`` named at the top of a recipe file (which schema to load it with)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    loaded = OmegaConf.load(path)
+    task = loaded.get("task") if isinstance(loaded, DictConfig) else None
+    if not task:
+        raise RecipeError(f"{path}: the recipe names no 'task' at its top level")
+    return str(task)
+
+
+def config_to_yaml(config: Any) -> str:
+    """The resolved config as YAML, for saving beside checkpoints."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

@@ -1,0 +1,154 @@
+"""EMG preprocessing of the Gaddy recipe, every constant a parameter.
+
+Steps (FIELD_GUIDE §1): concatenate the neighbouring utterances so the
+zero-phase filters have no edge transients, notch the mains frequency and its
+harmonics, high-pass at 2 Hz, cut the utterance back out, resample to
+689.0625 Hz (8 samples per 86.13 Hz acoustic frame), divide by 20 and soft
+clip with ``50 * tanh(x / 50)``.
+
+Arrays are ``(samples, channels)`` here, as stored on disk; models take
+``(batch, channels, samples)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import scipy.signal
+
+from silentspeech.audio import FRAME_RATE
+
+#: Raw EMG rate of the Gaddy corpus (OpenBCI Cyton), Hz.
+RAW_EMG_RATE = 1000.0
+#: EMG samples per acoustic frame after resampling.
+EMG_PER_FRAME = 8
+#: Model EMG rate, Hz: 8 x 86.1328125 = 689.0625.
+EMG_RATE = EMG_PER_FRAME * FRAME_RATE
+
+
+class EMGError(ValueError):
+    """EMG that cannot be used: wrong shape, non-finite values, too short."""
+
+
+@dataclass(frozen=True)
+class EMGPreprocessing:
+    """Constants of :func:`preprocess_emg`; defaults are the Gaddy recipe."""
+
+    rate: float = RAW_EMG_RATE  #: input rate, Hz
+    channels: int = 8  #: expected channel count
+    mains: float = 60.0  #: mains frequency, Hz (50 for European recordings)
+    notch_q: float = 30.0  #: quality factor of each notch
+    highpass_hz: float = 2.0
+    highpass_order: int = 3
+    target_rate: float = EMG_RATE  #: output rate, Hz
+    scale: float = 20.0  #: divide by this ...
+    clip: float = 50.0  #: ... then soft clip to +-clip
+
+
+def check_emg(emg: np.ndarray, channels: int | None = None, source: str = "EMG") -> np.ndarray:
+    """Validate an EMG array ``(samples, channels)`` and return it as float64.
+
+    Raises :class:`EMGError` naming ``source`` for a wrong dimensionality or
+    channel count, an empty array or non-finite values.
+    """
+    arr = np.asarray(emg)
+    if arr.ndim != 2:
+        raise EMGError(f"{source}: expected a (samples, channels) array, got shape {arr.shape}")
+    if channels is not None and arr.shape[1] != channels:
+        raise EMGError(f"{source}: expected {channels} channels, got {arr.shape[1]} (shape {arr.shape})")
+    if arr.shape[0] == 0:
+        raise EMGError(f"{source}: EMG holds no samples")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise EMGError(f"{source}: EMG is not numeric (dtype {arr.dtype})")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise EMGError(f"{source}: EMG holds {bad} NaN or infinite values")
+    return arr
+
+
+def notch_harmonics(emg: np.ndarray, rate: float, mains: float = 60.0, q: float = 30.0) -> np.ndarray:
+    """Zero-phase notch at ``mains`` and every harmonic below Nyquist.
+
+    ``emg``: ``(samples, channels)`` at ``rate`` Hz; returns the same shape.
+    """
+    out = np.asarray(emg, dtype=np.float64)
+    freq = mains
+    while freq < rate / 2:
+        b, a = scipy.signal.iirnotch(freq, q, fs=rate)
+        out = scipy.signal.filtfilt(b, a, out, axis=0)
+        freq += mains
+    return out
+
+
+def highpass(emg: np.ndarray, rate: float, cutoff: float = 2.0, order: int = 3) -> np.ndarray:
+    """Zero-phase Butterworth high-pass (removes baseline drift), ``(samples, channels)``."""
+    sos = scipy.signal.butter(order, cutoff, btype="highpass", fs=rate, output="sos")
+    return scipy.signal.sosfiltfilt(sos, emg, axis=0)
+
+
+def resample(emg: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
+    """Resample ``(samples, channels)`` from ``rate`` to ``target_rate`` Hz (soxr, any ratio)."""
+    if rate == target_rate:
+        return np.asarray(emg, dtype=np.float64)
+    return librosa.resample(np.ascontiguousarray(emg.T), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq").T
+
+
+def scale_and_clip(emg: np.ndarray, scale: float = 20.0, clip: float = 50.0) -> np.ndarray:
+    """``clip * tanh(emg / scale / clip)``: unit scaling with a soft limit."""
+    return clip * np.tanh(np.asarray(emg) / scale / clip)
+
+
+def filter_emg(
+    emg: np.ndarray,
+    config: EMGPreprocessing = EMGPreprocessing(),
+    before: np.ndarray | None = None,
+    after: np.ndarray | None = None,
+) -> np.ndarray:
+    """Notch and high-pass ``emg`` at its own rate, padded by its neighbours.
+
+    ``before``/``after`` are the previous and next utterances of the same
+    session (``(samples, channels)``, or None); they are filtered along and cut
+    away again. Returns ``(samples, channels)`` float64.
+    """
+    parts = [p for p in (before, emg, after) if p is not None]
+    joined = np.concatenate(parts, axis=0) if len(parts) > 1 else emg
+    start = 0 if before is None else before.shape[0]
+    filtered = notch_harmonics(joined, config.rate, config.mains, config.notch_q)
+    filtered = highpass(filtered, config.rate, config.highpass_hz, config.highpass_order)
+    return filtered[start : start + emg.shape[0]]
+
+
+def preprocess_emg(
+    emg: np.ndarray,
+    config: EMGPreprocessing = EMGPreprocessing(),
+    before: np.ndarray | None = None,
+    after: np.ndarray | None = None,
+    source: str = "EMG",
+) -> np.ndarray:
+    """Raw EMG ``(samples, channels)`` at ``config.rate`` -> model input.
+
+    Returns float32 ``(round(samples * target_rate / rate), channels)`` at
+    ``config.target_rate`` (689.0625 Hz by default), filtered, scaled and soft
+    clipped. Raises :class:`EMGError` naming ``source`` for bad input.
+    """
+    emg = check_emg(emg, config.channels, source)
+    if emg.shape[0] < 64:
+        raise EMGError(f"{source}: {emg.shape[0]} samples is too short to filter (need at least 64)")
+    before = None if before is None else check_emg(before, config.channels, f"{source} (previous utterance)")
+    after = None if after is None else check_emg(after, config.channels, f"{source} (next utterance)")
+    filtered = filter_emg(emg, config, before, after)
+    resampled = resample(filtered, config.rate, config.target_rate)
+    return scale_and_clip(resampled, config.scale, config.clip).astype(np.float32)
+
+
+def align_to_frames(emg: np.ndarray, n_frames: int) -> tuple[np.ndarray, int]:
+    """Trim EMG ``(samples, channels)`` at 689.06 Hz and a frame count to agree.
+
+    Returns ``(emg[: 8 * n], n)`` with ``n = min(samples // 8, n_frames)`` so
+    that 8 EMG samples map to each acoustic frame exactly.
+    """
+    n = min(emg.shape[0] // EMG_PER_FRAME, n_frames)
+    return emg[: n * EMG_PER_FRAME], n
