@@ -1,0 +1,1 @@
+"""Corpus readers, the synthetic corpora and the preprocessing cache."""
