@@ -1,0 +1,110 @@
+"""Reading one EMG recording from a file a user hands us.
+
+The demo, ``silentspeech voice`` and ``silentspeech stream`` accept a bare
+recording rather than a corpus: a ``.npy`` array ``(samples, channels)`` with
+its rate given, a Gaddy utterance (``{i}_emg.npy`` beside ``{i}_info.json``;
+1000 Hz), or a CSV of numeric columns (one row per sample, an optional header
+row, an optional leading time column named ``time``/``timestamp``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from silentspeech.signals import RAW_EMG_RATE, EMGError, check_emg
+
+
+@dataclass
+class EMGRecording:
+    """Raw EMG as read from a file."""
+
+    emg: np.ndarray  #: (samples, channels) float64, raw units
+    rate: float  #: sampling rate, Hz
+    source: str  #: the file it came from
+    text: str | None = None  #: the prompt, for a Gaddy utterance with an info.json
+
+
+def _gaddy_info(path: Path) -> dict | None:
+    """The ``{i}_info.json`` beside a ``{i}_emg.npy``, if there is one."""
+    if not path.name.endswith("_emg.npy"):
+        return None
+    info_path = path.with_name(path.name[: -len("_emg.npy")] + "_info.json")
+    if not info_path.is_file():
+        return None
+    try:
+        return json.loads(info_path.read_text())
+    except json.JSONDecodeError as err:
+        raise EMGError(f"{info_path}: not valid JSON ({err})") from None
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # truncated files raise ValueError/EOFError/OSError
+        raise EMGError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    try:
+        with open(path, newline="") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError:
+        raise EMGError(f"{path}: not a text CSV file") from None
+    if not rows:
+        raise EMGError(f"{path}: the CSV file is empty")
+    header = None
+    try:
+        float(rows[0][0])
+    except ValueError:
+        header, rows = [cell.strip().lower() for cell in rows[0]], rows[1:]
+    try:
+        table = np.array([[float(cell) for cell in row] for row in rows], dtype=np.float64)
+    except ValueError as err:
+        raise EMGError(f"{path}: non-numeric CSV cell ({err})") from None
+    if table.ndim != 2 or table.shape[0] == 0:
+        raise EMGError(f"{path}: the CSV file holds no rows of equal length")
+    if header and header[0] in ("time", "timestamp", "t"):
+        table = table[:, 1:]
+    return table
+
+
+def read_emg_file(path: str | os.PathLike, rate: float | None = None, channels: int | None = None) -> EMGRecording:
+    """Read one raw EMG recording.
+
+    Args:
+        path: ``.npy`` (samples, channels), a Gaddy ``{i}_emg.npy`` (its
+            ``info.json`` supplies the 1000 Hz rate and the prompt), or ``.csv``.
+        rate: sampling rate in Hz; required unless the file is a Gaddy utterance.
+        channels: expected channel count, checked when given.
+
+    Raises :class:`~silentspeech.signals.EMGError` naming the file for a
+    missing, unreadable, empty, NaN-holding or wrongly shaped recording, or a
+    missing rate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EMGError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise EMGError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        emg = _read_npy(path)
+    elif suffix in (".csv", ".txt"):
+        emg = _read_csv(path)
+    else:
+        raise EMGError(f"{path}: unsupported EMG file type {suffix!r} (use .npy or .csv)")
+    info = _gaddy_info(path)
+    text = info.get("text") if info else None
+    if rate is None:
+        if info is None:
+            raise EMGError(f"{path}: the sampling rate must be given for a bare EMG file")
+        rate = RAW_EMG_RATE
+    if rate <= 0:
+        raise EMGError(f"{path}: sampling rate must be positive, got {rate}")
+    return EMGRecording(emg=check_emg(emg, channels, str(path)), rate=float(rate), source=str(path), text=text)

@@ -1,0 +1,63 @@
+import json
+
+import numpy as np
+import pytest
+
+from silentspeech.data.emg_files import read_emg_file
+from silentspeech.signals import EMGError
+
+
+def test_npy_needs_rate_and_checks_channels(tmp_path):
+    path = tmp_path / "rec.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(500, 8)))
+    with pytest.raises(EMGError, match="sampling rate must be given"):
+        read_emg_file(path)
+    rec = read_emg_file(path, rate=1000, channels=8)
+    assert rec.emg.shape == (500, 8) and rec.rate == 1000
+    with pytest.raises(EMGError, match="expected 6 channels, got 8"):
+        read_emg_file(path, rate=1000, channels=6)
+
+
+def test_gaddy_utterance_supplies_rate_and_text(tmp_path):
+    np.save(tmp_path / "3_emg.npy", np.zeros((400, 8)))
+    (tmp_path / "3_info.json").write_text(json.dumps({"text": "Hello there.", "sentence_index": 3}))
+    rec = read_emg_file(tmp_path / "3_emg.npy")
+    assert rec.rate == 1000 and rec.text == "Hello there."
+
+
+def test_csv_with_header_and_time_column(tmp_path):
+    path = tmp_path / "rec.csv"
+    rows = ["time,ch1,ch2"] + [f"{i / 250},{i},{-i}" for i in range(300)]
+    path.write_text("\n".join(rows))
+    rec = read_emg_file(path, rate=250)
+    assert rec.emg.shape == (300, 2)
+    assert rec.emg[10, 0] == 10 and rec.emg[10, 1] == -10
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.npy", b"", "empty"),
+        ("trunc.npy", None, "not a readable .npy"),
+        ("nan.npy", "nan", "NaN"),
+        ("flat.npy", "1d", "expected a \\(samples, channels\\)"),
+        ("notes.csv", b"hello,world\nfoo,bar\n", "non-numeric"),
+        ("audio.wav", b"RIFF", "unsupported EMG file type"),
+    ],
+)
+def test_bad_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        np.save(path, np.zeros((100, 8)))
+        path.write_bytes(path.read_bytes()[:-300])
+    elif content == "nan":
+        arr = np.zeros((100, 8))
+        arr[5, 2] = np.nan
+        np.save(path, arr)
+    elif content == "1d":
+        np.save(path, np.zeros(100))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(EMGError, match=message) as err:
+        read_emg_file(path, rate=1000)
+    assert name in str(err.value)
