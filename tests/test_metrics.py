@@ -1,0 +1,62 @@
+"""WER/CER: pinned counts on hand-made pairs, normalisation, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from silentspeech.metrics import error_rates, utterance_errors
+
+
+def test_corpus_level_counts_pinned():
+    # "the cat sat" -> "the bat sat on": 1 substitution, 1 insertion over 3 words.
+    # "a dog" -> "dog": 1 deletion over 2 words. Corpus WER = 3 / 5, not the mean of 2/3 and 1/2.
+    rates = error_rates(["the cat sat", "a dog"], ["the bat sat on", "dog"])
+    assert (rates.substitutions, rates.deletions, rates.insertions) == (1, 1, 1)
+    assert rates.reference_words == 5
+    assert rates.wer == pytest.approx(3 / 5)
+    # Characters: "the cat sat" (11) -> "the bat sat on" is 1 sub + 3 ins; "a dog" (5) -> "dog" is 2 del.
+    assert rates.reference_characters == 16
+    assert (rates.char_substitutions, rates.char_deletions, rates.char_insertions) == (1, 2, 3)
+    assert rates.cer == pytest.approx(6 / 16)
+    assert rates.utterances == 2
+
+
+def test_perfect_and_empty_hypothesis():
+    assert error_rates(["hello world"], ["hello world"]).wer == 0.0
+    empty = error_rates(["hello world"], [""])
+    assert (empty.wer, empty.deletions, empty.cer) == (1.0, 2, 1.0)
+
+
+def test_normalisation_accents_case_punctuation_digits():
+    # unidecode + lower case + punctuation deleted: these pairs are identical after normalisation.
+    rates = error_rates(["Café—it's 10 O'Clock!", "Naïve   résumé."], ["cafeits 10 oclock", "naive resume"])
+    assert rates.wer == 0.0 and rates.cer == 0.0
+    assert rates.reference_words == 5
+    # Digits stay digits: "10" is not "ten".
+    digits = error_rates(["at 10 pm"], ["at ten pm"])
+    assert digits.substitutions == 1 and digits.wer == pytest.approx(1 / 3)
+
+
+def test_empty_reference_utterance_counts_insertions():
+    rates = error_rates(["one two", ""], ["one two", "extra words"])
+    assert rates.insertions == 2 and rates.reference_words == 2 and rates.wer == 1.0
+
+
+def test_utterance_errors_row():
+    row = utterance_errors("The Cat!", "the bat")
+    assert (row.reference, row.hypothesis) == ("the cat", "the bat")
+    assert (row.word_errors, row.reference_words, row.wer) == (1, 2, 0.5)
+    assert (row.char_errors, row.reference_characters) == (1, 7)
+    assert utterance_errors("", "").wer == 0.0
+    assert math.isinf(utterance_errors("", "word").wer)
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="empty"):
+        error_rates([], [])
+    with pytest.raises(ValueError, match="pair up"):
+        error_rates(["a b"], ["a", "b"])
+    with pytest.raises(ValueError, match="undefined"):
+        error_rates(["", "?!"], ["x", ""])
