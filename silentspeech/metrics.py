@@ -5,6 +5,11 @@ Word and character error rates follow FIELD_GUIDE §4: both sides go through
 removed, digits kept as digits), and rates are corpus-level: all edits over
 all reference words (or characters), not a mean of per-utterance rates.
 The edit-distance alignment is jiwer's.
+
+Audio quality: :func:`log_spectral_distance` (dB, on magnitude STFTs of
+equal-length signals) and :func:`mel_cepstral_distortion` (dB, on cepstra
+such as :func:`silentspeech.audio.acoustic_features`, DTW-aligned by
+librosa when the lengths differ).
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import jiwer
+import librosa
+import numpy as np
 
+from silentspeech.audio import HOP_LENGTH, N_FFT
 from silentspeech.text import normalize_text
 
 
@@ -119,3 +127,78 @@ def utterance_errors(reference: str, hypothesis: str) -> UtteranceErrors:
         wer=_ratio(word_errors, reference_words),
         cer=_ratio(char_errors, reference_characters),
     )
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    if array.size == 0:
+        raise ValueError(f"{what} is empty")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} holds NaN or infinite values")
+
+
+def log_spectral_distance(
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    power_floor: float = 1e-8,
+) -> float:
+    """Log-spectral distance in dB between two signals of equal length.
+
+    Both ``(samples,)`` signals at the same rate go through the same Hann
+    STFT (centred, ``n_fft`` 1024 and hop 256 by default); per frame
+    ``sqrt(mean_f (10 log10 P_ref - 10 log10 P_est)^2)`` over all bins, with
+    powers floored at ``power_floor`` (-80 dB) so near-silent bins do not
+    dominate; the result is the mean over frames. 0 for identical signals.
+    Raises ``ValueError`` when the lengths differ, a signal is not 1-D, is
+    shorter than ``n_fft``, or holds NaN.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if reference.ndim != 1 or estimate.ndim != 1:
+        raise ValueError(f"log_spectral_distance expects 1-D signals, got shapes {reference.shape} and {estimate.shape}")
+    if reference.shape != estimate.shape:
+        raise ValueError(
+            f"log_spectral_distance needs equal lengths: reference has {reference.shape[0]} samples, "
+            f"estimate {estimate.shape[0]}; trim both to the same length first"
+        )
+    if reference.shape[0] < n_fft:
+        raise ValueError(f"signals of {reference.shape[0]} samples are shorter than one STFT window ({n_fft})")
+    _check_finite(reference, "reference signal")
+    _check_finite(estimate, "estimate signal")
+    spectra = [np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop_length, window="hann")) ** 2 for x in (reference, estimate)]
+    ref_db, est_db = (10.0 * np.log10(np.maximum(p, power_floor)) for p in spectra)
+    per_frame = np.sqrt(np.mean((ref_db - est_db) ** 2, axis=0))
+    return float(per_frame.mean())
+
+
+def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, n_coefficients: int = 24) -> float:
+    """Mel-cepstral distortion in dB between two cepstral sequences.
+
+    ``reference`` ``(N, C)`` and ``estimate`` ``(M, C)`` are frames of
+    natural-log cepstra (e.g. the orthonormal-DCT MFCC of
+    :func:`silentspeech.audio.acoustic_features`). Per frame pair
+    ``10 / ln(10) * sqrt(2 * sum_{k=1..K} (c_k - c'_k)^2)`` with ``K =
+    n_coefficients`` (c0, the energy, is left out), averaged over frames. When
+    ``N == M`` frames pair up one to one; otherwise over the pairs of the
+    Euclidean DTW path (librosa). Our orthonormal DCT scales coefficients
+    differently from SPTK mel-cepstra, so compare values only within this
+    project. Raises ``ValueError`` on mismatched widths, too few
+    coefficients, or NaN.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if reference.ndim != 2 or estimate.ndim != 2:
+        raise ValueError(f"mel_cepstral_distortion expects (frames, coefficients) arrays, got {reference.shape} and {estimate.shape}")
+    if reference.shape[1] != estimate.shape[1]:
+        raise ValueError(f"cepstra differ in width: reference has {reference.shape[1]} coefficients, estimate {estimate.shape[1]}")
+    if not 1 <= n_coefficients < reference.shape[1]:
+        raise ValueError(f"n_coefficients={n_coefficients} needs 1 <= K < {reference.shape[1]} (coefficients 1..K are compared)")
+    _check_finite(reference, "reference cepstra")
+    _check_finite(estimate, "estimate cepstra")
+    ref, est = reference[:, 1 : n_coefficients + 1], estimate[:, 1 : n_coefficients + 1]
+    if ref.shape[0] != est.shape[0]:
+        _, path = librosa.sequence.dtw(X=ref.T, Y=est.T, metric="euclidean")
+        ref, est = ref[path[:, 0]], est[path[:, 1]]
+    distances = np.sqrt(2.0 * np.sum((ref - est) ** 2, axis=1))
+    return float(10.0 / np.log(10.0) * distances.mean())
