@@ -10,6 +10,10 @@ Audio quality: :func:`log_spectral_distance` (dB, on magnitude STFTs of
 equal-length signals) and :func:`mel_cepstral_distortion` (dB, on cepstra
 such as :func:`silentspeech.audio.acoustic_features`, DTW-aligned by
 librosa when the lengths differ).
+
+Gestures and kinematics: :func:`classification_scores` (accuracy, macro-F1,
+confusion matrix; :func:`plot_confusion_matrix` draws it) and
+:func:`regression_scores` (MAE, RMSE, R2 averaged over outputs).
 """
 
 from __future__ import annotations
@@ -202,3 +206,108 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, n_coeff
         ref, est = ref[path[:, 0]], est[path[:, 1]]
     distances = np.sqrt(2.0 * np.sum((ref - est) ** 2, axis=1))
     return float(10.0 / np.log(10.0) * distances.mean())
+
+
+@dataclass(frozen=True)
+class ClassificationScores:
+    """Window-level classification scores."""
+
+    accuracy: float  #: fraction of windows classified right
+    macro_f1: float  #: unweighted mean of per-class F1 over classes present in labels or predictions
+    confusion: np.ndarray  #: (classes, classes) int64 counts, row = true class, column = predicted
+    windows: int
+
+
+def classification_scores(labels: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray, classes: int) -> ClassificationScores:
+    """Accuracy, macro-F1 and the confusion matrix of integer ``predictions`` against ``labels`` (both ``(N,)``).
+
+    Raises ``ValueError`` for different lengths, no items, or a class index outside ``0..classes-1``.
+    """
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} must be equal-length vectors")
+    if labels.size == 0:
+        raise ValueError("no labels to score")
+    for what, values in (("labels", labels), ("predictions", predictions)):
+        if values.min() < 0 or values.max() >= classes:
+            raise ValueError(f"{what} hold class {values.min()}..{values.max()}, outside 0..{classes - 1}")
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    true_positive = np.diag(confusion).astype(np.float64)
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    present = (support + predicted) > 0
+    f1 = 2 * true_positive[present] / (support[present] + predicted[present])
+    return ClassificationScores(
+        accuracy=float(true_positive.sum() / labels.size),
+        macro_f1=float(f1.mean()),
+        confusion=confusion,
+        windows=int(labels.size),
+    )
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:
+    """Write a PNG of a confusion matrix (rows true, columns predicted), each row as fractions of its class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from silentspeech.atomic import atomic_open
+
+    confusion = np.asarray(confusion)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.35 * len(class_names), 20)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 8 else 45, ha="right" if len(class_names) <= 8 else "center")
+    ax.set_yticks(ticks, class_names)
+    if len(class_names) <= 15:
+        for i in ticks:
+            for j in ticks:
+                if confusion[i, j]:
+                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class RegressionScores:
+    """Regression errors in the targets' units (degrees for hand kinematics)."""
+
+    mae: float  #: mean absolute error over all samples and outputs
+    rmse: float  #: root mean squared error over all samples and outputs
+    r2: float  #: coefficient of determination, averaged over outputs
+    r2_per_output: tuple[float, ...]
+
+
+def regression_scores(targets: np.ndarray, predictions: np.ndarray) -> RegressionScores:
+    """MAE, RMSE and R2 of ``predictions`` against ``targets``, both ``(N, outputs)`` (or ``(N,)``).
+
+    R2 of an output is ``1 - SS_res / SS_tot`` (0 where the target is
+    constant and predicted exactly, ``-inf`` where constant and missed).
+    Raises ``ValueError`` for different shapes, no items, or NaN.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if targets.shape != predictions.shape:
+        raise ValueError(f"targets {targets.shape} and predictions {predictions.shape} differ in shape")
+    _check_finite(targets, "targets")
+    _check_finite(predictions, "predictions")
+    targets, predictions = targets.reshape(targets.shape[0], -1), predictions.reshape(predictions.shape[0], -1)
+    error = predictions - targets
+    residual = (error**2).sum(axis=0)
+    total = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = [1.0 - r / t if t > 0 else (0.0 if r == 0 else -math.inf) for r, t in zip(residual, total)]
+    return RegressionScores(
+        mae=float(np.abs(error).mean()),
+        rmse=float(np.sqrt((error**2).mean())),
+        r2=float(np.mean(r2)),
+        r2_per_output=tuple(float(v) for v in r2),
+    )
