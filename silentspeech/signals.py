@@ -93,7 +93,9 @@ def resample(emg: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
     """Resample ``(samples, channels)`` from ``rate`` to ``target_rate`` Hz (soxr, any ratio)."""
     if rate == target_rate:
         return np.asarray(emg, dtype=np.float64)
-    return librosa.resample(np.ascontiguousarray(emg.T), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq").T
+    # fix=False: librosa would otherwise pad soxr's round(samples * ratio) output to the ceiling with a zero sample.
+    resampled = librosa.resample(np.ascontiguousarray(emg.T), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq", fix=False)
+    return resampled.T
 
 
 def scale_and_clip(emg: np.ndarray, scale: float = 20.0, clip: float = 50.0) -> np.ndarray:
