@@ -23,10 +23,62 @@ class CLIError(Exception):
 # --- subcommands -----------------------------------------------------------
 
 
+def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", type=Path, help="Gaddy-layout corpus folder (emg_data, or the folder holding it)")
+    parser.add_argument(
+        "--split-file", type=Path, help="dev/test sentence lists (testset_largedev.json format); default: a stable hash split"
+    )
+    parser.add_argument("--closed-vocab", action="store_true", help="use the closed-vocabulary subset (dates and times)")
+    parser.add_argument("--alignments", type=Path, help="MFA TextGrid folder (default ROOT/text_alignments)")
+
+
+def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_corpus_arguments(parser)
+    parser.add_argument("--quick", action="store_true", help="read headers only; skip the NaN check of every EMG array")
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from silentspeech.data.gaddy import read_corpus
+
+    corpus = read_corpus(
+        args.root, args.split_file, args.closed_vocab, check_values=not args.quick, alignments=args.alignments
+    )
+    print(corpus.summary())
+    return 0
+
+
+def _add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_corpus_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="cache folder (created; an interrupted run resumes)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0 = in this process)")
+    parser.add_argument("--n-mfcc", type=int, default=80, help="MFCC per frame (default 80, exactly invertible)")
+    parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from silentspeech.data.cache import prepare_cache
+    from silentspeech.signals import EMGPreprocessing
+
+    report = prepare_cache(
+        args.root,
+        args.out,
+        split_file=args.split_file,
+        workers=args.workers,
+        n_mfcc=args.n_mfcc,
+        closed_vocab=args.closed_vocab,
+        preprocessing=EMGPreprocessing(mains=args.mains),
+        alignments=args.alignments,
+    )
+    print(report.summary())
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = [
+    ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
+    ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
 ]
 
 

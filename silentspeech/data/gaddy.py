@@ -1,0 +1,538 @@
+"""Reader of the Gaddy & Klein silent-speech EMG corpus (FIELD_GUIDE §1).
+
+Layout under the corpus root::
+
+    voiced_parallel_data/<session>/          silent_parallel_data/<session>_silent/
+    nonparallel_data/<session>/              closed_vocab/voiced/<session>/
+    closed_vocab/silent/<session>_silent/    text_alignments/<session>/<session>_<i>_audio.TextGrid
+
+with ``{i}_info.json``, ``{i}_emg.npy`` (raw EMG (samples, 8) at 1 kHz) and
+``{i}_audio_clean.flac`` (16 kHz) per utterance ``i``.
+
+:func:`read_corpus` scans the folders, skips the silence clips
+(``sentence_index == -1``), pairs every silent utterance with a voiced twin
+of the same ``(book, sentence_index)``, assigns splits and keeps a count of
+every bad utterance it skipped (:class:`Skip`, with the file and the reason).
+It reads only metadata and array headers unless asked to check values, so a
+scan of the whole corpus takes seconds. The single-file readers
+(:func:`read_info`, :func:`read_emg_header`, :func:`load_utterance` ...)
+raise :class:`CorpusError` naming the file instead.
+
+Splits: a split file (format of ``testset_largedev.json``: ``{"dev": [[book,
+idx], ...], "test": [...]}``) or, without one, :func:`hash_split`, a stable
+hash of ``(book, sentence_index)`` that puts about 10 % of the sentences in
+dev and 10 % in test. Only silent utterances are evaluated: a voiced
+utterance of a dev or test sentence gets the split ``"excluded"`` - it stays
+out of every split and is kept only as its silent twin's target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from silentspeech.audio import AUDIO_RATE, FRAME_RATE, AudioError, acoustic_features, load_audio
+from silentspeech.phonemes import TextGridError, phoneme_frames, read_textgrid
+from silentspeech.data.emg_files import read_emg_file
+from silentspeech.signals import RAW_EMG_RATE, EMGError, EMGPreprocessing, align_to_frames, preprocess_emg
+from silentspeech.text import normalize_text
+
+log = logging.getLogger(__name__)
+
+#: Corpus folder of each utterance kind, and whether its utterances are silent.
+KIND_FOLDERS: dict[str, tuple[str, bool]] = {
+    "voiced_parallel": ("voiced_parallel_data", False),
+    "silent_parallel": ("silent_parallel_data", True),
+    "nonparallel": ("nonparallel_data", False),
+    "closed_vocab_voiced": ("closed_vocab/voiced", False),
+    "closed_vocab_silent": ("closed_vocab/silent", True),
+}
+#: Kinds of the open-vocabulary corpus, voiced twins looked up in this order.
+OPEN_VOCAB_KINDS = ("voiced_parallel", "nonparallel", "silent_parallel")
+#: Kinds of the closed-vocabulary (dates and times) subset.
+CLOSED_VOCAB_KINDS = ("closed_vocab_voiced", "closed_vocab_silent")
+#: Rate of the recorded audio and of the ``chunks`` audio counts, Hz.
+RAW_AUDIO_RATE = 16000
+#: Largest disagreement between ``chunks`` and the audio file's length, s.
+AUDIO_LENGTH_TOLERANCE_S = 0.05
+#: Splits; "excluded" marks voiced recordings of dev/test sentences.
+SPLITS = ("train", "dev", "test", "excluded")
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be used: ``str(err)`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    @classmethod
+    def wrap(cls, path: str | os.PathLike, err: Exception) -> "CorpusError":
+        """A CorpusError for ``path`` from another error whose message may already start with it."""
+        message, prefix = str(err), f"{path}: "
+        return cls(path, message[len(prefix) :] if message.startswith(prefix) else message)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An utterance left out of the corpus: the offending file and why."""
+
+    path: str
+    reason: str
+    kind: str
+
+
+@dataclass
+class Utterance:
+    """One usable utterance; arrays are read later by :func:`load_utterance`."""
+
+    id: str  #: e.g. ``silent_parallel_data/5-4_silent/12``
+    kind: str  #: a key of :data:`KIND_FOLDERS`
+    silent: bool
+    session: str  #: session folder name, e.g. ``5-4_silent``
+    folder: Path
+    index: int
+    book: str
+    sentence_index: int
+    text: str  #: normalised with :func:`silentspeech.text.normalize_text`
+    emg_samples: int  #: raw EMG samples at 1 kHz
+    audio_path: Path
+    alignment: Path | None = None  #: MFA TextGrid, when one exists
+    split: str = "train"
+    twin: str | None = None  #: id of the voiced twin (silent utterances only)
+
+    @property
+    def emg_path(self) -> Path:
+        return self.folder / f"{self.index}_emg.npy"
+
+    @property
+    def sentence(self) -> tuple[str, int]:
+        return (self.book, self.sentence_index)
+
+
+@dataclass
+class Session:
+    """Counts of one session folder, for ``silentspeech inspect``."""
+
+    name: str
+    kind: str
+    utterances: int = 0
+    silence_clips: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Corpus:
+    """Result of :func:`read_corpus`.
+
+    ``utterances`` is the selected subset (open or closed vocabulary) with
+    twins and splits assigned; ``scanned`` every usable utterance of every
+    kind; ``skipped`` every bad utterance found, with its file and reason.
+    """
+
+    root: Path
+    closed_vocab: bool
+    split_source: str
+    utterances: list[Utterance]
+    scanned: list[Utterance]
+    skipped: list[Skip]
+    sessions: list[Session]
+    missing_alignments: int = 0
+    by_id: dict[str, Utterance] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {u.id: u for u in self.utterances}
+
+    def split_counts(self) -> dict[str, Counter]:
+        """``{split: Counter(silent=..., voiced=...)}`` of the selected utterances."""
+        counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
+        for u in self.utterances:
+            counts[u.split]["silent" if u.silent else "voiced"] += 1
+        return counts
+
+    def summary(self) -> str:
+        """Human-readable report: sessions, counts and hours by kind, splits, problems."""
+        lines = [f"Gaddy corpus at {self.root}", "", f"{'session':<34}{'utterances':>11}{'-1 clips':>10}{'skipped':>9}{'hours':>8}"]
+        for s in self.sessions:
+            name = f"{KIND_FOLDERS[s.kind][0]}/{s.name}"
+            lines.append(f"{name:<34}{s.utterances:>11}{s.silence_clips:>10}{s.skipped:>9}{s.seconds / 3600:>8.3f}")
+        lines += ["", f"{'kind':<34}{'utterances':>11}{'-1 clips':>10}{'skipped':>9}{'hours':>8}"]
+        for kind in KIND_FOLDERS:
+            group = [s for s in self.sessions if s.kind == kind]
+            if group:
+                lines.append(
+                    f"{kind.replace('_', ' '):<34}{sum(s.utterances for s in group):>11}"
+                    f"{sum(s.silence_clips for s in group):>10}{sum(s.skipped for s in group):>9}"
+                    f"{sum(s.seconds for s in group) / 3600:>8.3f}"
+                )
+        subset = "closed vocabulary" if self.closed_vocab else "open vocabulary"
+        lines += ["", f"splits of the {subset} subset ({self.split_source}; 'excluded' = voiced recordings of dev/test sentences):"]
+        for split, counts in self.split_counts().items():
+            lines.append(f"  {split:<9} {counts['silent']:>6} silent {counts['voiced']:>6} voiced")
+        if self.missing_alignments:
+            lines.append(f"  {self.missing_alignments} selected utterances have no phoneme alignment (TextGrid)")
+        lines += ["", f"problems: {len(self.skipped)} utterances skipped"]
+        for reason, count in Counter(_reason_class(s.reason) for s in self.skipped).most_common():
+            lines.append(f"  {count:>6} x {reason}")
+        for s in self.skipped:
+            lines.append(f"  {s.path}: {s.reason}")
+        return "\n".join(lines)
+
+
+def _reason_class(reason: str) -> str:
+    """The reason without its details (numbers, parentheses), to count skips of one kind together."""
+    return re.sub(r"\d+", "#", re.sub(r"\(.*\)", "(...)", reason))
+
+
+def find_corpus_root(root: str | os.PathLike) -> Path:
+    """The folder holding the kind folders: ``root`` itself or ``root/emg_data``.
+
+    Raises :class:`CorpusError` when neither holds any of :data:`KIND_FOLDERS`.
+    """
+    root = Path(root)
+    for candidate in (root, root / "emg_data"):
+        if any((candidate / folder).is_dir() for folder, _ in KIND_FOLDERS.values()):
+            return candidate
+    if not root.is_dir():
+        raise CorpusError(root, "no such folder")
+    names = ", ".join(folder for folder, _ in KIND_FOLDERS.values())
+    raise CorpusError(root, f"not a Gaddy corpus (none of {names} found)")
+
+
+def read_info(path: str | os.PathLike) -> dict:
+    """Read and validate a ``{i}_info.json``.
+
+    Returns the dict with ``book`` (str), ``sentence_index`` (int), ``text``
+    (str) and ``chunks`` (list of ``[emg, audio, button]`` sample counts, or
+    None when absent). Raises :class:`CorpusError` naming the file.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except OSError as err:
+        raise CorpusError(path, f"cannot read ({err.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorpusError(path, f"not valid JSON ({err})") from None
+    if not isinstance(info, dict):
+        raise CorpusError(path, f"expected a JSON object, got {type(info).__name__}")
+    for key, kind in (("book", str), ("sentence_index", int), ("text", str)):
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise CorpusError(path, f"field {key!r} missing or not a {kind.__name__} (got {info.get(key)!r})")
+    chunks = info.get("chunks")
+    if chunks is not None:
+        valid = isinstance(chunks, list) and all(
+            isinstance(c, list) and len(c) >= 2 and all(isinstance(v, int) and v >= 0 for v in c) for c in chunks
+        )
+        if not valid:
+            raise CorpusError(path, "field 'chunks' is not a list of [emg, audio, button] sample counts")
+    return {"book": info["book"], "sentence_index": info["sentence_index"], "text": info["text"], "chunks": chunks}
+
+
+def read_emg_header(path: str | os.PathLike, channels: int = 8) -> int:
+    """Number of samples of an EMG ``.npy`` ``(samples, channels)``, from its header.
+
+    Memory-maps the file, so a truncated file, a non-numeric dtype or a wrong
+    channel count is caught without reading the data. Raises
+    :class:`CorpusError` naming the file.
+    """
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise CorpusError(path, "missing") from None
+    except Exception as err:  # numpy raises ValueError, EOFError, OSError for damaged files
+        raise CorpusError(path, f"not a readable .npy array, truncated or damaged ({err})") from None
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise CorpusError(path, f"EMG is not numeric (dtype {array.dtype})")
+    if array.ndim != 2 or array.shape[1] != channels:
+        raise CorpusError(path, f"expected EMG of shape (samples, {channels}), got {array.shape}")
+    if array.shape[0] == 0:
+        raise CorpusError(path, "EMG holds no samples")
+    return int(array.shape[0])
+
+
+def check_emg_values(path: str | os.PathLike) -> None:
+    """Raise :class:`CorpusError` when the EMG ``.npy`` holds NaN or infinite values."""
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    block = 1 << 16
+    bad = sum(int((~np.isfinite(array[i : i + block])).sum()) for i in range(0, array.shape[0], block))
+    if bad:
+        raise CorpusError(path, f"EMG holds {bad} NaN or infinite values")
+
+
+def read_audio_header(path: str | os.PathLike) -> float:
+    """Duration in seconds of an audio file, from its header; :class:`CorpusError` if unreadable."""
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception as err:  # soundfile raises several types for damaged files
+        raise CorpusError(path, f"unreadable audio ({err})") from None
+    if info.frames <= 0:
+        raise CorpusError(path, "audio file holds no samples")
+    return info.frames / info.samplerate
+
+
+def audio_file(folder: Path, index: int) -> Path:
+    """``{i}_audio_clean.flac``, or the raw ``{i}_audio.flac`` where no clean one exists."""
+    clean = folder / f"{index}_audio_clean.flac"
+    raw = folder / f"{index}_audio.flac"
+    return raw if not clean.exists() and raw.exists() else clean
+
+
+def _check_chunks(info_path: Path, chunks: list, emg_path: Path, emg_samples: int, audio_path: Path, audio_s: float) -> None:
+    emg_total = sum(c[0] for c in chunks)
+    if emg_total != emg_samples:
+        raise CorpusError(info_path, f"chunks sum to {emg_total} EMG samples but {emg_path.name} holds {emg_samples}")
+    chunk_s = sum(c[1] for c in chunks) / RAW_AUDIO_RATE
+    if abs(chunk_s - audio_s) > AUDIO_LENGTH_TOLERANCE_S:
+        raise CorpusError(info_path, f"chunks sum to {chunk_s:.3f} s of audio but {audio_path.name} lasts {audio_s:.3f} s")
+
+
+def _utterance_indices(folder: Path) -> tuple[list[int], list[Path]]:
+    indices, bad = [], []
+    for path in folder.glob("*_info.json"):
+        stem = path.name[: -len("_info.json")]
+        (indices.append(int(stem)) if stem.isdigit() else bad.append(path))
+    return sorted(indices), sorted(bad)
+
+
+def scan_session(
+    folder: Path, kind: str, alignments: Path, check_values: bool = False
+) -> tuple[list[Utterance], list[Skip], Session]:
+    """Read every utterance of one session folder; bad ones become :class:`Skip` records."""
+    folder_name, silent = KIND_FOLDERS[kind]
+    session = Session(name=folder.name, kind=kind)
+    utterances, skipped = [], []
+    indices, odd_names = _utterance_indices(folder)
+    for path in odd_names:
+        skipped.append(Skip(str(path), "info file name does not start with an utterance number", kind))
+    for index in indices:
+        info_path = folder / f"{index}_info.json"
+        try:
+            info = read_info(info_path)
+            if info["sentence_index"] == -1:
+                session.silence_clips += 1
+                continue
+            text = normalize_text(info["text"])
+            if not text:
+                raise CorpusError(info_path, f"empty text (sentence_index {info['sentence_index']})")
+            emg_path = folder / f"{index}_emg.npy"
+            emg_samples = read_emg_header(emg_path)
+            audio_path = audio_file(folder, index)
+            audio_s = read_audio_header(audio_path)
+            if info["chunks"] is not None:
+                _check_chunks(info_path, info["chunks"], emg_path, emg_samples, audio_path, audio_s)
+            if check_values:
+                check_emg_values(emg_path)
+        except CorpusError as err:
+            skipped.append(Skip(err.path, err.reason, kind))
+            log.debug("skipped %s", err)
+            continue
+        alignment = alignments / folder.name / f"{folder.name}_{index}_audio.TextGrid"
+        utterances.append(
+            Utterance(
+                id=f"{folder_name}/{folder.name}/{index}",
+                kind=kind,
+                silent=silent,
+                session=folder.name,
+                folder=folder,
+                index=index,
+                book=info["book"],
+                sentence_index=info["sentence_index"],
+                text=text,
+                emg_samples=emg_samples,
+                audio_path=audio_path.resolve(),
+                alignment=alignment if alignment.is_file() else None,
+            )
+        )
+        session.seconds += emg_samples / 1000.0
+    session.utterances = len(utterances)
+    session.skipped = len(skipped)
+    return utterances, skipped, session
+
+
+def read_split_file(path: str | os.PathLike) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+    """Dev and test sentence sets of a split file ``{"dev": [[book, idx], ...], "test": [...]}``.
+
+    A sentence listed in both counts as test (logged). Raises
+    :class:`CorpusError` naming the file when it is unreadable or malformed.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            splits = json.load(handle)
+    except OSError as err:
+        raise CorpusError(path, f"cannot read split file ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise CorpusError(path, f"split file is not valid JSON ({err})") from None
+    sets = []
+    for name in ("dev", "test"):
+        pairs = splits.get(name) if isinstance(splits, dict) else None
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int) for p in pairs
+        ):
+            raise CorpusError(path, f"split file needs a {name!r} list of [book, sentence_index] pairs")
+        sets.append({(book, index) for book, index in pairs})
+    dev, test = sets
+    if dev & test:
+        # The published testset_origdev.json lists two sentences in both; the test set keeps them.
+        log.warning("%s: %d sentences are in both dev and test; they count as test: %s", path, len(dev & test), sorted(dev & test))
+    return dev - test, test
+
+
+def hash_split(sentence: tuple[str, int], dev_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
+    """Deterministic split of a ``(book, sentence_index)``: "train", "dev" or "test".
+
+    Uses the first 8 bytes of SHA-256 of ``"{book}\\t{index}"`` as a uniform
+    number in [0, 1): below ``dev_fraction`` is dev, the next
+    ``test_fraction`` is test. Stable across machines and Python versions.
+    """
+    digest = hashlib.sha256(f"{sentence[0]}\t{sentence[1]}".encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "dev" if u < dev_fraction else "test" if u < dev_fraction + test_fraction else "train"
+
+
+def read_corpus(
+    root: str | os.PathLike,
+    split_file: str | os.PathLike | None = None,
+    closed_vocab: bool = False,
+    check_values: bool = False,
+    alignments: str | os.PathLike | None = None,
+) -> Corpus:
+    """Scan a Gaddy corpus, pair silent utterances with voiced twins and assign splits.
+
+    Args:
+        root: the corpus folder (or its parent holding ``emg_data``).
+        split_file: dev/test sentence lists; None uses :func:`hash_split`.
+        closed_vocab: select the closed-vocabulary subset instead of the open one.
+        check_values: also read every EMG array and skip those with NaN/inf
+            (slower: reads all EMG once).
+        alignments: folder of MFA TextGrids; default ``<root>/text_alignments``.
+
+    Every kind is scanned (``scanned``, ``skipped`` and ``sessions`` cover the
+    whole corpus); pairing and splits apply to the selected subset. A silent
+    utterance without a voiced twin is skipped and counted. Raises
+    :class:`CorpusError` when ``root`` is not a corpus or the split file is bad.
+    """
+    corpus_root = find_corpus_root(root)
+    alignments = Path(alignments) if alignments is not None else corpus_root / "text_alignments"
+    scanned, skipped, sessions = [], [], []
+    for kind, (folder_name, _) in KIND_FOLDERS.items():
+        kind_folder = corpus_root / folder_name
+        if not kind_folder.is_dir():
+            continue
+        for folder in sorted(p for p in kind_folder.iterdir() if p.is_dir()):
+            found, bad, session = scan_session(folder, kind, alignments, check_values)
+            scanned += found
+            skipped += bad
+            sessions.append(session)
+
+    kinds = CLOSED_VOCAB_KINDS if closed_vocab else OPEN_VOCAB_KINDS
+    selected = sorted((u for u in scanned if u.kind in kinds), key=lambda u: (kinds.index(u.kind), u.id))
+    twins: dict[tuple[str, int], str] = {}
+    for u in selected:
+        if not u.silent:
+            twins.setdefault(u.sentence, u.id)
+    if split_file is not None:
+        dev, test = read_split_file(split_file)
+        split_source = f"split file {split_file}"
+    else:
+        keys = {u.sentence for u in selected if u.silent}
+        dev = {k for k in keys if hash_split(k) == "dev"}
+        test = {k for k in keys if hash_split(k) == "test"}
+        split_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
+        for candidate in sorted({*Path(root).glob("testset*.json"), *corpus_root.glob("testset*.json")}):
+            log.info("no split file given, using the hash split; %s could be passed as the split file", candidate)
+
+    utterances = []
+    for u in selected:
+        if u.silent:
+            u.twin = twins.get(u.sentence)
+            if u.twin is None:
+                info_path = u.folder / f"{u.index}_info.json"
+                skipped.append(Skip(str(info_path), f"no voiced twin of {u.sentence} in any voiced folder", u.kind))
+                session = next(s for s in sessions if s.kind == u.kind and s.name == u.session)
+                session.utterances, session.skipped = session.utterances - 1, session.skipped + 1
+                session.seconds -= u.emg_samples / 1000.0
+                continue
+        held_out = "dev" if u.sentence in dev else "test" if u.sentence in test else None
+        u.split = "train" if held_out is None else held_out if u.silent else "excluded"
+        utterances.append(u)
+
+    missing = sum(u.alignment is None for u in utterances)
+    if not alignments.is_dir():
+        log.info("no phoneme alignments at %s: utterances carry no phoneme labels", alignments)
+    elif missing:
+        log.info("%d of %d utterances have no TextGrid under %s: they carry no phoneme labels", missing, len(utterances), alignments)
+    if skipped:
+        log.warning("%d utterances skipped (run `silentspeech inspect %s` for the list)", len(skipped), root)
+    return Corpus(corpus_root, closed_vocab, split_source, utterances, scanned, skipped, sessions, missing)
+
+
+@dataclass
+class UtteranceArrays:
+    """Model inputs and targets of one utterance, frame-aligned."""
+
+    emg: np.ndarray  #: (8 * n_frames, channels) float32 at 689.06 Hz
+    features: np.ndarray  #: (n_frames, n_mfcc) float32 at 86.13 Hz
+    phonemes: np.ndarray | None  #: (n_frames,) int64, or None without alignment
+
+
+def _neighbour_emg(folder: Path, index: int, channels: int) -> np.ndarray | None:
+    """Raw EMG of utterance ``index`` of the same session, or None where absent or unusable."""
+    path = folder / f"{index}_emg.npy"
+    if not path.exists():
+        return None
+    try:
+        return read_emg_file(path, rate=RAW_EMG_RATE, channels=channels).emg
+    except EMGError as err:  # a bad neighbour only costs edge quality, never the utterance
+        log.debug("ignoring neighbour %s: %s", path, err)
+        return None
+
+
+def load_utterance(
+    utterance: Utterance, preprocessing: EMGPreprocessing = EMGPreprocessing(), n_mfcc: int = 80
+) -> UtteranceArrays:
+    """Preprocessed EMG, acoustic features and phonemes of one utterance.
+
+    EMG is filtered together with the previous and next utterance of the same
+    session folder (:func:`silentspeech.signals.preprocess_emg`) and resampled
+    to 689.06 Hz; the audio is resampled to 22050 Hz and turned into
+    ``n_mfcc`` MFCC; both are trimmed so the EMG is exactly 8 x the frame
+    count. Raises :class:`CorpusError` naming the file for bad input.
+    """
+    emg_path = utterance.emg_path
+    try:
+        raw = read_emg_file(emg_path, rate=preprocessing.rate, channels=preprocessing.channels).emg
+        emg = preprocess_emg(
+            raw,
+            preprocessing,
+            before=_neighbour_emg(utterance.folder, utterance.index - 1, preprocessing.channels),
+            after=_neighbour_emg(utterance.folder, utterance.index + 1, preprocessing.channels),
+            source=str(emg_path),
+        )
+    except EMGError as err:
+        raise CorpusError.wrap(emg_path, err) from None
+    try:
+        features = acoustic_features(load_audio(utterance.audio_path, AUDIO_RATE), n_mfcc)
+    except AudioError as err:
+        raise CorpusError.wrap(utterance.audio_path, err) from None
+    emg, n_frames = align_to_frames(emg, features.shape[0])
+    if n_frames == 0:
+        raise CorpusError(emg_path, "utterance is shorter than one acoustic frame")
+    phonemes = None
+    if utterance.alignment is not None:
+        try:
+            intervals = read_textgrid(utterance.alignment)
+            phonemes = phoneme_frames(intervals, n_frames, FRAME_RATE, source=str(utterance.alignment))
+        except TextGridError as err:
+            raise CorpusError.wrap(utterance.alignment, err) from None
+    return UtteranceArrays(emg=emg, features=features[:n_frames], phonemes=phonemes)
