@@ -1,0 +1,150 @@
+"""The speech model: EMG at 689.06 Hz -> per-frame outputs at the 86.13 Hz audio frame rate.
+
+Architecture (the TinyMyo silent-speech model, FIELD_GUIDE §2)::
+
+    emg (B, 8, T)
+      -> 3 residual downsampling blocks, each halving the rate (8x: 689.06 -> 86.13 Hz)
+      -> Linear(width, dim)
+      -> TinyMyo Transformer blocks + final LayerNorm over frames (pretrained or fresh)
+      -> heads: acoustic (MFCC), phoneme logits, CTC logits
+
+Each frame is one token; attention runs within an utterance (batch and time
+are never mixed). Variable-length batches are handled exactly: every stage
+zeroes the samples beyond an item's length, as a lone item's convolution
+padding would, and padded frames are masked out of attention, so in eval
+mode an item's outputs do not depend on what it is batched with. (In train
+mode BatchNorm statistics include the padding.)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, check_lengths, load_tinymyo
+from silentspeech.phonemes import NUM_PHONEMES
+from silentspeech.signals import EMG_PER_FRAME
+from silentspeech.text import NUM_CLASSES
+
+log = logging.getLogger(__name__)
+
+#: Head name -> key of its output in :meth:`SpeechModel.forward`.
+OUTPUT_KEYS = {"acoustic": "acoustic", "phoneme": "phoneme_logits", "ctc": "ctc_logits"}
+#: Downsampling blocks, each halving the rate: 2 ** 3 = EMG_PER_FRAME.
+DOWNSAMPLING_BLOCKS = 3
+
+
+@dataclass
+class SpeechModelConfig:
+    """Hyper-parameters of :class:`SpeechModel` (an OmegaConf structured config)."""
+
+    #: EMG channels of the input.
+    emg_channels: int = 8
+    #: Channels of the convolutional downsampler.
+    width: int = 192
+    #: The Transformer (channels and patch_len only shape the unused patch
+    #: embedding; they must match a pretrained checkpoint). Rotary positions by
+    #: default: the frames need an order and rope adds no weights to load.
+    encoder: TinyMyoConfig = field(default_factory=lambda: TinyMyoConfig(position="rope"))
+    #: Heads to build, any of ``acoustic``, ``phoneme``, ``ctc``
+    #: (production: acoustic + phoneme; recognition: ctc).
+    outputs: list[str] = field(default_factory=lambda: ["acoustic", "phoneme"])
+    #: Acoustic features per frame (MFCC coefficients).
+    n_mfcc: int = 80
+    #: TinyMyo checkpoint whose blocks and final norm initialise the encoder
+    #: (read by ``SpeechModel(config)``; set it to None when rebuilding a
+    #: trained model whose weights are loaded afterwards).
+    pretrained: str | None = None
+
+
+class ResidualDownsample(nn.Module):
+    """Halve the time rate: GELU(BN(conv3(GELU(BN(conv3/2(x))))) + BN(conv1/2(x)))."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_channels, out_channels, 3, stride=2, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm1d(out_channels)
+        self.conv2 = nn.Conv1d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm1d(out_channels)
+        self.skip = nn.Conv1d(in_channels, out_channels, 1, stride=2, bias=False)
+        self.skip_norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (B, in, L) -> (B, out, ceil(L / 2)); ``valid`` (B, 1, ceil(L / 2)) zeroes the padding."""
+        hidden = F.gelu(self.norm1(self.conv1(x)))
+        if valid is not None:
+            hidden = hidden * valid
+        out = F.gelu(self.norm2(self.conv2(hidden)) + self.skip_norm(self.skip(x)))
+        return out if valid is None else out * valid
+
+
+class SpeechModel(nn.Module):
+    """EMG (B, 8, T) at 689.06 Hz -> frame outputs at 86.13 Hz (see the module docstring)."""
+
+    def __init__(self, config: SpeechModelConfig):
+        super().__init__()
+        unknown = set(config.outputs) - set(OUTPUT_KEYS)
+        if unknown or not config.outputs:
+            raise ValueError(f"SpeechModelConfig.outputs must name some of {list(OUTPUT_KEYS)}, got {config.outputs}")
+        self.config = config
+        channels = [config.emg_channels] + [config.width] * DOWNSAMPLING_BLOCKS
+        self.downsample = nn.ModuleList(ResidualDownsample(a, b) for a, b in zip(channels, channels[1:]))
+        self.input_projection = nn.Linear(config.width, config.encoder.dim)
+        if config.pretrained:
+            self.encoder, report = load_tinymyo(config.pretrained, config.encoder)
+            log.info("speech model encoder from %s", report)
+        else:
+            self.encoder = TinyMyoEncoder(config.encoder)
+        # Frames come from the downsampler, not from patches: frozen so optimisers
+        # and DDP skip it; kept so the encoder exports whole (tinymyo.save_tinymyo).
+        self.encoder.patch_embedding.requires_grad_(False)
+        sizes = {"acoustic": config.n_mfcc, "phoneme": NUM_PHONEMES, "ctc": NUM_CLASSES}
+        self.heads = nn.ModuleDict({name: nn.Linear(config.encoder.dim, sizes[name]) for name in config.outputs})
+
+    @staticmethod
+    def frame_lengths(emg_lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames per item: ceil(samples / 8) for ``emg_lengths`` (B,) samples at 689.06 Hz."""
+        return (emg_lengths + EMG_PER_FRAME - 1) // EMG_PER_FRAME
+
+    def forward(self, emg: torch.Tensor, emg_lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Map EMG to per-frame outputs.
+
+        ``emg``: (B, 8, T) preprocessed EMG at 689.06 Hz, zero-padded after each
+        item's end; T need not be a multiple of 8. ``emg_lengths``: (B,) valid
+        samples per item (default: all T). Returns a dict with, per configured
+        head, ``acoustic`` (B, F, n_mfcc), ``phoneme_logits`` (B, F, 48),
+        ``ctc_logits`` (B, F, 38) (unnormalised), plus ``hidden`` (B, F, dim), the
+        encoder output, with F = ceil(T / 8); frames past
+        ``frame_lengths(emg_lengths)`` are padding.
+        """
+        if emg.dim() != 3 or emg.shape[1] != self.config.emg_channels:
+            raise ValueError(
+                f"SpeechModel expects EMG of shape (batch, {self.config.emg_channels} channels, samples); "
+                f"got shape {tuple(emg.shape)}"
+            )
+        batch, _, samples = emg.shape
+        frames = -(-samples // EMG_PER_FRAME)
+        emg = F.pad(emg, (0, frames * EMG_PER_FRAME - samples))
+        if emg_lengths is not None:
+            emg_lengths = check_lengths(emg_lengths, batch, samples, emg.device)
+        elif samples % EMG_PER_FRAME:
+            emg_lengths = torch.full((batch,), samples, device=emg.device)
+
+        x, valid = emg, None
+        for level, block in enumerate(self.downsample, start=1):
+            if emg_lengths is not None:
+                stride = 2**level
+                valid_steps = (emg_lengths + stride - 1) // stride
+                valid = (torch.arange(x.shape[2] // 2, device=x.device) < valid_steps[:, None]).unsqueeze(1).to(x.dtype)
+            x = block(x, valid)
+
+        padding_mask = None if valid is None else valid[:, 0] == 0
+        positions = torch.arange(frames, device=emg.device)
+        hidden = self.encoder.encode_tokens(self.input_projection(x.transpose(1, 2)), padding_mask, positions)
+        outputs = {OUTPUT_KEYS[name]: head(hidden) for name, head in self.heads.items()}
+        outputs["hidden"] = hidden
+        return outputs

@@ -1,0 +1,102 @@
+"""Speech model: shapes, heads, exact padding, errors, pretrained encoder, config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from silentspeech.config import load_recipe
+from silentspeech.models.speech import SpeechModel, SpeechModelConfig
+from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, save_tinymyo
+from silentspeech.phonemes import NUM_PHONEMES
+from silentspeech.text import NUM_CLASSES
+
+TINY_ENCODER = TinyMyoConfig(channels=3, patch_len=4, dim=16, depth=2, heads=2, mlp_dim=32, position="rope")
+
+
+def tiny_config(**changes) -> SpeechModelConfig:
+    return dataclasses.replace(SpeechModelConfig(width=12, encoder=TINY_ENCODER, n_mfcc=10), **changes)
+
+
+def test_outputs_per_frame_for_each_head():
+    model = SpeechModel(tiny_config(outputs=["acoustic", "phoneme", "ctc"]))
+    out = model(torch.randn(2, 8, 100))  # 100 samples -> ceil(100 / 8) = 13 frames
+    assert out["acoustic"].shape == (2, 13, 10)
+    assert out["phoneme_logits"].shape == (2, 13, NUM_PHONEMES)
+    assert out["ctc_logits"].shape == (2, 13, NUM_CLASSES)
+    assert out["hidden"].shape == (2, 13, 16)
+    assert model.frame_lengths(torch.tensor([100, 96, 1])).tolist() == [13, 12, 1]
+
+    recognition = SpeechModel(tiny_config(outputs=["ctc"]))
+    assert set(recognition(torch.randn(1, 8, 64))) == {"ctc_logits", "hidden"}
+
+
+@pytest.mark.parametrize("position", ["none", "rope", "learned"])
+def test_padded_batch_equals_items_alone(position):
+    model = SpeechModel(tiny_config(encoder=dataclasses.replace(TINY_ENCODER, position=position)))
+    # Train a little so BatchNorm running statistics are not the identity.
+    model.train()
+    model(torch.randn(4, 8, 96))
+    model.eval()
+    lengths = [96, 61, 40, 13]
+    items = [torch.randn(1, 8, n) for n in lengths]
+    batch = torch.cat([torch.nn.functional.pad(x, (0, 96 - x.shape[2])) for x in items])
+    with torch.no_grad():
+        batched = model(batch, torch.tensor(lengths))
+        for i, item in enumerate(items):
+            alone = model(item)
+            frames = alone["acoustic"].shape[1]
+            assert frames == model.frame_lengths(torch.tensor(lengths[i])).item()
+            for key in ("acoustic", "phoneme_logits"):
+                torch.testing.assert_close(batched[key][i, :frames], alone[key][0], rtol=1e-4, atol=1e-5)
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    model = SpeechModel(tiny_config())
+    with pytest.raises(ValueError, match=r"\(batch, 8 channels, samples\); got shape \(2, 6, 64\)"):
+        model(torch.randn(2, 6, 64))
+    with pytest.raises(ValueError, match="got shape \\(8, 64\\)"):
+        model(torch.randn(8, 64))
+
+
+def test_bad_lengths_are_a_clear_error():
+    model = SpeechModel(tiny_config())
+    with pytest.raises(ValueError, match=r"lengths must hold 2 sample counts in 1\.\.64, got \[64, 65\]"):
+        model(torch.randn(2, 8, 64), torch.tensor([64, 65]))
+    with pytest.raises(ValueError, match="got \\[0, 8\\]"):
+        model(torch.randn(2, 8, 64), torch.tensor([0, 8]))
+
+
+def test_unknown_head_is_refused():
+    with pytest.raises(ValueError, match="must name some of"):
+        SpeechModel(tiny_config(outputs=["acoustic", "pitch"]))
+
+
+def test_pretrained_encoder_is_loaded(tmp_path):
+    pretrained = TinyMyoEncoder(dataclasses.replace(TINY_ENCODER, position="none"))
+    path = tmp_path / "tinymyo.safetensors"
+    save_tinymyo(pretrained, path)
+    model = SpeechModel(tiny_config(pretrained=str(path)))
+    assert model.encoder.config.position == "rope"  # the speech config decides, not the file
+    for ours, theirs in zip(model.encoder.blocks.parameters(), pretrained.blocks.parameters()):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(model.encoder.norm.bias, pretrained.norm.bias)
+
+
+def test_training_step_reaches_every_used_weight():
+    model = SpeechModel(tiny_config(outputs=["acoustic", "phoneme", "ctc"]))
+    out = model(torch.randn(2, 8, 64), torch.tensor([64, 50]))
+    (out["acoustic"].sum() + out["phoneme_logits"].sum() + out["ctc_logits"].sum()).backward()
+    for name, param in model.named_parameters():
+        if name.startswith("encoder.patch_embedding."):
+            assert not param.requires_grad and param.grad is None
+        else:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_config_is_an_omegaconf_structured_config():
+    config = load_recipe(SpeechModelConfig, overrides=["encoder.depth=2", "outputs=[ctc]", "pretrained=/x.safetensors"])
+    assert config.encoder.depth == 2 and config.encoder.position == "rope"
+    assert config.outputs == ["ctc"] and config.pretrained == "/x.safetensors"
