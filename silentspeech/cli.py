@@ -26,7 +26,10 @@ class CLIError(Exception):
 def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", type=Path, help="Gaddy-layout corpus folder (emg_data, or the folder holding it)")
     parser.add_argument(
-        "--split-file", type=Path, help="dev/test sentence lists (testset_largedev.json format); default: a stable hash split"
+        "--split-file",
+        type=Path,
+        help="dev/test sentence lists (testset_largedev.json format); default: the corpus's own testset*.json, "
+        "else a stable hash split",
     )
     parser.add_argument("--closed-vocab", action="store_true", help="use the closed-vocabulary subset (dates and times)")
     parser.add_argument("--alignments", type=Path, help="MFA TextGrid folder (default ROOT/text_alignments)")

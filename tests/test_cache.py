@@ -115,6 +115,11 @@ def test_prepare_resumes_from_complete_entries(prepared, tmp_path):
     assert (report.reused, report.written) == (6, 4)
     again = prepare_cache(root, copy, workers=0)
     assert (again.reused, again.written) == (10, 0)
+    # A source file rewritten in place: that utterance and its two neighbours are made again.
+    emg_path = root / "voiced_parallel_data" / "5-4" / "2_emg.npy"
+    np.save(emg_path, np.load(emg_path))
+    changed = prepare_cache(root, copy, workers=0)
+    assert (changed.reused, changed.written) == (7, 3)
     with pytest.raises(CorpusError, match="settings.json: this cache was made with other settings"):
         prepare_cache(root, copy, workers=0, preprocessing=EMGPreprocessing(mains=50.0))
 
@@ -149,6 +154,10 @@ def test_prepare_command(tmp_path, capsys):
     assert {e["id"] for e in manifest["utterances"]} == {"closed_vocab/voiced/5-19/0", "closed_vocab/silent/5-19_silent/0"}
     assert main(["prepare", str(tmp_path / "nothing"), "--out", str(tmp_path / "c2")]) == 2
     assert "nothing: no such folder" in capsys.readouterr().err
+    for path in (root / "closed_vocab").rglob("*_info.json"):
+        path.unlink()
+    assert main(["prepare", str(root), "--out", str(tmp_path / "c3"), "--closed-vocab"]) == 2
+    assert "no usable closed-vocabulary utterances to prepare" in capsys.readouterr().err
 
 
 # --- batch sampler -------------------------------------------------------------

@@ -156,6 +156,14 @@ def test_default_split_puts_only_silent_utterances_in_dev_and_test(tmp_path):
     assert corpus.split_counts()["dev"]["silent"] > 0 and corpus.split_counts()["test"]["silent"] > 0
 
 
+def test_a_split_file_in_the_corpus_root_is_used_when_none_is_given(corpus_root):
+    (corpus_root / "testset.json").write_text(json.dumps({"dev": [[BOOK, 4]], "test": []}))
+    corpus = read_corpus(corpus_root)
+    assert corpus.split_source == f"split file {corpus_root / 'testset.json'}"
+    assert corpus.by_id["silent_parallel_data/5-4_silent/4"].split == "dev"
+    assert corpus.by_id["voiced_parallel_data/5-4/4"].split == "excluded"
+
+
 def test_closed_vocab_subset(corpus_root):
     corpus = read_corpus(corpus_root, closed_vocab=True)
     assert {u.id for u in corpus.utterances} == {"closed_vocab/voiced/5-19/0", "closed_vocab/silent/5-19_silent/0"}

@@ -5,11 +5,14 @@ audio resampling and MFCC, phoneme frames - and writes::
 
     out/settings.json              what the arrays were made with (checked on resume)
     out/utterances/<id>.npz        emg (8 n, 8) float32 at 689.06 Hz, features (n, n_mfcc)
-                                   float32 at 86.13 Hz, phonemes (n,) int64 when aligned
+                                   float32 at 86.13 Hz, phonemes (n,) int64 when aligned,
+                                   source (str, see source_fingerprint)
     out/manifest.json              one entry per utterance, written last
 
 Every file is written atomically, so a killed run leaves only complete
-entries; running it again reuses them and writes the manifest at the end.
+entries; running it again reuses them (while their source files are
+unchanged: each entry records their sizes and times) and writes the manifest
+at the end.
 Bad utterances are skipped, counted and listed in the manifest's ``skipped``.
 
 :class:`CachedUtterances` is the torch ``Dataset`` over one split;
@@ -87,8 +90,29 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def _npz_frames(path: Path) -> tuple[int, bool] | None:
-    """``(n_frames, has_phonemes)`` of a complete cache entry, from array headers; None if unusable."""
+def source_fingerprint(utterance: Utterance) -> str:
+    """Size and modification time of every file an entry is made from.
+
+    The EMG, its session neighbours (they shape the filtering), the audio and
+    the TextGrid: an entry is reused only while all of them are unchanged, so
+    a corpus regenerated or corrected in place is prepared again.
+    """
+    paths = [
+        utterance.emg_path,
+        utterance.folder / f"{utterance.index - 1}_emg.npy",
+        utterance.folder / f"{utterance.index + 1}_emg.npy",
+        utterance.audio_path,
+        utterance.alignment,
+    ]
+    parts = []
+    for path in paths:
+        stat = path.stat() if path is not None and path.exists() else None
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
+    return "|".join(parts)
+
+
+def _cached_entry(path: Path) -> tuple[int, bool, str] | None:
+    """``(n_frames, has_phonemes, source)`` of a cache entry, from headers; None if unusable."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -96,19 +120,22 @@ def _npz_frames(path: Path) -> tuple[int, bool] | None:
                 version = np.lib.format.read_magic(handle)
                 read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape, _, _ = read_header(handle)
+            with archive.open("source.npy") as handle:
+                source = str(np.lib.format.read_array(handle, allow_pickle=False))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
-    return int(shape[0]), "phonemes.npy" in names
+    return int(shape[0]), "phonemes.npy" in names, source
 
 
 def _prepare_one(utterance: Utterance, path: Path, preprocessing: EMGPreprocessing, n_mfcc: int) -> tuple[str, int, bool] | Skip:
     """Worker: compute and atomically save one utterance; a Skip for bad input."""
+    source = source_fingerprint(utterance)
     try:
         arrays = load_utterance(utterance, preprocessing, n_mfcc)
     except CorpusError as err:
         return Skip(err.path, err.reason, utterance.kind)
     extra = {} if arrays.phonemes is None else {"phonemes": arrays.phonemes}
-    atomic_save_npz(path, emg=arrays.emg, features=arrays.features, **extra)
+    atomic_save_npz(path, emg=arrays.emg, features=arrays.features, source=np.array(source), **extra)
     return utterance.id, arrays.features.shape[0], arrays.phonemes is not None
 
 
@@ -164,19 +191,22 @@ def prepare_cache(
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
     kinds = CLOSED_VOCAB_KINDS if closed_vocab else OPEN_VOCAB_KINDS
+    if not corpus.utterances:
+        subset = "closed-vocabulary" if closed_vocab else "open-vocabulary"
+        raise CorpusError(corpus.root, f"no usable {subset} utterances to prepare (see `silentspeech inspect`)")
     skipped = [s for s in corpus.skipped if s.kind in kinds]
 
     done: dict[str, tuple[int, bool]] = {}
     todo = []
     for u in corpus.utterances:
         path = out / "utterances" / cache_file_name(u.id)
-        entry = _npz_frames(path) if path.exists() else None
-        if entry is not None and entry[1] == (u.alignment is not None):
-            done[u.id] = entry
+        entry = _cached_entry(path) if path.exists() else None
+        if entry is not None and entry[2] == source_fingerprint(u):
+            done[u.id] = entry[:2]
         else:
             todo.append((u, path))
     reused = len(done)
-    with tqdm(total=len(todo), desc="prepare", unit="utt", disable=not todo) as progress:
+    with tqdm(total=len(todo), desc="prepare", unit="utt", disable=not todo, mininterval=1.0) as progress:
         results = []
         if workers <= 1:
             for u, path in todo:

@@ -19,9 +19,10 @@ scan of the whole corpus takes seconds. The single-file readers
 raise :class:`CorpusError` naming the file instead.
 
 Splits: a split file (format of ``testset_largedev.json``: ``{"dev": [[book,
-idx], ...], "test": [...]}``) or, without one, :func:`hash_split`, a stable
-hash of ``(book, sentence_index)`` that puts about 10 % of the sentences in
-dev and 10 % in test. Only silent utterances are evaluated: a voiced
+idx], ...], "test": [...]}``) given by path, else one lying in the corpus
+root (:func:`find_split_file`), else :func:`hash_split`, a stable hash of
+``(book, sentence_index)`` that puts about 10 % of the sentences in dev and
+10 % in test. Only silent utterances are evaluated: a voiced
 utterance of a dev or test sentence gets the split ``"excluded"`` - it stays
 out of every split and is kept only as its silent twin's target.
 """
@@ -64,6 +65,9 @@ CLOSED_VOCAB_KINDS = ("closed_vocab_voiced", "closed_vocab_silent")
 RAW_AUDIO_RATE = 16000
 #: Largest disagreement between ``chunks`` and the audio file's length, s.
 AUDIO_LENGTH_TOLERANCE_S = 0.05
+#: Split files looked for in a corpus root when none is given, in this order
+#: (``testset.json``: the synthetic corpus's; the other two: the Gaddy code's).
+SPLIT_FILE_NAMES = ("testset.json", "testset_largedev.json", "testset_origdev.json")
 #: Splits; "excluded" marks voiced recordings of dev/test sentences.
 SPLITS = ("train", "dev", "test", "excluded")
 
@@ -388,6 +392,15 @@ def read_split_file(path: str | os.PathLike) -> tuple[set[tuple[str, int]], set[
     return dev - test, test
 
 
+def find_split_file(root: str | os.PathLike) -> Path | None:
+    """A split file shipped with the corpus (:data:`SPLIT_FILE_NAMES` in ``root`` or ``root/emg_data``), if any."""
+    for folder in (Path(root), Path(root) / "emg_data"):
+        for name in SPLIT_FILE_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
 def hash_split(sentence: tuple[str, int], dev_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
     """Deterministic split of a ``(book, sentence_index)``: "train", "dev" or "test".
 
@@ -411,7 +424,8 @@ def read_corpus(
 
     Args:
         root: the corpus folder (or its parent holding ``emg_data``).
-        split_file: dev/test sentence lists; None uses :func:`hash_split`.
+        split_file: dev/test sentence lists; None uses the corpus's own
+            (:func:`find_split_file`) or, without one, :func:`hash_split`.
         closed_vocab: select the closed-vocabulary subset instead of the open one.
         check_values: also read every EMG array and skip those with NaN/inf
             (slower: reads all EMG once).
@@ -436,11 +450,15 @@ def read_corpus(
             sessions.append(session)
 
     kinds = CLOSED_VOCAB_KINDS if closed_vocab else OPEN_VOCAB_KINDS
-    selected = sorted((u for u in scanned if u.kind in kinds), key=lambda u: (kinds.index(u.kind), u.id))
+    selected = sorted((u for u in scanned if u.kind in kinds), key=lambda u: (kinds.index(u.kind), u.session, u.index))
     twins: dict[tuple[str, int], str] = {}
     for u in selected:
         if not u.silent:
             twins.setdefault(u.sentence, u.id)
+    if split_file is None:
+        split_file = find_split_file(root)
+        if split_file is not None:
+            log.info("using the corpus's own split file %s", split_file)
     if split_file is not None:
         dev, test = read_split_file(split_file)
         split_source = f"split file {split_file}"
@@ -449,8 +467,6 @@ def read_corpus(
         dev = {k for k in keys if hash_split(k) == "dev"}
         test = {k for k in keys if hash_split(k) == "test"}
         split_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
-        for candidate in sorted({*Path(root).glob("testset*.json"), *corpus_root.glob("testset*.json")}):
-            log.info("no split file given, using the hash split; %s could be passed as the split file", candidate)
 
     utterances = []
     for u in selected:
