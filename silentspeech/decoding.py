@@ -1,0 +1,202 @@
+"""CTC decoding: greedy, and beam search with a KenLM word n-gram (pyctcdecode).
+
+Inputs are CTC log posteriors ``(batch, frames, 38)`` at 86.13 frames/s
+over :data:`silentspeech.text.LABELS` (blank ``""`` at index 0). Outputs are
+normalised text.
+
+:class:`BeamSearchDecoder` is built once (the LM is loaded once) and then
+decodes many batches; :meth:`BeamSearchDecoder.reset_params` changes alpha
+and beta without reloading, for tuning. By default decoding is
+lexicon-free: pyctcdecode would otherwise take every ARPA unigram as its
+lexicon, and a lexicon holding test words leaks the test set
+(FIELD_GUIDE §4). A lexicon from training text only comes from
+:func:`training_unigrams`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from silentspeech.lm import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
+from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
+
+#: Reference settings of TinyMyo's recogniser (FIELD_GUIDE §4); Gaddy used alpha 1.5, beta 1.85, beam 100.
+DEFAULT_ALPHA = 0.5
+DEFAULT_BETA = 1.5
+DEFAULT_BEAM_WIDTH = 250
+
+
+def _as_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert ``(B, T, 38)`` log posteriors and ``(B,)`` lengths to numpy."""
+    if hasattr(log_probs, "detach"):  # a torch tensor
+        log_probs = log_probs.detach().float().cpu().numpy()
+    log_probs = np.asarray(log_probs, dtype=np.float32)
+    if log_probs.ndim != 3 or log_probs.shape[2] != NUM_CLASSES:
+        raise ValueError(f"log_probs must have shape (batch, frames, {NUM_CLASSES}), got {tuple(log_probs.shape)}")
+    batch, frames, _ = log_probs.shape
+    if lengths is None:
+        lengths = np.full(batch, frames, dtype=np.int64)
+    else:
+        if hasattr(lengths, "detach"):
+            lengths = lengths.detach().cpu().numpy()
+        lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if lengths.shape[0] != batch or (lengths < 0).any() or (lengths > frames).any():
+            raise ValueError(f"lengths must be {batch} values in [0, {frames}], got {lengths.tolist()}")
+    for i in range(batch):
+        if np.isnan(log_probs[i, : lengths[i]]).any():
+            raise ValueError(f"log_probs of batch item {i} contain NaN")
+    return log_probs, lengths
+
+
+def greedy_decode(log_probs, lengths=None) -> list[str]:
+    """Best-path CTC decoding of ``(B, T, 38)`` log posteriors (tensor or array).
+
+    Frames past ``lengths[b]`` are ignored; repeated labels collapse, blanks
+    drop out, and runs of spaces become one space.
+    """
+    log_probs, lengths = _as_batch(log_probs, lengths)
+    best = log_probs.argmax(axis=2)
+    texts = []
+    for path, length in zip(best, lengths):
+        path = path[:length]
+        keep = np.ones(len(path), dtype=bool)
+        keep[1:] = path[1:] != path[:-1]
+        texts.append(" ".join("".join(LABELS[i] for i in path[keep] if i != BLANK).split()))
+    return texts
+
+
+def unigrams_from_texts(texts: Iterable[str]) -> list[str]:
+    """Sorted distinct words of ``texts`` after normalisation (a decoding lexicon).
+
+    Pass training text only: a lexicon with test words leaks the test set.
+    """
+    return sorted({word for text in texts for word in normalize_text(text).split()})
+
+
+def training_unigrams(cache: str | os.PathLike) -> list[str]:
+    """Lexicon of the ``train`` split of a data cache (its folder or ``manifest.json``); dev/test never enter."""
+    words = unigrams_from_texts(e["text"] for e in cache_utterances(cache) if e["split"] == "train")
+    if not words:
+        raise ValueError(f"{cache}: the train split holds no text to build a lexicon from")
+    return words
+
+
+def load_kenlm(lm_path: str | os.PathLike):
+    """Load a KenLM model (ARPA or binary) for decoding, after checking it.
+
+    An ARPA file is validated first (:func:`silentspeech.lm.check_arpa`,
+    since KenLM may crash or hang on a truncated one) and its vocabulary must
+    fit the recogniser's charset (:func:`silentspeech.lm.check_vocabulary`).
+    A KenLM binary is handed to KenLM as is.
+    """
+    import kenlm
+
+    lm_path = Path(lm_path)
+    if not is_kenlm_binary(lm_path):
+        check_vocabulary(check_arpa(lm_path).vocabulary, lm_path)
+    try:
+        return kenlm.Model(str(lm_path))
+    except (OSError, RuntimeError) as err:
+        raise ArpaError(f"{lm_path}: KenLM cannot read it: {err}") from None
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search with shallow fusion of a KenLM word n-gram (pyctcdecode).
+
+    A hypothesis scores ``log P_ctc + alpha * ln P_lm + beta * words``.
+    ``lm_path`` ``None`` gives beam search without an LM. ``unigrams`` is an
+    optional decoding lexicon (training words only, see
+    :func:`training_unigrams`); without it decoding is lexicon-free.
+    ``workers`` > 1 decodes the items of a batch in that many forked
+    processes (created on first use and kept; call :meth:`close` or use the
+    decoder as a context manager to end them).
+    """
+
+    def __init__(
+        self,
+        lm_path: str | os.PathLike | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        unigrams: Sequence[str] | None = None,
+        workers: int = 1,
+    ) -> None:
+        from pyctcdecode.alphabet import Alphabet
+        from pyctcdecode.decoder import BeamSearchDecoderCTC
+        from pyctcdecode.language_model import LanguageModel
+
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        language_model = None
+        if lm_path is not None:
+            if unigrams is not None:
+                check_vocabulary(unigrams, "the unigram list")
+            # Built directly rather than with build_ctcdecoder, which would read
+            # the ARPA unigrams as a lexicon when none is given.
+            language_model = LanguageModel(load_kenlm(lm_path), unigrams, alpha=float(alpha), beta=float(beta))
+        self._decoder = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), language_model)
+        self.lm_path = None if lm_path is None else Path(lm_path)
+        self.alpha, self.beta, self.beam_width = float(alpha), float(beta), int(beam_width)
+        self.workers = workers
+        self._pool = None
+
+    def reset_params(self, alpha: float | None = None, beta: float | None = None, beam_width: int | None = None) -> None:
+        """Change LM weight, word bonus or beam width without reloading the LM."""
+        self.alpha = self.alpha if alpha is None else float(alpha)
+        self.beta = self.beta if beta is None else float(beta)
+        self.beam_width = self.beam_width if beam_width is None else int(beam_width)
+        self._decoder.reset_params(alpha=self.alpha, beta=self.beta)
+
+    def decode(self, log_probs: np.ndarray) -> str:
+        """Decode one utterance's ``(T, 38)`` log posteriors."""
+        return self.decode_batch(np.asarray(log_probs)[None])[0]
+
+    def decode_batch(self, log_probs, lengths=None) -> list[str]:
+        """Decode ``(B, T, 38)`` log posteriors (tensor or array); frames past ``lengths[b]`` are ignored."""
+        log_probs, lengths = _as_batch(log_probs, lengths)
+        items = [(log_probs[i, : lengths[i]], self.alpha, self.beta, self.beam_width) for i in range(len(lengths))]
+        if self.workers > 1 and len(items) > 1:
+            return self._worker_pool().map(_decode_in_worker, items)
+        return [_decode_one(self._decoder, *item) for item in items]
+
+    def _worker_pool(self):
+        if self._pool is None:
+            global _WORKER_DECODER
+            # Forked workers inherit the loaded LM through this global: no reload per worker.
+            _WORKER_DECODER = self._decoder
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        """End the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> "BeamSearchDecoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _decode_one(decoder, log_probs: np.ndarray, alpha: float, beta: float, beam_width: int) -> str:
+    if len(log_probs) == 0:
+        return ""
+    decoder.reset_params(alpha=alpha, beta=beta)
+    return " ".join(decoder.decode(log_probs, beam_width=beam_width).split())
+
+
+_WORKER_DECODER = None
+
+
+def _decode_in_worker(item: tuple) -> str:
+    return _decode_one(_WORKER_DECODER, *item)
