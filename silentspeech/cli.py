@@ -76,12 +76,76 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="lm_action", metavar="ACTION")
+    actions.required = True
+    build = actions.add_parser(
+        "build",
+        help="estimate a word n-gram LM (modified Kneser-Ney) and write it as ARPA",
+        description="Estimate a word n-gram LM on normalised text and write ARPA (KenLM's lmplz/build_binary "
+        "are used when on PATH). Held-out sentences never enter: corpus roots exclude their dev/test prompts.",
+    )
+    build.add_argument(
+        "corpora", nargs="+", type=Path,
+        help="books (plain text; Gutenberg header/footer stripped), sentence-per-line files (--lines) "
+        "or Gaddy/synthetic corpus roots (their training prompts)",
+    )
+    build.add_argument("--order", type=int, default=4, help="n-gram order (default 4)")
+    build.add_argument("--out", type=Path, required=True, help="ARPA file to write, e.g. lm/books_4gram.arpa")
+    build.add_argument(
+        "--exclude", type=Path, action="append", default=[], metavar="PATH",
+        help="sentences to keep out (repeatable): a sentence-per-line file, a cache manifest.json (non-train "
+        "texts), a corpus root (its dev/test prompts) or a split file (testset_largedev.json format)",
+    )
+    build.add_argument(
+        "--corpus-root", type=Path, action="append", default=[], metavar="DIR",
+        help="corpus root where a split file given with --exclude finds its prompt texts",
+    )
+    build.add_argument("--keep-held-out", action="store_true", help="corpus roots contribute their dev/test prompts too")
+    build.add_argument("--lines", action="store_true", help="text files hold one sentence per line (not prose)")
+    score = actions.add_parser(
+        "perplexity",
+        help="perplexity of held-out text under an LM (ours and KenLM's)",
+        description="Perplexity of held-out text under an ARPA LM, scored by our reader and by kenlm.Model.",
+    )
+    score.add_argument("lm", type=Path, help="ARPA file (or KenLM binary: KenLM's score only)")
+    score.add_argument("texts", nargs="+", type=Path, help="books or sentence-per-line files (--lines)")
+    score.add_argument("--lines", action="store_true", help="text files hold one sentence per line (not prose)")
+
+
+def _run_lm(args: argparse.Namespace) -> int:
+    from silentspeech import lm
+
+    if args.lm_action == "build":
+        report = lm.build_lm(
+            args.corpora, args.out, args.order, args.exclude, args.corpus_root, args.keep_held_out, args.lines
+        )
+        print(f"wrote {report.arpa} ({report.estimator}, order {report.order})")
+        if report.binary:
+            print(f"wrote {report.binary} (KenLM binary)")
+        print(f"{report.sentences} sentences, {report.words} words; {report.excluded} held-out sentences excluded")
+        print("n-grams: " + ", ".join(f"{n}-grams {c}" for n, c in enumerate(report.counts, start=1)))
+        return 0
+    sentences = [s for path in args.texts for s in lm.text_sentences(path, args.lines)]
+    scorers = [("kenlm", lambda: lm.kenlm_perplexity(args.lm, sentences))]
+    if not lm.is_kenlm_binary(args.lm):
+        scorers.insert(0, ("ours", lambda: lm.perplexity(lm.read_arpa(args.lm), sentences)))
+    for name, score in scorers:
+        result = score()
+        print(
+            f"{name:>5}: perplexity {result.perplexity:.2f} over {result.tokens} tokens "
+            f"({result.sentences} sentences; OOV {result.oov} words, {100 * result.oov / (result.tokens - result.sentences):.2f} %)"
+        )
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = [
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
+    ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
 ]
 
 
