@@ -358,7 +358,7 @@ def scan_session(
                 alignment=alignment if alignment.is_file() else None,
             )
         )
-        session.seconds += emg_samples / 1000.0
+        session.seconds += emg_samples / RAW_EMG_RATE
     session.utterances = len(utterances)
     session.skipped = len(skipped)
     return utterances, skipped, session
@@ -477,7 +477,7 @@ def read_corpus(
                 skipped.append(Skip(str(info_path), f"no voiced twin of {u.sentence} in any voiced folder", u.kind))
                 session = next(s for s in sessions if s.kind == u.kind and s.name == u.session)
                 session.utterances, session.skipped = session.utterances - 1, session.skipped + 1
-                session.seconds -= u.emg_samples / 1000.0
+                session.seconds -= u.emg_samples / RAW_EMG_RATE
                 continue
         held_out = "dev" if u.sentence in dev else "test" if u.sentence in test else None
         u.split = "train" if held_out is None else held_out if u.silent else "excluded"
