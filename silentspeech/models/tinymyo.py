@@ -8,8 +8,9 @@ channel-major token sequence (all patches of channel 0, then channel 1, ...)::
     x (B, C, T) -> tokens (B, C * T // patch_len, dim) -> blocks -> LayerNorm
 
 Depth, width, heads, MLP size, patch length and channel count come from
-:class:`TinyMyoConfig`, so the 3.56 M-parameter released model, a 110 M
-teacher and a small student are configurations of the same code. The speech
+:class:`TinyMyoConfig`, so the 3.56 M-parameter released model (the defaults),
+a 113 M teacher (``dim=768, depth=16, heads=12, mlp_dim=3072``) and small
+students are configurations of the same code. The speech
 model (:mod:`silentspeech.models.speech`) feeds its own frame tokens to
 :meth:`TinyMyoEncoder.encode_tokens`.
 
