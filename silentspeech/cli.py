@@ -139,6 +139,93 @@ def _run_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    targets = parser.add_subparsers(dest="export_target", metavar="TARGET")
+    targets.required = True
+    gap9 = targets.add_parser(
+        "gap9",
+        help="int8 TinyMyo for GreenWaves GAP9: QDQ ONNX, a C99 package, and a report",
+        description="Quantise a TinyMyo encoder or gesture classifier to int8 (calibrated post-training "
+        "quantisation, integer LayerNorm/softmax/GELU) and write OUT/model_qdq.onnx, OUT/c/ (C99 for GAP9's "
+        "cluster, builds on the host with gcc), OUT/report.md and OUT/export.json. The ONNX model is checked "
+        "with onnxruntime, the host C build bit for bit against the integer reference, and int8 against float "
+        "accuracy on the run's test split.",
+    )
+    gap9.add_argument(
+        "checkpoint", type=Path,
+        help="gesture run (folder, or .safetensors beside its config.yaml), or a bare TinyMyo encoder .safetensors",
+    )
+    gap9.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    gap9.add_argument(
+        "--calibration", metavar="WINDOWS",
+        help="calibration windows: a .npy of float EMG (count, channels, samples) as the model sees it, or "
+        "'synthetic' (synthetic gesture windows; for sizing a bare encoder only). Default: the run's training split",
+    )
+    gap9.add_argument("--calibration-windows", type=int, default=256, help="windows taken from the training split (default 256)")
+    gap9.add_argument("--test-windows", type=int, default=0, help="test windows for the accuracy check (default 0 = all)")
+    gap9.add_argument("--channels", type=int, help="bare encoder: channels of the exported input (default: the checkpoint's)")
+    gap9.add_argument("--samples", type=int, default=1000, help="with --calibration synthetic: samples per window (default 1000)")
+    gap9.add_argument(
+        "--percentile", type=float, default=100.0,
+        help="activation range: this percentile of |activation| (default 100 = the maximum)",
+    )
+    gap9.add_argument("--check-windows", type=int, default=32, help="windows for the ONNX and C checks (default 32)")
+    gap9.add_argument("--l1-kb", type=float, default=96.0, help="L1 kB the kernels may tile into (default 96 of GAP9's ~104 usable)")
+    gap9.add_argument(
+        "--macs-per-cycle", type=float, default=16.0,
+        help="assumed sustained int8 MAC/cycle of the 8-core cluster for the cost estimate (default 16)",
+    )
+    gap9.add_argument("--no-build", action="store_true", help="write the C package but do not compile and check it")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from silentspeech.export import export_checkpoint
+    from silentspeech.export.report import GAP9Assumptions
+
+    result = export_checkpoint(
+        args.checkpoint,
+        args.out,
+        calibration=args.calibration,
+        calibration_windows=args.calibration_windows,
+        test_windows=args.test_windows,
+        channels=args.channels,
+        samples=args.samples,
+        percentile=args.percentile,
+        check_windows=args.check_windows,
+        l1_budget=int(args.l1_kb * 1024),
+        assumptions=GAP9Assumptions(macs_per_cycle=args.macs_per_cycle),
+        build_c=not args.no_build,
+        progress=True,
+    )
+    checks = result.checks
+    print(f"wrote {result.out / 'report.md'}, {result.out / 'c'}" + (f", {result.out / 'model_qdq.onnx'}" if checks.onnx else ""))
+    if checks.c_bit_exact:
+        print(f"host C build: {checks.c_bit_exact[0]} of {checks.c_bit_exact[1]} windows bit-exact with the integer reference")
+    if checks.onnx:
+        print(f"ONNX QDQ: max |diff| {checks.onnx.versus_float:.4g} vs float, {checks.onnx.versus_fake_quant:.4g} vs fake-quant")
+    if checks.accuracy:
+        a = checks.accuracy
+        print(f"accuracy on {a.windows} test windows: float {100 * a.float_accuracy:.2f} %, int8 {100 * a.int8_accuracy:.2f} %")
+    for reason in checks.skipped:
+        print(f"not checked: {reason}")
+    return 0
+
+
+def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="output folder (created; a folder of the same settings is completed)")
+    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances, at least 10 (default 300)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
+    parser.add_argument("--sessions", type=int, default=3, help="parallel recording sessions 5-4, 5-5, ... (default 3)")
+
+
+def _run_synth_corpus(args: argparse.Namespace) -> int:
+    from silentspeech.data.synthetic import generate_corpus
+
+    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions)
+    print(summary)
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -146,6 +233,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
+    ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
 ]
 
 
