@@ -226,6 +226,23 @@ def _run_synth_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", type=Path, help="recipe YAML naming its task, e.g. recipes/synthetic/recognition.yaml")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="recipe overrides, e.g. data.cache=/tmp/syncache trainer.max_epochs=3 out=runs/x (unknown keys are listed)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.ckpt (same as resume=true)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from silentspeech.tasks import train_recipe
+
+    run_dir = train_recipe(args.recipe, args.overrides, resume=args.resume)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -234,6 +251,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
     ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
+    ("train", "Train a model from a recipe (production, recognition, ...); --resume continues a killed run.", _add_train_arguments, _run_train),
 ]
 
 

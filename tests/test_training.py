@@ -1,0 +1,226 @@
+"""Training engine: learning, exact resume, DDP, checkpoints and bad input (tiny models, tiny corpus)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import load_file
+
+from silentspeech.config import RecipeError, load_recipe
+from silentspeech.data.cache import LengthBucketBatchSampler, prepare_cache
+from silentspeech.data.synthetic import generate_corpus
+from silentspeech.tasks import get_task, load_checkpoint, train_recipe
+from silentspeech.tasks.engine import BatchStream, OptimConfig, lr_factor
+from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A model small enough for a step in a few tens of milliseconds on one core.
+TINY = [
+    "model.width=32",
+    "model.encoder.dim=32",
+    "model.encoder.depth=1",
+    "model.encoder.heads=2",
+    "model.encoder.mlp_dim=64",
+    "model.encoder.dropout=0.0",
+    "data.max_total_samples=24000",
+    "trainer.progress_bar=false",
+    "trainer.log_every_steps=5",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A prepared synthetic corpus of 60 utterances."""
+    root = tmp_path_factory.mktemp("corpus")
+    generate_corpus(root, utterances=60, seed=0, progress=False)
+    out = tmp_path_factory.mktemp("cache")
+    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
+    return out
+
+
+def _config(task: str, cache: Path, out: Path, *overrides: str):
+    schema = get_task(task).schema
+    return load_recipe(schema, REPO / f"recipes/synthetic/{task}.yaml", [f"data.cache={cache}", f"out={out}", *TINY, *overrides])
+
+
+def _csv_column(run: Path, column: str) -> list[float]:
+    import csv
+
+    values = []
+    for path in sorted((run / "csv").glob("version_*/metrics.csv")):
+        with open(path) as handle:
+            values += [float(row[column]) for row in csv.DictReader(handle) if row.get(column)]
+    return values
+
+
+# --- pieces -----------------------------------------------------------------------
+
+
+def test_lr_schedule_warms_up_then_decays():
+    optim = OptimConfig(lr=1.0, warmup_steps=10, schedule="cosine", final_lr_ratio=0.1)
+    factors = [lr_factor(step, optim, total_steps=110) for step in range(111)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.55)  # half-way down the cosine
+    assert factors[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    linear = OptimConfig(lr=1.0, warmup_steps=0, schedule="linear", final_lr_ratio=0.0)
+    assert lr_factor(50, linear, total_steps=100) == pytest.approx(0.5)
+
+
+def test_batch_stream_starts_anywhere():
+    lengths = np.random.default_rng(0).integers(100, 1000, size=50)
+    stream = BatchStream(LengthBucketBatchSampler(lengths, 3000, seed=1), epochs=3)
+    everything = list(stream)
+    assert len(everything) == len(stream) == sum(stream.epoch_sizes)
+    assert everything[: stream.epoch_sizes[0]] != everything[stream.epoch_sizes[0] : 2 * stream.epoch_sizes[0]]
+    for start in (0, 5, stream.epoch_sizes[0], len(stream) - 1):
+        stream.start = start
+        assert list(stream) == everything[start:]
+
+
+def test_shift_emg_keeps_lengths_and_zero_fills():
+    emg = torch.arange(1, 21, dtype=torch.float32).repeat(2, 1, 1)  # (2, 1, 20)
+    lengths = torch.tensor([20, 12])
+    torch.manual_seed(0)
+    shifted = shift_emg(emg, lengths, max_shift=7)
+    for row, length in enumerate(lengths.tolist()):
+        shift = int(shifted[row, 0, 0].item()) - 1
+        assert 0 <= shift <= 7
+        torch.testing.assert_close(shifted[row, 0, : length - shift], emg[row, 0, shift:length])
+        assert shifted[row, 0, length - shift :].abs().sum() == 0
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    batch = {"emg": torch.zeros(2, 6, 80), "ids": ["a/1", "a/2"]}
+    with pytest.raises(ValueError, match=r"utterances a/1, a/2.*8 channels"):
+        check_emg_batch(batch, channels=8)
+
+
+def test_unknown_recipe_key_lists_valid_keys(tmp_path):
+    with pytest.raises(RecipeError, match=r"(?s)unknown key.*max_epoch.*trainer\.max_epochs"):
+        train_recipe(REPO / "recipes/synthetic/recognition.yaml", ["trainer.max_epoch=3", f"out={tmp_path}"])
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("task: recognition\noptim:\n  learning_rate: 0.1\n")
+    with pytest.raises(RecipeError, match=r"(?s)learning_rate.*optim\.lr"):
+        train_recipe(recipe)
+    recipe.write_text("task: translation\n")
+    with pytest.raises(RecipeError, match="unknown task 'translation'"):
+        train_recipe(recipe)
+
+
+# --- training -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recognition_run(cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("recognition")
+    config = _config(
+        "recognition", cache, out, "trainer.max_epochs=12", "optim.lr=3e-3", "optim.warmup_steps=10", "data.max_shift=0"
+    )
+    get_task("recognition").train(config)
+    return out
+
+
+def test_recognition_loss_falls_and_cer_beats_chance(recognition_run):
+    losses = _csv_column(recognition_run, "val/loss")
+    assert losses[-1] < 0.7 * losses[0]
+    # An empty or random transcript scores CER >= 1.
+    assert _csv_column(recognition_run, "val/cer")[-1] < 0.95
+    assert {"best.safetensors", "last.safetensors", "last.ckpt", "config.yaml", "test_metrics.json"} <= {
+        p.name for p in recognition_run.iterdir()
+    }
+
+
+def test_production_beats_predicting_the_mean(cache, tmp_path):
+    config = _config("production", cache, tmp_path, "trainer.max_epochs=10", "optim.lr=3e-3", "optim.warmup_steps=10")
+    get_task("production").train(config)
+    losses = _csv_column(tmp_path, "val/loss")
+    assert losses[-1] < 0.9 * losses[0]
+    distance, baseline = _csv_column(tmp_path, "val/distance"), _csv_column(tmp_path, "val/mean_baseline")
+    assert distance[-1] < 0.9 * baseline[-1]
+
+
+def test_load_checkpoint_rebuilds_the_model(recognition_run, cache):
+    from silentspeech.data.cache import CachedUtterances, collate_utterances
+
+    model, config = load_checkpoint(recognition_run)
+    assert config.task == "recognition" and not model.training
+    batch = collate_utterances([CachedUtterances(cache, "dev", kinds=("silent",))[0]])
+    again, _ = load_checkpoint(recognition_run / "best.safetensors", task="recognition")
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch["emg"])["ctc_logits"], again(batch["emg"])["ctc_logits"])
+
+
+def test_load_checkpoint_refuses_other_architectures(recognition_run, tmp_path):
+    with pytest.raises(ValueError, match="is a recognition checkpoint; a production checkpoint is needed"):
+        load_checkpoint(recognition_run, task="production")
+    # Weights of this run beside a config describing a wider model.
+    (tmp_path / "best.safetensors").write_bytes((recognition_run / "best.safetensors").read_bytes())
+    config = (recognition_run / "config.yaml").read_text().replace("width: 32", "width: 48")
+    (tmp_path / "config.yaml").write_text(config)
+    with pytest.raises(ValueError, match=r"does not fit the architecture.*shape mismatch"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_existing_run_is_not_overwritten(recognition_run, cache):
+    config = _config("recognition", cache, recognition_run)
+    with pytest.raises(ValueError, match="already holds a run.*--resume"):
+        get_task("recognition").train(config)
+
+
+class _Kill(pl.Callback):
+    """Stops training with an exception after optimiser step ``step``, like a killed job."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated kill")
+
+
+@pytest.mark.parametrize("task", ["production", "recognition"])
+def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
+    torch.use_deterministic_algorithms(True)
+    try:
+        settings = ["trainer.max_steps=16", "trainer.checkpoint_every_steps=5", "trainer.deterministic=true", "trainer.test=false"]
+        train = get_task(task).train
+        train(_config(task, cache, tmp_path / "straight", *settings))
+        with pytest.raises(RuntimeError, match="simulated kill"):
+            train(_config(task, cache, tmp_path / "killed", *settings), callbacks=[_Kill(12)])
+        assert load_file(tmp_path / "killed/last.safetensors") is not None  # saved at step 10
+        train(_config(task, cache, tmp_path / "killed", *settings, "resume=true"))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    for name in ("last.safetensors", "best.safetensors"):
+        straight, resumed = load_file(tmp_path / "straight" / name), load_file(tmp_path / "killed" / name)
+        assert straight.keys() == resumed.keys()
+        for key in straight:
+            assert torch.equal(straight[key], resumed[key]), f"{name}: {key} differs"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(cache, tmp_path):
+    command = [
+        sys.executable, "-m", "silentspeech.cli", "train", str(REPO / "recipes/synthetic/recognition.yaml"),
+        f"data.cache={cache}", f"out={tmp_path}", *TINY,
+        "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_steps=4",
+        "trainer.val_every_steps=2", "trainer.test=false",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world_size: 2" in result.stderr or "distributed_backend=gloo" in result.stderr
+    assert load_file(tmp_path / "last.safetensors") and (tmp_path / "best.safetensors").exists()
+    steps = _csv_column(tmp_path, "step")
+    assert max(steps) >= 3
