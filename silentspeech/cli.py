@@ -166,8 +166,8 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     gap9.add_argument("--channels", type=int, help="bare encoder: channels of the exported input (default: the checkpoint's)")
     gap9.add_argument("--samples", type=int, default=1000, help="with --calibration synthetic: samples per window (default 1000)")
     gap9.add_argument(
-        "--percentile", type=float, default=100.0,
-        help="activation range: this percentile of |activation| (default 100 = the maximum)",
+        "--percentile", type=float, default=99.9,
+        help="activation range: this percentile of |activation| (default 99.9; 100 = the maximum)",
     )
     gap9.add_argument("--check-windows", type=int, default=32, help="windows for the ONNX and C checks (default 32)")
     gap9.add_argument("--l1-kb", type=float, default=96.0, help="L1 kB the kernels may tile into (default 96 of GAP9's ~104 usable)")

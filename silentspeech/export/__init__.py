@@ -26,7 +26,7 @@ import torch
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.export.c_codegen import L1_TILE_BYTES, MemoryPlan, build_host, find_compiler, run_host, write_c_package
 from silentspeech.export.int_reference import IntNetwork, quantize_input, run_integer
-from silentspeech.export.quantize import ExportError, fake_quant_forward, quantize_model, torch_forward
+from silentspeech.export.quantize import DEFAULT_PERCENTILE, ExportError, fake_quant_forward, quantize_model, torch_forward
 from silentspeech.export.report import (
     ExportChecks,
     GAP9Assumptions,
@@ -58,7 +58,7 @@ def export_gap9(
     test_labels: np.ndarray | None = None,
     title: str = "TinyMyo",
     labels: list[str] | None = None,
-    percentile: float = 100.0,
+    percentile: float = DEFAULT_PERCENTILE,
     check_windows: int = 32,
     l1_budget: int = L1_TILE_BYTES,
     assumptions: GAP9Assumptions = GAP9Assumptions(),

@@ -191,6 +191,8 @@ class OnnxCheck:
     versus_float: float
     versus_fake_quant: float
     output_magnitude: float  #: largest |output| of the float model, for scale
+    #: RMS of (ONNX - float) over RMS of float: the typical error, where the maximum shows the worst.
+    relative_rms_versus_float: float
 
 
 def check_onnx(path: str | Path, windows: np.ndarray, float_outputs: np.ndarray, fake_quant_outputs: np.ndarray) -> OnnxCheck:
@@ -201,4 +203,5 @@ def check_onnx(path: str | Path, windows: np.ndarray, float_outputs: np.ndarray,
         versus_float=float(np.abs(got - float_outputs).max()),
         versus_fake_quant=float(np.abs(got - fake_quant_outputs).max()),
         output_magnitude=float(np.abs(float_outputs).max()),
+        relative_rms_versus_float=float(np.sqrt(np.mean((got - float_outputs) ** 2) / np.mean(float_outputs**2))),
     )

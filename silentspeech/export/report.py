@@ -316,7 +316,8 @@ def render_report(
         o = checks.onnx
         lines += [
             f"`model_qdq.onnx` in onnxruntime on {o.windows} windows: max abs difference {o.versus_float:.4g} from the float "
-            f"model, {o.versus_fake_quant:.4g} from the fake-quantised model (largest float output {o.output_magnitude:.4g}).",
+            f"model, {o.versus_fake_quant:.4g} from the fake-quantised model (largest float output {o.output_magnitude:.4g}; "
+            f"relative RMS difference from float {o.relative_rms_versus_float:.3g}).",
             "",
         ]
     if checks.c_bit_exact is not None:
