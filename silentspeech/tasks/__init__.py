@@ -23,6 +23,9 @@ from silentspeech.config import RecipeError, load_recipe, recipe_task
 TASK_MODULES = {
     "production": "silentspeech.tasks.production",
     "recognition": "silentspeech.tasks.recognition",
+    "pretrain": "silentspeech.tasks.pretrain",
+    "gesture": "silentspeech.tasks.gesture",
+    "kinematics": "silentspeech.tasks.kinematics",
 }
 
 
