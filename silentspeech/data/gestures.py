@@ -757,7 +757,8 @@ class GestureWindows(Dataset):
     """Sliding windows over segments, z-scored with given statistics.
 
     Item: dict ``emg`` (channels, length) float32, ``label`` int64 scalar,
-    and for regression ``targets`` (length, n_targets) float32. Windows
+    ``index`` (the window's position here, an id for evaluation rows) and
+    for regression ``targets`` (length, n_targets) float32. Windows
     start every ``stride`` samples and never cross a segment's end; a segment
     shorter than ``length`` gives one zero-padded window when ``pad_short``
     and none otherwise (counted in ``short_segments``).
@@ -799,7 +800,7 @@ class GestureWindows(Dataset):
         piece = (segment.emg[start : start + self.length] - self.mean) / self.std
         emg = np.zeros((self.length, piece.shape[1]), dtype=np.float32)
         emg[: piece.shape[0]] = piece
-        item = {"emg": torch.from_numpy(emg.T.copy()), "label": torch.tensor(segment.label, dtype=torch.int64)}
+        item = {"emg": torch.from_numpy(emg.T.copy()), "label": torch.tensor(segment.label, dtype=torch.int64), "index": k}
         if segment.targets is not None:
             targets = np.zeros((self.length, segment.targets.shape[1]), dtype=np.float32)
             chunk = segment.targets[start : start + self.length]

@@ -1,0 +1,203 @@
+"""Gesture classification: TinyMyo + the classification head on windows of a gesture dataset.
+
+Fine-tuning follows FIELD_GUIDE §2 (AdamW lr 5e-4, label smoothing 0.1,
+the best weights by validation loss standing in for early stopping).
+``model.mode`` chooses a full fine-tune (``finetune``) or a linear probe
+(``probe``: encoder frozen, only the head trains); ``model.pretrained``
+names a TinyMyo checkpoint (a released file, a ``tinymyo.safetensors``
+from ``task: pretrain``, or that pretraining run's folder), empty trains
+from scratch.
+
+Validation and test report window accuracy and macro-F1; the test also
+writes ``confusion_test.png`` into the run directory. The data and model
+helpers here serve the kinematics task too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from silentspeech.data.cache import LengthBucketBatchSampler
+from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWindows, load_gesture_data
+from silentspeech.metrics import classification_scores, plot_confusion_matrix
+from silentspeech.models.heads import GestureClassifier
+from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
+from silentspeech.tasks import Task
+from silentspeech.tasks.engine import OptimConfig, RunConfig, TaskModule, TrainerConfig, fit, training_loader
+
+log = logging.getLogger(__name__)
+
+MODES = ("finetune", "probe")
+CONFUSION_FILE = "confusion_test.png"
+
+
+@dataclass
+class DownstreamModelConfig:
+    """The encoder under a downstream head and how it is trained."""
+
+    #: Architecture when training from scratch; with ``pretrained`` the checkpoint's
+    #: (only ``channels``, ``dropout`` and ``drop_path`` are taken from here). Channels
+    #: are set to the data's at training time.
+    encoder: TinyMyoConfig = field(default_factory=TinyMyoConfig)
+    #: TinyMyo checkpoint or pretraining run folder to start from ("" = from scratch).
+    pretrained: str = ""
+    #: ``finetune`` (everything trains) or ``probe`` (encoder frozen: a linear probe).
+    mode: str = "finetune"
+
+
+@dataclass
+class GestureModelConfig(DownstreamModelConfig):
+    label_smoothing: float = 0.1
+    #: Filled in from the data at training time, so config.yaml describes the trained model.
+    class_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GestureConfig(RunConfig):
+    """Recipe schema of ``task: gesture``."""
+
+    task: str = "gesture"
+    data: GestureDataConfig = field(default_factory=GestureDataConfig)
+    model: GestureModelConfig = field(default_factory=GestureModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_steps=100))
+    batch_size: int = 64
+    workers: int = 0
+
+
+def pretrained_file(path: str) -> Path:
+    """A TinyMyo checkpoint path; a pretraining run folder stands for its ``tinymyo.safetensors``."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        candidate = candidate / "tinymyo.safetensors"
+    if not candidate.is_file():
+        raise FileNotFoundError(f"{candidate}: no TinyMyo checkpoint (model.pretrained)")
+    return candidate
+
+
+def build_encoder(config: DownstreamModelConfig) -> TinyMyoEncoder:
+    """A fresh encoder from ``config.encoder``, or the pretrained one loaded into that architecture."""
+    if config.mode not in MODES:
+        raise ValueError(f"model.mode must be one of {MODES}, got {config.mode!r}")
+    if not config.pretrained:
+        return TinyMyoEncoder(config.encoder)
+    encoder, report = load_tinymyo(pretrained_file(config.pretrained), config.encoder)
+    log.info("encoder from %s: %d tensors loaded; unused: %s", report.path, len(report.loaded), ", ".join(report.unused) or "none")
+    return encoder
+
+
+def adopt_data_shape(config: DownstreamModelConfig, channels: int) -> None:
+    """Record the data's channel count, and a pretrained checkpoint's architecture, in ``config.encoder``.
+
+    :func:`build_encoder` then builds exactly that, and config.yaml describes
+    the trained model, so ``load_checkpoint`` rebuilds it without the
+    pretrained file.
+    """
+    config.encoder.channels = channels
+    if config.pretrained:
+        saved = load_tinymyo(pretrained_file(config.pretrained))[1].config
+        config.encoder = dataclasses.replace(
+            saved, channels=channels, dropout=config.encoder.dropout, drop_path=config.encoder.drop_path
+        )
+
+
+def build_model(config: GestureConfig) -> GestureClassifier:
+    """The classifier a recipe describes (``model.class_names`` must be filled)."""
+    if not config.model.class_names:
+        raise ValueError("model.class_names is empty: it is filled from the data when training starts")
+    return GestureClassifier(build_encoder(config.model), len(config.model.class_names), config.model.mode == "probe")
+
+
+class GestureWindowData(pl.LightningDataModule):
+    """Loaders over the windows of a :class:`GestureData` (shuffled, resumable training batches)."""
+
+    def __init__(self, data: GestureData, batch_size: int, trainer_config: TrainerConfig, workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.data, self.batch_size, self.trainer_config, self.workers, self.seed = data, batch_size, trainer_config, workers, seed
+
+    def _sampler(self, windows: GestureWindows, shuffle: bool) -> LengthBucketBatchSampler:
+        # All windows have one length, so the length-capped sampler yields plain batches of
+        # batch_size, with the engine's resumable order and DDP sharding.
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        lengths = [windows.length] * len(windows)
+        return LengthBucketBatchSampler(lengths, self.batch_size * windows.length, shuffle, self.seed, rank, world)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return training_loader(self.data.train, self._sampler(self.data.train, True), self.trainer_config, None, self.workers)
+
+    def _eval(self, windows: GestureWindows) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(windows, batch_sampler=self._sampler(windows, False), num_workers=self.workers)
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return self._eval(self.data.val)
+
+    def test_dataloader(self) -> torch.utils.data.DataLoader:
+        if len(self.data.test) == 0:
+            raise ValueError("the test split holds no windows; set trainer.test=false or give test units (data.test)")
+        return self._eval(self.data.test)
+
+
+class GestureTask(TaskModule):
+    """Cross-entropy (with label smoothing) training; accuracy and macro-F1 on validation and test."""
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(self, model: GestureClassifier, config: GestureConfig) -> None:
+        super().__init__(model, config.optim, config.seed)
+        self.label_smoothing = config.model.label_smoothing
+        self.class_names = list(config.model.class_names)
+        self.run_dir = Path(config.out)
+        self._rows: list[tuple[int, int, int]] = []
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["emg"])
+        loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.label_smoothing)
+        size = len(batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/accuracy", (logits.argmax(-1) == batch["label"]).float().mean(), batch_size=size)
+        return loss
+
+    def evaluate(self, batch: dict, stage: str) -> None:
+        logits = self.model(batch["emg"]).float()
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["label"]), sync_dist=True, batch_size=len(batch["label"]))
+        self._rows += zip(batch["index"].tolist(), batch["label"].tolist(), logits.argmax(-1).tolist())
+
+    def report(self, stage: str) -> None:
+        rows = self.gather_rows(self._rows)
+        self._rows = []
+        scores = classification_scores([r[1] for r in rows], [r[2] for r in rows], len(self.class_names))
+        self.log(f"{stage}/accuracy", scores.accuracy, prog_bar=True)
+        self.log(f"{stage}/macro_f1", scores.macro_f1)
+        if stage == "test" and self.trainer.is_global_zero:
+            title = f"test: accuracy {scores.accuracy:.3f}, macro-F1 {scores.macro_f1:.3f} ({scores.windows} windows)"
+            plot_confusion_matrix(scores.confusion, self.class_names, str(self.run_dir / CONFUSION_FILE), title)
+
+
+def check_window(config: DownstreamModelConfig, window: int) -> None:
+    """The window must cut into whole patches."""
+    patch_len = config.encoder.patch_len
+    if window % patch_len:
+        raise ValueError(f"data.window={window} is not a multiple of the encoder's patch length {patch_len}")
+
+
+def train(config: GestureConfig) -> Path:
+    """Fine-tune (or probe) a gesture classifier; returns the run directory."""
+    data = load_gesture_data(config.data)
+    if data.regression:
+        raise ValueError(f"{config.data.dataset} is a regression dataset; use task: kinematics")
+    config.model.class_names = list(data.class_names)
+    adopt_data_shape(config.model, data.channels)
+    check_window(config.model, config.data.window)
+    windows = GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed)
+    return fit(config, lambda: GestureTask(build_model(config), config), windows)
+
+
+TASK = Task(schema=GestureConfig, build_model=build_model, train=train)
