@@ -1,14 +1,18 @@
 """Synthetic forearm EMG of hand gestures, for quick runs and tests.
 
 A ring of ``channels`` electrodes sits around the forearm; each gesture
-contracts one or two muscles at fixed angles around the ring, so it shows
-as a class-specific pattern of amplitudes across channels (class 0 is rest,
-a faint tone everywhere). The signal of each channel is band-limited noise
-(the interference pattern of motor units) shaped by that amplitude and a
-smooth onset/offset envelope, plus nuisance that a classifier has to look
-past: each subject's armband sits rotated by a random angle with random
-per-channel gains, each repetition has its own force, and every sample
-carries white noise, baseline wander and mains hum.
+contracts one or two muscles at fixed angles around the ring (class 0 is
+rest: only a faint independent tone on every channel). Each contracting
+muscle is one source of band-limited noise (the interference pattern of
+its motor units) that reaches every electrode through the tissue, weaker
+with angular distance (volume conduction), under a smooth onset/offset
+envelope. So a gesture shows as a class-specific pattern of amplitudes
+across channels, and neighbouring channels carry correlated waveforms, as
+in real recordings (and what a masked-patch model can learn to exploit).
+Nuisance that a classifier has to look past: each subject's armband sits
+rotated by a random angle with random per-channel gains, each repetition
+has its own force, and every sample carries white noise, baseline wander
+and mains hum.
 
 Labels follow the NinaPro convention: each repetition performs every class
 once, with short unlabelled transitions (label -1) between holds, and a
@@ -62,13 +66,10 @@ def _muscle_angles(classes: int, rng: np.random.Generator) -> list[list[tuple[fl
     return patterns
 
 
-def _channel_amplitudes(muscles: list[tuple[float, float]], channels: int, rotation: float) -> np.ndarray:
-    """(channels,) amplitude of each electrode: von Mises bumps around each muscle's angle."""
+def _muscle_mixing(muscles: list[tuple[float, float]], channels: int, rotation: float) -> np.ndarray:
+    """(muscles, channels) gain from each muscle to each electrode: a von Mises bump around its angle."""
     electrode = 2 * np.pi * np.arange(channels) / channels + rotation
-    amplitude = np.full(channels, 0.05)  # resting tone
-    for angle, weight in muscles:
-        amplitude += weight * np.exp(2.5 * (np.cos(electrode - angle) - 1))
-    return amplitude
+    return np.array([weight * np.exp(2.5 * (np.cos(electrode - angle) - 1)) for angle, weight in muscles]).reshape(-1, channels)
 
 
 def _envelope(n: int, rate: float) -> np.ndarray:
@@ -87,7 +88,8 @@ def generate_gesture_recordings(config: SyntheticGestures = SyntheticGestures())
     rng = np.random.default_rng(config.seed)
     rate = config.rate
     patterns = _muscle_angles(config.classes, rng)
-    # Motor-unit interference: white noise band-limited to 20-90 Hz (scaled below Nyquist for low rates).
+    # Motor-unit interference of a muscle, and the resting tone: white noise band-limited to
+    # 20-90 Hz (scaled below Nyquist for low rates).
     band = [min(20.0, 0.1 * rate), min(90.0, 0.45 * rate)]
     sos = scipy.signal.butter(4, band, btype="bandpass", fs=rate, output="sos")
     hold, gap = int(config.hold_s * rate), int(config.transition_s * rate)
@@ -99,12 +101,13 @@ def generate_gesture_recordings(config: SyntheticGestures = SyntheticGestures())
         for rep in range(1, config.repetitions + 1):
             for k in rng.permutation(config.classes):
                 force = rng.uniform(0.7, 1.3)
-                amplitude = _channel_amplitudes(patterns[k], config.channels, rotation) * gains * force
-                source = scipy.signal.sosfilt(sos, rng.standard_normal((hold + gap, config.channels)), axis=0)
-                source /= source[:hold].std(axis=0) + 1e-9
+                mixing = _muscle_mixing(patterns[k], config.channels, rotation) * gains * force
+                noise = scipy.signal.sosfilt(sos, rng.standard_normal((hold + gap, len(mixing) + config.channels)), axis=0)
+                noise /= noise.std(axis=0) + 1e-9
+                muscles, tone = noise[:, : len(mixing)], noise[:, len(mixing) :]
                 env = np.zeros(hold + gap)
                 env[:hold] = _envelope(hold, rate)
-                pieces.append(source * env[:, None] * amplitude + 0.05 * source * (1 - env[:, None]))
+                pieces.append((muscles * env[:, None]) @ mixing + 0.05 * tone * gains)
                 labels += [k] * hold + [-1] * gap
                 reps += [rep] * (hold + gap)
         emg = np.concatenate(pieces)
