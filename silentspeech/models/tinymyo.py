@@ -55,6 +55,8 @@ from silentspeech.atomic import atomic_save_safetensors
 log = logging.getLogger(__name__)
 
 POSITION_MODES = ("none", "rope", "learned")
+#: Cosine and sine tables of the rotary angles, from :func:`rotary_tables`.
+Rotary = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -106,7 +108,7 @@ def check_lengths(lengths: torch.Tensor, batch: int, samples: int, device: torch
     return lengths
 
 
-def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10_000.0) -> Rotary:
     """Cosines and sines of the rotary angles for each position.
 
     ``positions``: (N,) or (B, N) time indices. Returns two tensors of shape
@@ -137,12 +139,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_dropout = nn.Dropout(dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        attn_mask: torch.Tensor | None = None,
-        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
         """``x`` (B, N, dim); ``attn_mask`` (B, 1, 1, N) bool, True where a key may be attended;
         ``rotary`` the (cos, sin) tables broadcastable to (B, heads, N, head_dim)."""
         batch, tokens, dim = x.shape
@@ -177,12 +174,7 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(config.dim)
         self.mlp = MLP(config.dim, config.mlp_dim, config.dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        attn_mask: torch.Tensor | None = None,
-        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rotary: Rotary | None = None) -> torch.Tensor:
         """``x`` (B, N, dim) -> (B, N, dim); masks as in :meth:`Attention.forward`."""
         x = x + drop_path(self.attn(self.norm1(x), attn_mask, rotary), self.drop_path, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
