@@ -158,5 +158,5 @@ def test_real_myo_gestures_fine_tune_beats_chance(shared_data, tmp_path):
 def test_real_mouthed_words_fine_tune_beats_chance(shared_data, tmp_path):
     """6 mouthed commands, 2 channels; test windows come from held-out recordings (files)."""
     root = shared_data / "real/somach_silent_words/Phase_3_Mouthing"
-    metrics = real_run("recipes/generic/mouthed_words.yaml", root, tmp_path, ["trainer.max_epochs=6"])
-    assert metrics["test/accuracy"] > 1.5 / 6  # chance 1/6
+    metrics = real_run("recipes/generic/mouthed_words.yaml", root, tmp_path, ["trainer.max_epochs=12"])
+    assert metrics["test/accuracy"] > 1.5 / 6  # chance 1/6; 48 test files, so >= 13 right (p < 0.05 by chance); seen 0.31-0.40

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.data.gestures import GestureDataError, GestureFiltering
+from silentspeech.data.gestures import FolderFormat, GestureDataError, GestureFiltering
 from silentspeech.data.pretraining import (
     MixtureBatchSampler,
     PretrainWindows,
@@ -93,6 +93,15 @@ def test_sources_arrays_and_gaddy_layout(tmp_path):
         source_recordings(WindowSource(kind="arrays", root=str(tmp_path / "arrays")), 250.0, filtering)
     with pytest.raises(GestureDataError, match="unknown pretraining source kind"):
         source_recordings(WindowSource(kind="emg2pose", root="x"), 250.0, filtering)
+
+
+def test_folder_source_uses_its_layout_and_ignores_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [",".join(map(str, [*rng.integers(-128, 128, 8), label])) for label in [0] * 300 + [3] * 300]
+    (tmp_path / "3.txt").write_text("\n".join(rows))
+    source = WindowSource(kind="folder", root=str(tmp_path), rate=200.0, folder=FolderFormat(pattern="*.txt", label_column="-1"))
+    recordings = source_recordings(source, 200.0, GestureFiltering())
+    assert [r.shape for r in recordings] == [(300, 8), (300, 8)]  # one per label run, label column not a channel
 
 
 def test_synthetic_gesture_source_is_filtered_and_resampled():

@@ -542,19 +542,20 @@ def _label_sort_key(name: str) -> tuple:
 
 def _read_table(path: Path, form: FolderFormat, with_label: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """EMG (samples, channels) float64 and the label column (samples,) of one file."""
+    header = None
     if path.suffix.lower() == ".npy":
         try:
-            array = np.load(path, allow_pickle=False)
+            table = np.load(path, allow_pickle=False)
         except Exception as err:
             raise GestureDataError(f"{path}: not a readable .npy array ({err})") from None
-        if array.ndim != 2:
-            raise GestureDataError(f"{path}: expected a (samples, columns) array, got shape {array.shape}")
-        header, rows = None, array.astype(str).tolist()
+        if table.ndim != 2 or table.shape[0] == 0:
+            raise GestureDataError(f"{path}: expected a (samples, columns) array, got shape {table.shape}")
     else:
         header, rows = _read_text_rows(path)
-    width = len(rows[0])
-    if any(len(r) != width for r in rows):
-        raise GestureDataError(f"{path}: rows have different numbers of columns")
+        if len({len(r) for r in rows}) != 1:
+            raise GestureDataError(f"{path}: rows have different numbers of columns")
+        table = np.array(rows, dtype=str)
+    width = table.shape[1]
     label_col = _column_index(form.label_column, header, width, path) if with_label else None
     if form.channel_columns:
         channel_cols = [_column_index(c, header, width, path) for c in form.channel_columns]
@@ -563,19 +564,21 @@ def _read_table(path: Path, form: FolderFormat, with_label: bool) -> tuple[np.nd
         channel_cols = [
             i
             for i in range(width)
-            if i != label_col and names[i].strip().lower() not in ("time", "timestamp", "t") and _is_number(rows[0][i])
+            if i != label_col and names[i].strip().lower() not in ("time", "timestamp", "t") and _is_number(str(table[0, i]))
         ]
     if not channel_cols:
         raise GestureDataError(f"{path}: no numeric EMG columns")
     try:
-        emg = np.array([[float(r[i]) for i in channel_cols] for r in rows], dtype=np.float64)
+        emg = table[:, channel_cols].astype(np.float64)
     except ValueError as err:
         raise GestureDataError(f"{path}: non-numeric value in an EMG column ({err})") from None
     labels = None
     if label_col is not None:
-        labels = np.array([_canonical_label(r[label_col]) for r in rows], dtype=object)
-        if any(v == "" for v in labels):
+        values, inverse = np.unique(table[:, label_col].astype(str), return_inverse=True)
+        canonical = np.array([_canonical_label(v) for v in values], dtype=object)
+        if (canonical == "").any():
             raise GestureDataError(f"{path}: empty label cell(s) in column {form.label_column!r}")
+        labels = canonical[inverse.reshape(-1)]
     return check_emg(emg, None, str(path)), labels
 
 

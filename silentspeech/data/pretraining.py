@@ -66,15 +66,18 @@ class WindowSource:
 
     #: gaddy (``**/*_emg.npy``, 1 kHz), synthetic_speech (the synthetic Gaddy-layout corpus,
     #: written to ``root`` first if absent), arrays (``pattern`` files at ``rate``),
-    #: synthetic_gestures, ninapro_db5, ninapro_db8, epn612, uci_emg, folder (labelled files at ``rate``).
+    #: synthetic_gestures, ninapro_db5, ninapro_db8, epn612, uci_emg, folder (labelled files at ``rate``,
+    #: laid out as ``folder`` says).
     kind: str = "synthetic_gestures"
     root: str = ""
     #: Share of training windows drawn from this source (relative to the others).
     weight: float = 1.0
     #: Hz of the files, for ``arrays`` and ``folder``.
     rate: float = 0.0
-    #: Glob below ``root`` for ``arrays`` (.npy or numeric .csv) and ``folder``.
+    #: Glob below ``root`` for ``arrays`` (.npy, or .csv of numbers with an optional time column).
     pattern: str = "**/*.npy"
+    #: ``folder``: how its labelled files are laid out (see the gesture recipes; labels are unused).
+    folder: FolderFormat = field(default_factory=FolderFormat)
     #: Mains frequency to notch, Hz (60 for the Gaddy corpus, 50 in Europe); 0 = none.
     mains: float = 50.0
     #: At most this many recordings (0 = all), taken evenly across the source.
@@ -132,8 +135,7 @@ def source_recordings(source: WindowSource, rate: float, filtering: GestureFilte
         segments = readers[kind](source.root, filtering, rate).segments
         return [s.emg for s in _even_pick(segments, source.max_recordings)]
     if kind == "folder":
-        form = FolderFormat(pattern=source.pattern)
-        segments = read_labelled_folder(source.root, source.rate, form, filtering, rate).segments
+        segments = read_labelled_folder(source.root, source.rate, source.folder, filtering, rate).segments
         return [s.emg for s in _even_pick(segments, source.max_recordings)]
     if kind == "synthetic_speech":
         from silentspeech.data.synthetic import generate_corpus
