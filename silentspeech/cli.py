@@ -243,6 +243,59 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="vocoder_action", metavar="ACTION")
+    actions.required = True
+    train = actions.add_parser(
+        "train",
+        help="train (or fine-tune) a HiFi-GAN vocoder on a preprocessing cache",
+        description="Train a HiFi-GAN on the voiced audio of a `silentspeech prepare` cache (features computed "
+        "from the audio, frame-aligned). Writes OUT_DIR/generator.safetensors, config.yaml and last.ckpt.",
+    )
+    train.add_argument("config", type=Path, help="vocoder recipe, e.g. vocoder/small.yaml (CPU) or vocoder/v1.yaml")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. cache=/data/cache max_minutes=15")
+    train.add_argument(
+        "--finetune-on", metavar="RUN",
+        help="production model run: train on its predicted features for the voiced utterances (DTW-aligned to the audio)",
+    )
+    train.add_argument("--init", metavar="VOCODER", help="start from this vocoder checkpoint (ours or original HiFi-GAN layout)")
+    train.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last.ckpt")
+    compare = actions.add_parser(
+        "compare",
+        help="resynthesise a split's audio from true features: Griffin-Lim vs a vocoder (LSD, MCD)",
+        description="Turn each utterance's true MFCC back into audio with Griffin-Lim and, when given, a vocoder "
+        "checkpoint; print log-spectral distance and mel-cepstral distortion (dB, lower is better).",
+    )
+    compare.add_argument("--cache", type=Path, required=True, help="preprocessing cache folder")
+    compare.add_argument("--vocoder", type=Path, help="vocoder run folder or checkpoint (default: Griffin-Lim only)")
+    compare.add_argument("--split", default="test", help="split whose voiced audio to use (default test)")
+    compare.add_argument("--limit", type=int, default=0, help="at most this many utterances (default all)")
+    compare.add_argument("--out", type=Path, help="write resynthesis.json, a spectrogram figure and example WAVs here")
+
+
+def _run_vocoder(args: argparse.Namespace) -> int:
+    from silentspeech import vocoder
+
+    if args.vocoder_action == "train":
+        overrides = list(args.overrides)
+        if args.finetune_on:
+            overrides.append(f"finetune_on={args.finetune_on}")
+        if args.init:
+            overrides.append(f"init_from={args.init}")
+        recipe = vocoder.load_vocoder_recipe(args.config, overrides)
+        out = vocoder.train_vocoder(recipe, resume=args.resume)
+        print(f"vocoder written to {out / 'generator.safetensors'}")
+        return 0
+    scores = vocoder.compare_resynthesis(args.cache, args.vocoder, args.split, args.limit, args.out)
+    print(f"{'method':<12} {'utterances':>10} {'LSD dB':>8} {'MCD dB':>8}  source")
+    for score in scores:
+        print(
+            f"{score.method:<12} {score.utterances:>10} {score.log_spectral_distance_db:>8.2f} "
+            f"{score.mel_cepstral_distortion_db:>8.2f}  {score.source}"
+        )
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -252,6 +305,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
     ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("train", "Train a model from a recipe (production, recognition, ...); --resume continues a killed run.", _add_train_arguments, _run_train),
+    ("vocoder", "Train HiFi-GAN vocoders and compare them with Griffin-Lim on true features.", _add_vocoder_arguments, _run_vocoder),
 ]
 
 
