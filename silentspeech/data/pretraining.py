@@ -270,8 +270,8 @@ def build_pretrain_windows(config: WindowMixtureConfig, channels: int) -> tuple[
         train.append(recordings[: len(recordings) - held])
         val.append(recordings[len(recordings) - held :])
         log.info(
-            "pretraining source %s %s: %d recordings (%d held out), %.1f min at %g Hz, %d channels",
-            source.kind, source.root, len(recordings), held,
+            "pretraining source %s: %d recordings (%d held out), %.1f min at %g Hz, %d channels",
+            f"{source.kind} {source.root}".strip(), len(recordings), held,
             sum(r.shape[0] for r in recordings) / config.rate / 60, config.rate, recordings[0].shape[1],
         )
     train_windows = PretrainWindows(train, channels, config.window, config.stride)

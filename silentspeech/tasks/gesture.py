@@ -82,10 +82,17 @@ def pretrained_file(path: str) -> Path:
     return candidate
 
 
-def build_encoder(config: DownstreamModelConfig) -> TinyMyoEncoder:
-    """A fresh encoder from ``config.encoder``, or the pretrained one loaded into that architecture."""
+def check_model_config(config: DownstreamModelConfig) -> None:
+    """Fail early on a bad ``model.mode`` or a missing ``model.pretrained`` file."""
     if config.mode not in MODES:
         raise ValueError(f"model.mode must be one of {MODES}, got {config.mode!r}")
+    if config.pretrained:
+        pretrained_file(config.pretrained)
+
+
+def build_encoder(config: DownstreamModelConfig) -> TinyMyoEncoder:
+    """A fresh encoder from ``config.encoder``, or the pretrained one loaded into that architecture."""
+    check_model_config(config)
     if not config.pretrained:
         return TinyMyoEncoder(config.encoder)
     encoder, report = load_tinymyo(pretrained_file(config.pretrained), config.encoder)
@@ -190,6 +197,7 @@ def check_window(config: DownstreamModelConfig, window: int) -> None:
 
 def train(config: GestureConfig) -> Path:
     """Fine-tune (or probe) a gesture classifier; returns the run directory."""
+    check_model_config(config.model)
     data = load_gesture_data(config.data)
     if data.regression:
         raise ValueError(f"{config.data.dataset} is a regression dataset; use task: kinematics")

@@ -24,7 +24,14 @@ from silentspeech.metrics import regression_scores
 from silentspeech.models.heads import KinematicsRegressor
 from silentspeech.tasks import Task
 from silentspeech.tasks.engine import OptimConfig, RunConfig, TaskModule, fit
-from silentspeech.tasks.gesture import DownstreamModelConfig, GestureWindowData, adopt_data_shape, build_encoder, check_window
+from silentspeech.tasks.gesture import (
+    DownstreamModelConfig,
+    GestureWindowData,
+    adopt_data_shape,
+    build_encoder,
+    check_model_config,
+    check_window,
+)
 
 #: Samples per window that enter the validation and test scores.
 SCORED_PER_WINDOW = 50
@@ -95,6 +102,7 @@ class KinematicsTask(TaskModule):
 
 def train(config: KinematicsConfig) -> Path:
     """Fine-tune (or probe) a kinematics regressor; returns the run directory."""
+    check_model_config(config.model)
     data = load_gesture_data(config.data)
     if not data.regression:
         raise ValueError(f"{config.data.dataset} has class labels, not continuous targets; use task: gesture")
