@@ -296,10 +296,26 @@ def _run_vocoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="output folder (created; a folder of the same settings is completed)")
+    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances, at least 10 (default 300)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
+    parser.add_argument("--sessions", type=int, default=3, help="parallel recording sessions 5-4, 5-5, ... (default 3)")
+
+
+def _run_synth_corpus(args: argparse.Namespace) -> int:
+    from silentspeech.data.synthetic import generate_corpus
+
+    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions)
+    print(summary)
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = [
+    ("synth-corpus", "Write a synthetic EMG/speech corpus in the Gaddy layout, with its split file.", _add_synth_corpus_arguments, _run_synth_corpus),
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
