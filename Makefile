@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUNS ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast quickstart demo bench clean
+.PHONY: install test test-fast quickstart clean
 
 install: $(STAMP)
 
@@ -28,12 +28,6 @@ test-fast: install
 
 quickstart: install
 	$(BIN)/silentspeech quickstart --out $(RUNS)
-
-demo: install
-	$(BIN)/silentspeech demo
-
-bench: install
-	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
