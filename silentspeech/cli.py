@@ -311,6 +311,49 @@ def _run_synth_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="recognition run directory (or its best.safetensors)")
+    parser.add_argument("--split", default="test", help="cache split to evaluate (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
+    parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else greedy only)")
+    parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
+    parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
+    parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
+    parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/eval_<split>/)")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from silentspeech.evaluation import evaluate_recognition, markdown_report
+
+    summary = evaluate_recognition(args.checkpoint, args.split, args.cache, args.lm, args.alpha, args.beta, args.beam, args.out)
+    print(markdown_report(summary))
+    out = args.out or (args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent) / f"eval_{args.split}"
+    print(f"wrote {out}/results.csv, summary.json, report.md")
+    return 0
+
+
+def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="recognition run directory (or its best.safetensors)")
+    parser.add_argument("--lm", type=Path, required=True, help="ARPA/KenLM language model, e.g. lm/books_4gram.arpa")
+    parser.add_argument("--alphas", type=float, nargs="+", help="LM weights to try (default: 0.25 0.5 1 1.5)")
+    parser.add_argument("--betas", type=float, nargs="+", help="word bonuses to try (default: 0 1 1.85 3)")
+    parser.add_argument("--beam", type=int, help="beam width (default: 100)")
+    parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache); its dev split is used")
+
+
+def _run_tune_lm(args: argparse.Namespace) -> int:
+    from silentspeech.evaluation import LM_PARAMS, run_directory, tune_lm
+
+    grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam}
+    result = tune_lm(args.checkpoint, args.lm, cache=args.cache, **{k: v for k, v in grid.items() if v is not None})
+    print(f"dev WER % (CER %) over {result.utterances} utterances, beam {result.beam_width}:")
+    print(result.table())
+    best = result.rates[result.best]
+    print(f"best: alpha {result.best[0]:g}, beta {result.best[1]:g} (WER {100 * best.wer:.1f} %, CER {100 * best.cer:.1f} %)")
+    print(f"wrote {run_directory(args.checkpoint) / LM_PARAMS}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -319,6 +362,8 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
+    ("evaluate", "Evaluate a recognition model on a split: greedy and LM beam search WER/CER, per-utterance CSV, report.", _add_evaluate_arguments, _run_evaluate),
+    ("tune-lm", "Grid-search LM weight alpha and word bonus beta on dev; save the best pair beside the checkpoint.", _add_tune_lm_arguments, _run_tune_lm),
     ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("train", "Train a model from a recipe (production, recognition, ...); --resume continues a killed run.", _add_train_arguments, _run_train),
     ("vocoder", "Train HiFi-GAN vocoders and compare them with Griffin-Lim on true features.", _add_vocoder_arguments, _run_vocoder),

@@ -1,0 +1,327 @@
+"""Recognition evaluation: a trained CTC model on one split of a cache, greedy and LM beam search.
+
+:func:`evaluate_recognition` runs the model once over the split, decodes
+greedily and (with a language model) by beam search, and writes
+``results.csv`` (one row per utterance), ``summary.json`` (corpus WER/CER
+with substitutions, deletions and insertions, per decoder, for silent,
+voiced and all utterances) and ``report.md``. :func:`tune_lm` grid-searches
+the LM weight alpha and word bonus beta on dev, computing the model's log
+posteriors once and re-decoding them for every pair, and saves the best pair
+as ``lm_params.json`` beside the checkpoint, where evaluation finds it.
+Scoring follows FIELD_GUIDE §4 (:func:`silentspeech.metrics.error_rates`:
+normalised text, corpus-level rates, jiwer alignment); decoding is
+lexicon-free so no test word can leak through a lexicon.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from silentspeech.atomic import atomic_write_json, atomic_write_text
+from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
+from silentspeech.decoding import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
+
+#: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
+LM_PARAMS = "lm_params.json"
+#: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
+DEFAULT_ALPHAS = (0.25, 0.5, 1.0, 1.5)
+DEFAULT_BETAS = (0.0, 1.0, 1.85, 3.0)
+#: Beam width for tuning: Gaddy's 100 keeps a grid affordable on a CPU.
+DEFAULT_TUNING_BEAM = 100
+
+
+@dataclass
+class SplitPosteriors:
+    """The model's CTC output on the utterances of one split, in cache order."""
+
+    ids: list[str]
+    texts: list[str]  #: normalised reference text
+    silent: list[bool]
+    log_probs: list[np.ndarray]  #: per utterance (frames, 38) float32 natural-log posteriors at 86.13 frames/s
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """Which language model beam search fuses, and how."""
+
+    lm: Path
+    alpha: float
+    beta: float
+    beam_width: int
+
+
+def run_directory(checkpoint: str | os.PathLike) -> Path:
+    """The run folder of ``checkpoint`` (a run directory or a ``.safetensors`` file inside one)."""
+    path = Path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
+def check_split(cache: str | os.PathLike, split: str) -> None:
+    """Raise ``ValueError`` listing the splits the cache holds when ``split`` is not among them."""
+    present = sorted({entry["split"] for entry in read_manifest(cache)["utterances"]})
+    if split not in present:
+        raise ValueError(f"{cache}: no split {split!r} in this cache; valid splits: {', '.join(present)}")
+
+
+def split_posteriors(
+    model: torch.nn.Module,
+    cache: str | os.PathLike,
+    split: str,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+) -> SplitPosteriors:
+    """Run a recognition ``model`` over every utterance (silent and voiced) of ``split`` in ``cache``."""
+    from silentspeech.tasks.recognition import ctc_log_probs
+
+    check_split(cache, split)
+    dataset = CachedUtterances(cache, split)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_utterances)
+    result = SplitPosteriors([], [], [], [])
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"model on {split}", unit="batch"):
+            inputs = {**batch, "emg": batch["emg"].to(device), "emg_lengths": batch["emg_lengths"].to(device)}
+            log_probs, frames = ctc_log_probs(model, inputs)
+            log_probs, frames = log_probs.cpu().numpy(), frames.cpu().numpy()
+            result.ids += batch["ids"]
+            result.texts += batch["texts"]
+            result.silent += batch["silent"].tolist()
+            result.log_probs += [log_probs[i, : frames[i]] for i in range(len(frames))]
+    return result
+
+
+def beam_decode(decoder: BeamSearchDecoder, log_probs: Sequence[np.ndarray], progress: str | None = None) -> list[str]:
+    """Beam-search each ``(frames, 38)`` array; ``progress`` labels a tqdm bar (None: no bar)."""
+    items = tqdm(log_probs, desc=progress, unit="utt") if progress else log_probs
+    return [decoder.decode(item) for item in items]
+
+
+def grouped_rates(references: Sequence[str], hypotheses: Sequence[str], silent: Sequence[bool]) -> dict[str, dict]:
+    """``error_rates`` as dicts for ``all``, ``silent`` and ``voiced`` utterances (a kind absent from the split is left out)."""
+    groups = {"all": [True] * len(silent), "silent": list(silent), "voiced": [not s for s in silent]}
+    rates = {}
+    for name, keep in groups.items():
+        if any(keep):
+            picked = [(r, h) for r, h, k in zip(references, hypotheses, keep) if k]
+            rates[name] = asdict(error_rates([r for r, _ in picked], [h for _, h in picked]))
+    return rates
+
+
+def saved_lm_settings(checkpoint: str | os.PathLike) -> dict | None:
+    """The ``lm_params.json`` that :func:`tune_lm` saved beside ``checkpoint``, or None."""
+    path = run_directory(checkpoint) / LM_PARAMS
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable tuned LM settings ({err}); run tune-lm again or delete it") from None
+
+
+def resolve_lm_settings(
+    checkpoint: str | os.PathLike,
+    lm: str | os.PathLike | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    beam_width: int | None = None,
+) -> LMSettings | None:
+    """LM settings for evaluation: given values first, then the tuned ``lm_params.json``, then the defaults.
+
+    The tuned alpha/beta/beam apply only to the LM they were tuned for (an
+    explicit ``lm`` that is another file gets the decoding defaults). None
+    when no LM is given and none was tuned.
+    """
+    saved = saved_lm_settings(checkpoint)
+    if lm is None and saved is None:
+        return None
+    lm = Path(lm if lm is not None else saved["lm"])
+    if saved is not None and Path(saved["lm"]).resolve() != lm.resolve():
+        saved = None
+    saved = saved or {}
+    return LMSettings(
+        lm=lm,
+        alpha=float(alpha if alpha is not None else saved.get("alpha", DEFAULT_ALPHA)),
+        beta=float(beta if beta is not None else saved.get("beta", DEFAULT_BETA)),
+        beam_width=int(beam_width if beam_width is not None else saved.get("beam_width", DEFAULT_BEAM_WIDTH)),
+    )
+
+
+def _rates_row(decoder: str, group: str, rates: dict) -> str:
+    return (
+        f"| {decoder} | {group} | {rates['utterances']} | {100 * rates['wer']:.2f} | {100 * rates['cer']:.2f} "
+        f"| {rates['substitutions']} | {rates['deletions']} | {rates['insertions']} | {rates['reference_words']} |"
+    )
+
+
+def markdown_report(summary: dict) -> str:
+    """A short markdown report of a ``summary.json`` dict: settings and the WER/CER table."""
+    lm = summary["lm"]
+    lines = [
+        f"# Recognition evaluation: {summary['split']} split",
+        "",
+        f"- checkpoint: `{summary['checkpoint']}`",
+        f"- cache: `{summary['cache']}` ({summary['utterances']} utterances)",
+        "- language model: "
+        + (f"`{lm['lm']}`, alpha {lm['alpha']}, beta {lm['beta']}, beam {lm['beam_width']}" if lm else "none (greedy only)"),
+        "",
+        "| decoder | utterances | n | WER % | CER % | sub | del | ins | ref words |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for decoder in ("greedy", "beam"):
+        for group, rates in (summary.get(decoder) or {}).items():
+            lines.append(_rates_row(decoder, group, rates))
+    return "\n".join(lines) + "\n"
+
+
+def _results_csv(posteriors: SplitPosteriors, greedy: list[str], beam: list[str] | None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["id", "kind", "reference", "greedy", "beam", "reference_words", "reference_chars",
+         "greedy_word_errors", "greedy_char_errors", "beam_word_errors", "beam_char_errors"]
+    )
+    for i, utterance in enumerate(posteriors.ids):
+        reference = posteriors.texts[i]
+        g = utterance_errors(reference, greedy[i])
+        b = utterance_errors(reference, beam[i]) if beam is not None else None
+        writer.writerow(
+            [utterance, "silent" if posteriors.silent[i] else "voiced", reference, greedy[i], beam[i] if b else "",
+             g.reference_words, g.reference_characters, g.word_errors, g.char_errors,
+             b.word_errors if b else "", b.char_errors if b else ""]
+        )
+    return buffer.getvalue()
+
+
+def evaluate_recognition(
+    checkpoint: str | os.PathLike,
+    split: str = "test",
+    cache: str | os.PathLike | None = None,
+    lm: str | os.PathLike | None = None,
+    alpha: float | None = None,
+    beta: float | None = None,
+    beam_width: int | None = None,
+    out: str | os.PathLike | None = None,
+    batch_size: int = 8,
+) -> dict:
+    """Evaluate a recognition checkpoint on ``split``; returns the summary it writes.
+
+    ``cache`` defaults to the run's ``data.cache``; ``out`` to
+    ``<run dir>/eval_<split>/``. LM settings resolve as in
+    :func:`resolve_lm_settings`; without an LM only greedy decoding is scored
+    (``beam`` is null in the summary). Writes ``results.csv``,
+    ``summary.json`` and ``report.md`` atomically.
+    """
+    from silentspeech.tasks import load_checkpoint
+
+    model, config = load_checkpoint(checkpoint, task="recognition")
+    cache = Path(cache if cache is not None else config.data.cache)
+    settings = resolve_lm_settings(checkpoint, lm, alpha, beta, beam_width)
+    out = Path(out) if out is not None else run_directory(checkpoint) / f"eval_{split}"
+
+    posteriors = split_posteriors(model, cache, split, batch_size)
+    greedy = [greedy_decode(lp[None])[0] for lp in posteriors.log_probs]
+    beam = None
+    if settings is not None:
+        decoder = BeamSearchDecoder(settings.lm, settings.alpha, settings.beta, settings.beam_width)
+        beam = beam_decode(decoder, posteriors.log_probs, progress=f"beam search on {split}")
+    summary = {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "cache": str(cache),
+        "utterances": len(posteriors.ids),
+        "lm": None if settings is None else {**asdict(settings), "lm": str(settings.lm)},
+        "greedy": grouped_rates(posteriors.texts, greedy, posteriors.silent),
+        "beam": None if beam is None else grouped_rates(posteriors.texts, beam, posteriors.silent),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.csv", _results_csv(posteriors, greedy, beam))
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", markdown_report(summary))
+    return summary
+
+
+@dataclass
+class TuningResult:
+    """A tuning grid on dev: ``rates[(alpha, beta)]`` and the pair of lowest WER (ties: lower CER, then the first)."""
+
+    rates: dict[tuple[float, float], ErrorRates]
+    best: tuple[float, float]
+    greedy: ErrorRates
+    beam_width: int
+    utterances: int
+
+    def table(self) -> str:
+        """The grid as text: WER % (CER %) per alpha (rows) and beta (columns); the best pair starred."""
+        alphas = sorted({a for a, _ in self.rates})
+        betas = sorted({b for _, b in self.rates})
+        cells = {
+            key: f"{100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if key == self.best else ''}" for key, r in self.rates.items()
+        }
+        width = max(len(c) for c in cells.values()) + 2
+        lines = ["alpha\\beta".ljust(11) + "".join(f"{b:>{width}g}" for b in betas)]
+        lines += [f"{a:<11g}" + "".join(f"{cells[(a, b)]:>{width}}" for b in betas) for a in alphas]
+        lines.append(f"greedy: WER {100 * self.greedy.wer:.1f} % (CER {100 * self.greedy.cer:.1f} %)")
+        return "\n".join(lines)
+
+
+def tune_lm(
+    checkpoint: str | os.PathLike,
+    lm: str | os.PathLike,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    betas: Sequence[float] = DEFAULT_BETAS,
+    beam_width: int = DEFAULT_TUNING_BEAM,
+    cache: str | os.PathLike | None = None,
+    split: str = "dev",
+    batch_size: int = 8,
+) -> TuningResult:
+    """Grid-search alpha and beta of LM beam search on ``split`` (dev); write the best pair to ``lm_params.json``.
+
+    The model runs once; its log posteriors are re-decoded for every pair
+    (the LM is loaded once and re-weighted with ``reset_params``). Tuning
+    on test would make the test figure optimistic, so keep ``split`` dev.
+    """
+    from silentspeech.tasks import load_checkpoint
+
+    if not alphas or not betas:
+        raise ValueError("give at least one alpha and one beta")
+    model, config = load_checkpoint(checkpoint, task="recognition")
+    cache = Path(cache if cache is not None else config.data.cache)
+    posteriors = split_posteriors(model, cache, split, batch_size)
+    if not posteriors.ids:
+        raise ValueError(f"{cache}: the {split} split holds no utterances to tune on")
+    greedy = error_rates(posteriors.texts, [greedy_decode(lp[None])[0] for lp in posteriors.log_probs])
+    decoder = BeamSearchDecoder(lm, alphas[0], betas[0], beam_width)
+    rates = {}
+    grid = [(float(a), float(b)) for a in alphas for b in betas]
+    for alpha, beta in tqdm(grid, desc="alpha/beta grid", unit="pair"):
+        decoder.reset_params(alpha=alpha, beta=beta)
+        rates[(alpha, beta)] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
+    best = min(grid, key=lambda key: (rates[key].wer, rates[key].cer))
+    atomic_write_json(
+        run_directory(checkpoint) / LM_PARAMS,
+        {
+            "lm": str(Path(lm).resolve()),
+            "alpha": best[0],
+            "beta": best[1],
+            "beam_width": beam_width,
+            "split": split,
+            "cache": str(cache),
+            "utterances": len(posteriors.ids),
+            "wer": rates[best].wer,
+            "cer": rates[best].cer,
+            "greedy_wer": greedy.wer,
+        },
+    )
+    return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids))

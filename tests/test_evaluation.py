@@ -1,0 +1,113 @@
+"""Recognition evaluation and LM tuning: files written, summary layout, tuned settings reused, bad splits (tiny untrained model)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
+from silentspeech.cli import main
+from silentspeech.config import config_to_yaml, load_recipe
+from silentspeech.data.cache import prepare_cache, read_manifest
+from silentspeech.data.synthetic import generate_corpus
+from silentspeech.decoding import DEFAULT_ALPHA
+from silentspeech.evaluation import LM_PARAMS, evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
+from silentspeech.lm import estimate_kneser_ney, write_arpa
+from silentspeech.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.width=16", "model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=2", "model.encoder.mlp_dim=32"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A prepared synthetic corpus of 20 utterances (one silent dev and one silent test utterance)."""
+    root = tmp_path_factory.mktemp("corpus")
+    generate_corpus(root, utterances=20, seed=0, progress=False)
+    out = tmp_path_factory.mktemp("cache")
+    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lm(cache, tmp_path_factory) -> Path:
+    """A trigram LM on the cache's training text only."""
+    path = tmp_path_factory.mktemp("lm") / "train.arpa"
+    texts = [e["text"] for e in read_manifest(cache)["utterances"] if e["split"] == "train"]
+    write_arpa(estimate_kneser_ney(texts, 3), path)
+    return path
+
+
+@pytest.fixture()
+def run(cache, tmp_path) -> Path:
+    """A run directory holding an untrained tiny recognition model, as training would leave it."""
+    task = get_task("recognition")
+    config = load_recipe(task.schema, REPO / "recipes/synthetic/recognition.yaml", [f"data.cache={cache}", f"out={tmp_path}", *TINY])
+    model = task.build_model(config)
+    atomic_write_text(tmp_path / "config.yaml", config_to_yaml(config))
+    atomic_save_safetensors(tmp_path / "best.safetensors", model.state_dict(), {"model": type(model).__name__})
+    return tmp_path
+
+
+def test_evaluate_writes_csv_summary_and_report(run, lm):
+    summary = evaluate_recognition(run, split="test", lm=lm, alpha=0.5, beta=1.0, beam_width=4)
+    out = run / "eval_test"
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["lm"] == {"lm": str(lm), "alpha": 0.5, "beta": 1.0, "beam_width": 4}
+    for decoder in ("greedy", "beam"):
+        assert set(summary[decoder]) == {"all", "silent"}  # the test split is silent only
+        rates = summary[decoder]["all"]
+        assert {"wer", "cer", "substitutions", "deletions", "insertions", "reference_words"} <= set(rates)
+        assert rates["wer"] == pytest.approx((rates["substitutions"] + rates["deletions"] + rates["insertions"]) / rates["reference_words"])
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == summary["utterances"] >= 1
+    assert rows[0]["kind"] == "silent" and rows[0]["reference"]
+    assert sum(int(r["greedy_word_errors"]) for r in rows) == sum(summary["greedy"]["all"][k] for k in ("substitutions", "deletions", "insertions"))
+    report = (out / "report.md").read_text()
+    assert "| decoder |" in report and "| beam | all |" in report
+
+
+def test_without_lm_only_greedy_is_scored(run, tmp_path):
+    summary = evaluate_recognition(run, split="dev", out=tmp_path / "dev")
+    assert summary["lm"] is None and summary["beam"] is None
+    with open(tmp_path / "dev" / "results.csv", newline="") as handle:
+        assert all(row["beam"] == "" for row in csv.DictReader(handle))
+
+
+def test_unknown_split_lists_the_valid_ones(run):
+    with pytest.raises(ValueError, match=r"no split 'validation'.*valid splits: dev, excluded, test, train"):
+        evaluate_recognition(run, split="validation")
+    assert main(["evaluate", str(run), "--split", "validation"]) == 2
+
+
+def test_tune_lm_saves_the_best_pair_and_evaluate_uses_it(run, lm, capsys):
+    assert main(["tune-lm", str(run), "--lm", str(lm), "--alphas", "0.5", "2", "--betas", "0", "1", "--beam", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "alpha\\beta" in printed and "best: alpha" in printed
+    saved = json.loads((run / LM_PARAMS).read_text())
+    assert (saved["alpha"], saved["beta"]) in {(0.5, 0.0), (0.5, 1.0), (2.0, 0.0), (2.0, 1.0)}
+    assert saved["beam_width"] == 4 and saved["split"] == "dev"
+    summary = evaluate_recognition(run, split="test")
+    assert summary["lm"]["alpha"] == saved["alpha"] and summary["lm"]["beta"] == saved["beta"]
+    assert summary["beam"] is not None
+    # Tuned values belong to their LM: another LM file falls back to the defaults.
+    other = lm.parent / "other.arpa"
+    other.write_bytes(lm.read_bytes())
+    assert resolve_lm_settings(run, other).alpha == DEFAULT_ALPHA
+
+
+def test_tune_lm_grid_result(run, lm):
+    result = tune_lm(run, lm, alphas=[0.5], betas=[0.0, 2.0], beam_width=2)
+    assert set(result.rates) == {(0.5, 0.0), (0.5, 2.0)} and result.best in result.rates
+    assert "*" in result.table()
+
+
+def test_grouped_rates_split_silent_and_voiced():
+    rates = grouped_rates(["a b", "c d", "e f"], ["a b", "c x", "e"], [True, False, True])
+    assert rates["all"]["wer"] == pytest.approx(2 / 6)
+    assert rates["silent"]["wer"] == pytest.approx(1 / 4) and rates["silent"]["deletions"] == 1
+    assert rates["voiced"]["wer"] == pytest.approx(1 / 2) and rates["voiced"]["substitutions"] == 1
