@@ -354,6 +354,92 @@ def _run_tune_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="production run directory (or its best.safetensors)")
+    parser.add_argument(
+        "input", type=Path,
+        help="raw EMG: a Gaddy utterance {i}_emg.npy (its {i}_info.json gives 1000 Hz) or a bare (samples, channels) "
+        ".npy/.csv with --rate; the channel count must be the model's (8 for Gaddy)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="WAV file to write (22050 Hz, 16-bit)")
+    parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
+    parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def _run_voice(args: argparse.Namespace) -> int:
+    from silentspeech.data.emg_files import read_emg_file
+    from silentspeech.pipeline import SilentSpeechPipeline, write_wav
+
+    pipeline = SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
+    recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
+    result = pipeline.run(recording)  # EMGError (a ValueError) names the file and the problem
+    write_wav(args.out, result.audio, result.audio_rate)
+    method = "HiFi-GAN" if result.synthesis_method == "hifigan" else "griffin-lim fallback"
+    seconds = len(result.audio) / result.audio_rate
+    print(f"wrote {args.out}: {seconds:.2f} s at {result.audio_rate} Hz, synthesis: {method}")
+    if recording.text:
+        print(f"prompt: {recording.text}")
+    print("timings: " + ", ".join(f"{stage} {1000 * t:.0f} ms" for stage, t in result.timings.items()))
+    return 0
+
+
+def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="production run directory (or its best.safetensors)")
+    parser.add_argument(
+        "--asr", required=True,
+        help="ASR that transcribes the synthesised audio: a run directory of ours (task audio_asr, trained by "
+        "`silentspeech train recipes/synthetic/audio_asr.yaml`), or speechbrain:DIR, a local speechbrain "
+        "EncoderDecoderASR folder: on a connected machine run `python -c \"from speechbrain.inference.ASR import "
+        "EncoderDecoderASR as A; A.from_hparams(source='speechbrain/asr-crdnn-rnnlm-librispeech', "
+        "savedir='asr-crdnn')\"` and copy the asr-crdnn folder here",
+    )
+    parser.add_argument("--split", default="test", help="cache split to evaluate (default: %(default)s)")
+    parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
+    parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
+    parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N utterances (default: all)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/production_eval_<split>/)")
+
+
+def _run_evaluate_production(args: argparse.Namespace) -> int:
+    from silentspeech.production_eval import evaluate_production, load_asr
+
+    asr = load_asr(args.asr, args.device)
+    scores = evaluate_production(
+        args.checkpoint, asr, args.split, args.vocoder, args.cache, args.out, args.max_utterances, args.device
+    )
+    out = args.out or args.checkpoint / f"production_eval_{args.split}"
+    mcd = "n/a" if scores.mcd_db is None else f"{scores.mcd_db:.2f} dB"
+    print(
+        f"{scores.split}: {scores.utterances} utterances, synthesis {scores.synthesis_method}, ASR {scores.asr}: "
+        f"WER {100 * scores.wer:.2f} %, CER {100 * scores.cer:.2f} %, MCD (voiced) {mcd}"
+    )
+    print(f"wrote {out}/results.csv, summary.json, report.md")
+    return 0
+
+
+def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("teacher", type=Path, help="trained teacher: a run directory (or its best.safetensors) of the recipe's task")
+    parser.add_argument(
+        "recipe", type=Path,
+        help="gesture, recognition or production recipe whose model section is the student, plus a distill section "
+        "(alpha, temperature, hidden_weight), e.g. recipes/synthetic/distill_gestures.yaml",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. distill.alpha=0.5 out=runs/x")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.ckpt")
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    from silentspeech.distill import REPORT_FILE, distill
+
+    result = distill(args.teacher, args.recipe, args.overrides, resume=args.resume)
+    print((result.run_dir / REPORT_FILE).read_text())
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -367,6 +453,8 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("train", "Train a model from a recipe (production, recognition, ...); --resume continues a killed run.", _add_train_arguments, _run_train),
     ("vocoder", "Train HiFi-GAN vocoders and compare them with Griffin-Lim on true features.", _add_vocoder_arguments, _run_vocoder),
+    ("voice", "Turn one raw EMG recording into speech audio (WAV) with a production model and a vocoder.", _add_voice_arguments, _run_voice),
+    ("evaluate-production", "Score a production model: synthesise a split, transcribe it with an ASR, report WER/CER and MCD.", _add_evaluate_production_arguments, _run_evaluate_production),
 ]
 
 

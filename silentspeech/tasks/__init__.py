@@ -26,6 +26,7 @@ TASK_MODULES = {
     "pretrain": "silentspeech.tasks.pretrain",
     "gesture": "silentspeech.tasks.gesture",
     "kinematics": "silentspeech.tasks.kinematics",
+    "audio_asr": "silentspeech.tasks.audio_asr",
 }
 
 

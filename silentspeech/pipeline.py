@@ -1,0 +1,218 @@
+"""EMG -> text and speech audio: the inference pipeline behind ``silentspeech voice``, the demo and evaluation.
+
+One :class:`SilentSpeechPipeline` holds the models, loaded once: a
+recognition model (EMG -> CTC characters, decoded greedily and by beam search
+with an optional KenLM), a production model (EMG -> 80 MFCC per 86.13 Hz
+frame) and a vocoder (MFCC -> 22050 Hz audio; Griffin-Lim when no HiFi-GAN is
+given, and the result says so). Either model may be left out. Each call of
+:meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
+models' 689.06 Hz and times every stage.
+
+Plausible recordings (:func:`check_recording`): surface EMG carries power up
+to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the
+signal the models were trained on and is refused, as is one above 20 kHz (no
+sEMG amplifier samples faster; such a rate is a unit mistake). The recording
+must last 0.25 to 120 s at the given rate: a wrong ``--rate`` usually shows as
+an utterance of implausible length.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from silentspeech.audio import AUDIO_RATE
+from silentspeech.data.emg_files import EMGRecording
+from silentspeech.decoding import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.signals import EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.vocoder import Vocoder, load_vocoder
+
+#: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
+MIN_EMG_RATE = 900.0
+#: Highest accepted raw EMG rate, Hz.
+MAX_EMG_RATE = 20_000.0
+#: Accepted recording durations, seconds.
+MIN_SECONDS, MAX_SECONDS = 0.25, 120.0
+
+
+def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "EMG") -> np.ndarray:
+    """Validate raw EMG ``(samples, channels)`` at ``rate`` Hz for the models; returns it as float64.
+
+    Raises :class:`~silentspeech.signals.EMGError` naming ``source`` for a
+    wrong channel count, NaN, or a rate or duration outside the plausible
+    ranges of the module docstring.
+    """
+    emg = check_emg(emg, channels, source)
+    if not MIN_EMG_RATE <= rate <= MAX_EMG_RATE:
+        raise EMGError(
+            f"{source}: sampling rate {rate:g} Hz is implausible for surface EMG; it must be {MIN_EMG_RATE:g} to "
+            f"{MAX_EMG_RATE:g} Hz (at least twice the 450 Hz EMG band). Check --rate"
+        )
+    seconds = emg.shape[0] / rate
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise EMGError(
+            f"{source}: {emg.shape[0]} samples at {rate:g} Hz last {seconds:.3g} s; an utterance must last "
+            f"{MIN_SECONDS:g} to {MAX_SECONDS:g} s. Check --rate (Gaddy recordings are 1000 Hz)"
+        )
+    return emg
+
+
+@dataclass
+class PipelineResult:
+    """What one :meth:`SilentSpeechPipeline.run` produced; fields of a stage left out are None."""
+
+    #: Preprocessed EMG (samples, channels) float32 at 689.06 Hz.
+    emg: np.ndarray
+    #: Best-path CTC transcript (recognition model).
+    greedy_text: str | None = None
+    #: Beam-search transcript (with the KenLM when one was given).
+    beam_text: str | None = None
+    #: Predicted acoustic features (frames, n_mfcc) at 86.13 Hz (production model).
+    features: np.ndarray | None = None
+    #: Synthesised speech (samples,) float32 at :attr:`audio_rate`.
+    audio: np.ndarray | None = None
+    audio_rate: int = AUDIO_RATE
+    #: ``"hifigan"`` or ``"griffin-lim"`` (a fallback, not the system's speech).
+    synthesis_method: str | None = None
+    #: Seconds spent per stage: preprocess, recognize, beam_search, produce, vocode.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _pick_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+
+
+def _load_model(model: str | os.PathLike | torch.nn.Module | None, task: str, device: torch.device) -> torch.nn.Module | None:
+    """A run directory / .safetensors of ``task`` loaded by ``load_checkpoint``, or an already built model."""
+    if model is None:
+        return None
+    if not isinstance(model, torch.nn.Module):
+        from silentspeech.tasks import load_checkpoint
+
+        model, _ = load_checkpoint(model, task=task)
+    return model.to(device).eval()
+
+
+class SilentSpeechPipeline:
+    """Raw EMG -> transcripts and speech audio, with the models loaded once.
+
+    Args:
+        recognizer: recognition run directory / ``.safetensors`` (or a built
+            :class:`~silentspeech.models.speech.SpeechModel` with a ``ctc`` head); None: no text.
+        producer: production run directory / ``.safetensors`` (or a built
+            model with an ``acoustic`` head); None: no audio.
+        vocoder: vocoder path (see :func:`~silentspeech.vocoder.load_vocoder`) or a
+            :class:`~silentspeech.vocoder.Vocoder`; None: the Griffin-Lim fallback.
+        lm: KenLM (ARPA or binary) for beam search; None: beam search without an LM.
+        alpha, beta, beam: LM weight, word bonus and beam width; ``beam=0`` skips beam search.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        mains: mains frequency to notch in the raw EMG, Hz (60; 50 in Europe).
+    """
+
+    def __init__(
+        self,
+        recognizer: str | os.PathLike | torch.nn.Module | None = None,
+        producer: str | os.PathLike | torch.nn.Module | None = None,
+        vocoder: str | os.PathLike | Vocoder | None = None,
+        lm: str | os.PathLike | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        beam: int = DEFAULT_BEAM_WIDTH,
+        device: str = "auto",
+        mains: float = 60.0,
+    ) -> None:
+        if recognizer is None and producer is None:
+            raise ValueError("the pipeline needs a recognizer, a producer or both")
+        self.device = _pick_device(device)
+        self.recognizer = _load_model(recognizer, "recognition", self.device)
+        self.producer = _load_model(producer, "production", self.device)
+        if self.recognizer is not None and "ctc" not in self.recognizer.config.outputs:
+            raise ValueError(f"the recognizer {recognizer} has no 'ctc' output (its outputs: {self.recognizer.config.outputs})")
+        if self.producer is not None and "acoustic" not in self.producer.config.outputs:
+            raise ValueError(f"the producer {producer} has no 'acoustic' output (its outputs: {self.producer.config.outputs})")
+        models = [m for m in (self.recognizer, self.producer) if m is not None]
+        self.channels = models[0].config.emg_channels
+        if any(m.config.emg_channels != self.channels for m in models):
+            raise ValueError("the recognizer and the producer take different EMG channel counts")
+        self.vocoder: Vocoder | None = None
+        if self.producer is not None:
+            n_mfcc = self.producer.config.n_mfcc
+            self.vocoder = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, n_mfcc, device=str(self.device))
+            if self.vocoder.n_mfcc != n_mfcc:
+                raise ValueError(f"vocoder {self.vocoder.source} takes {self.vocoder.n_mfcc} MFCC, the producer predicts {n_mfcc}")
+        elif vocoder is not None:
+            raise ValueError("a vocoder was given without a producer (production model) to feed it")
+        self.beam_decoder = None
+        if self.recognizer is not None and beam > 0:
+            self.beam_decoder = BeamSearchDecoder(lm, alpha=alpha, beta=beta, beam_width=beam)
+        self.mains = mains
+
+    def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
+        """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked."""
+        emg = check_recording(emg, rate, self.channels, source)
+        return preprocess_emg(emg, EMGPreprocessing(rate=rate, channels=self.channels, mains=self.mains), source=source)
+
+    def run(self, recording: EMGRecording | np.ndarray, rate: float | None = None) -> PipelineResult:
+        """Transcribe and voice one raw recording.
+
+        ``recording`` is an :class:`~silentspeech.data.emg_files.EMGRecording`
+        (its own rate) or a raw array (samples, channels) with ``rate`` in Hz.
+        Raises :class:`~silentspeech.signals.EMGError` for unusable input.
+        """
+        if isinstance(recording, EMGRecording):
+            emg, rate, source = recording.emg, recording.rate, recording.source
+        else:
+            if rate is None:
+                raise EMGError("EMG array: the sampling rate must be given")
+            emg, source = recording, "EMG array"
+        start = time.perf_counter()
+        model_emg = self.preprocess(emg, float(rate), source)
+        result = self.run_preprocessed(model_emg)
+        result.timings = {"preprocess": time.perf_counter() - start, **result.timings}
+        return result
+
+    @torch.inference_mode()
+    def run_preprocessed(self, emg: np.ndarray) -> PipelineResult:
+        """Transcribe and voice EMG already preprocessed: (samples, channels) float32 at 689.06 Hz."""
+        emg = np.asarray(emg, dtype=np.float32)
+        if emg.ndim != 2 or emg.shape[1] != self.channels:
+            raise EMGError(f"preprocessed EMG of shape {emg.shape}: expected (samples, {self.channels}) at {EMG_RATE:g} Hz")
+        result = PipelineResult(emg=emg)
+        batch = torch.from_numpy(emg).T[None].to(self.device)
+        if self.recognizer is not None:
+            start = time.perf_counter()
+            log_probs = F.log_softmax(self.recognizer(batch)["ctc_logits"].float(), dim=-1).cpu()
+            result.greedy_text = greedy_decode(log_probs)[0]
+            result.timings["recognize"] = time.perf_counter() - start
+            if self.beam_decoder is not None:
+                start = time.perf_counter()
+                result.beam_text = self.beam_decoder.decode(log_probs[0].numpy())
+                result.timings["beam_search"] = time.perf_counter() - start
+        if self.producer is not None:
+            start = time.perf_counter()
+            result.features = self.producer(batch)["acoustic"][0].float().cpu().numpy()
+            result.timings["produce"] = time.perf_counter() - start
+            start = time.perf_counter()
+            result.audio = self.vocoder.synthesize(result.features)
+            result.synthesis_method = self.vocoder.method
+            result.timings["vocode"] = time.perf_counter() - start
+        return result
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int = AUDIO_RATE) -> Path:
+    """Write mono float audio ``(samples,)`` as 16-bit PCM WAV, atomically; returns the path."""
+    import soundfile
+
+    from silentspeech.atomic import atomic_open
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as handle:
+        soundfile.write(handle, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return path

@@ -1,0 +1,113 @@
+"""The inference pipeline and `silentspeech voice`: tiny untrained models, synthetic EMG."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
+from silentspeech.audio import AUDIO_RATE
+from silentspeech.cli import main
+from silentspeech.config import config_to_yaml
+from silentspeech.models.speech import SpeechModel, SpeechModelConfig
+from silentspeech.models.tinymyo import TinyMyoConfig
+from silentspeech.pipeline import SilentSpeechPipeline, check_recording
+from silentspeech.signals import EMG_RATE, EMGError
+from silentspeech.tasks.production import ProductionConfig
+
+
+def tiny_speech_model(outputs: list[str]) -> SpeechModel:
+    encoder = TinyMyoConfig(dim=16, depth=1, heads=1, mlp_dim=32, dropout=0.0, drop_path=0.0, position="rope")
+    return SpeechModel(SpeechModelConfig(width=16, encoder=encoder, outputs=outputs)).eval()
+
+
+def save_production_run(run_dir) -> None:
+    """A run directory (config.yaml + best.safetensors) of an untrained tiny production model."""
+    model = tiny_speech_model(["acoustic"])
+    config = ProductionConfig(out=str(run_dir))
+    config.model = model.config
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    atomic_save_safetensors(run_dir / "best.safetensors", model.state_dict(), {"task": "production", "model": "SpeechModel"})
+
+
+def raw_emg(seconds: float = 1.0, rate: float = 1000.0, channels: int = 8) -> np.ndarray:
+    return np.random.default_rng(0).normal(0, 20, (int(seconds * rate), channels))
+
+
+def test_pipeline_returns_text_and_griffin_lim_audio():
+    pipeline = SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), producer=tiny_speech_model(["acoustic"]), beam=4, device="cpu")
+    result = pipeline.run(raw_emg(1.0), rate=1000.0)
+    assert isinstance(result.greedy_text, str) and isinstance(result.beam_text, str)
+    assert result.synthesis_method == "griffin-lim"
+    assert result.audio_rate == AUDIO_RATE
+    frames = result.features.shape[0]
+    assert result.emg.shape == (round(1000 * EMG_RATE / 1000), 8)
+    assert frames == -(-result.emg.shape[0] // 8) and result.features.shape[1] == 80
+    assert result.audio.shape == (256 * frames,) and np.isfinite(result.audio).all()
+    assert {"preprocess", "recognize", "beam_search", "produce", "vocode"} <= set(result.timings)
+
+
+def test_pipeline_needs_a_model_and_a_rate():
+    with pytest.raises(ValueError, match="recognizer, a producer"):
+        SilentSpeechPipeline()
+    pipeline = SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), beam=0, device="cpu")
+    with pytest.raises(EMGError, match="rate must be given"):
+        pipeline.run(raw_emg())
+    result = pipeline.run(raw_emg(), rate=1000.0)
+    assert result.beam_text is None and result.audio is None and result.greedy_text is not None
+
+
+@pytest.mark.parametrize(
+    "emg, rate, message",
+    [
+        (raw_emg(1.0, channels=6), 1000.0, "expected 8 channels, got 6"),
+        (raw_emg(1.0, rate=500.0), 500.0, "500 Hz is implausible"),
+        (raw_emg(1.0, rate=1000.0), 48_000.0, "48000 Hz is implausible"),
+        (raw_emg(0.1), 1000.0, "0.1 s"),
+        (raw_emg(1.0), 1000.0 / 200, "implausible"),
+    ],
+)
+def test_bad_recordings_are_refused(emg, rate, message):
+    with pytest.raises(EMGError, match=message):
+        check_recording(emg, rate, channels=8, source="x.npy")
+
+
+def test_nan_emg_is_refused():
+    emg = raw_emg()
+    emg[10, 3] = np.nan
+    with pytest.raises(EMGError, match="NaN"):
+        check_recording(emg, 1000.0, channels=8)
+
+
+def test_voice_writes_a_22050_hz_wav_from_a_gaddy_utterance(tmp_path, capsys):
+    save_production_run(tmp_path / "run")
+    session = tmp_path / "corpus" / "5-4"
+    session.mkdir(parents=True)
+    np.save(session / "3_emg.npy", raw_emg(1.0))
+    (session / "3_info.json").write_text(json.dumps({"book": "b", "sentence_index": 1, "text": "hello there", "chunks": []}))
+    out = tmp_path / "speech.wav"
+    assert main(["voice", str(tmp_path / "run"), str(session / "3_emg.npy"), "--out", str(out)]) == 0
+    audio, rate = soundfile.read(out)
+    assert rate == AUDIO_RATE and audio.ndim == 1 and len(audio) > 0
+    printed = capsys.readouterr().out
+    assert "griffin-lim fallback" in printed and "hello there" in printed and "timings" in printed
+
+
+def test_voice_refuses_bad_input_clearly(tmp_path, capsys):
+    save_production_run(tmp_path / "run")
+    np.save(tmp_path / "seven.npy", raw_emg(1.0, channels=7))
+    np.save(tmp_path / "eight.npy", raw_emg(1.0))
+    out = tmp_path / "x.wav"
+    cases = [
+        (["seven.npy", "--rate", "1000"], "expected 8 channels, got 7"),
+        (["eight.npy"], "sampling rate must be given"),
+        (["eight.npy", "--rate", "250"], "250 Hz is implausible"),
+    ]
+    for args, message in cases:
+        assert main(["voice", str(tmp_path / "run"), str(tmp_path / args[0]), *args[1:], "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert not out.exists()
