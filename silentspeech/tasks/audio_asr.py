@@ -86,10 +86,15 @@ class AudioRecognizer(nn.Module):
         """``features`` (B, N, n_mfcc), zero-padded after ``lengths`` (B,) valid frames -> ``{"ctc_logits": (B, N', 38)}``."""
         if features.dim() != 3 or features.shape[2] != self.config.n_mfcc:
             raise ValueError(f"AudioRecognizer expects features (batch, frames, {self.config.n_mfcc}); got shape {tuple(features.shape)}")
-        x = self.conv(self.input_norm(features).transpose(1, 2)).transpose(1, 2)
+        x = self.input_norm(features)
         padding_mask = None
         if lengths is not None:
-            padding_mask = torch.arange(x.shape[1], device=x.device)[None] >= self.frame_lengths(lengths.to(x.device))[:, None]
+            lengths = lengths.to(x.device)
+            # Padding frames are zeroed after the norm, so the convolution sees what a lone item's zero padding gives.
+            x = x * (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None])[..., None].to(x.dtype)
+        x = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        if lengths is not None:
+            padding_mask = torch.arange(x.shape[1], device=x.device)[None] >= self.frame_lengths(lengths)[:, None]
         hidden = self.encoder(x + self.positions(x.shape[1], x.device), src_key_padding_mask=padding_mask)
         return {"ctc_logits": self.head(hidden)}
 
