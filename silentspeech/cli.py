@@ -404,13 +404,13 @@ def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate_production(args: argparse.Namespace) -> int:
-    from silentspeech.production_eval import evaluate_production, load_asr
+    from silentspeech.production_eval import default_out, evaluate_production, load_asr
 
     asr = load_asr(args.asr, args.device)
     scores = evaluate_production(
         args.checkpoint, asr, args.split, args.vocoder, args.cache, args.out, args.max_utterances, args.device
     )
-    out = args.out or args.checkpoint / f"production_eval_{args.split}"
+    out = args.out or default_out(args.checkpoint, args.split)
     mcd = "n/a" if scores.mcd_db is None else f"{scores.mcd_db:.2f} dB"
     print(
         f"{scores.split}: {scores.utterances} utterances, synthesis {scores.synthesis_method}, ASR {scores.asr}: "

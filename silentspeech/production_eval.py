@@ -129,6 +129,12 @@ def _rate(rows: list[dict], silent: bool) -> float | None:
     return error_rates([r["text"] for r in chosen], [r["transcript"] for r in chosen]).wer if chosen else None
 
 
+def default_out(checkpoint: str | os.PathLike, split: str) -> Path:
+    """``<run dir>/production_eval_<split>`` for a run directory or a weights file in one."""
+    checkpoint = Path(checkpoint)
+    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / f"production_eval_{split}"
+
+
 def evaluate_production(
     checkpoint: str | os.PathLike,
     asr: AudioASR,
@@ -143,7 +149,7 @@ def evaluate_production(
 
     ``cache`` defaults to the production run's ``data.cache``; ``max_utterances``
     > 0 keeps the first that many (a quick look). Writes results.csv,
-    summary.json and report.md into ``out`` (default ``CHECKPOINT/production_eval_SPLIT``).
+    summary.json and report.md into ``out`` (default :func:`default_out`).
     """
     from silentspeech.data.cache import CachedUtterances
     from silentspeech.pipeline import SilentSpeechPipeline
@@ -156,7 +162,7 @@ def evaluate_production(
     if len(data) == 0:
         raise ValueError(f"{cache}: the {split} split holds no utterances")
     indices = range(min(len(data), max_utterances) if max_utterances > 0 else len(data))
-    out = Path(out) if out else Path(checkpoint) / f"production_eval_{split}"
+    out = Path(out) if out else default_out(checkpoint, split)
 
     rows, audios, synthesis_seconds = [], [], 0.0
     for index in tqdm(indices, desc=f"synthesising {split}", unit="utt"):
