@@ -323,11 +323,11 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from silentspeech.evaluation import evaluate_recognition, markdown_report
+    from silentspeech.evaluation import evaluate_recognition, evaluation_folder, markdown_report
 
     summary = evaluate_recognition(args.checkpoint, args.split, args.cache, args.lm, args.alpha, args.beta, args.beam, args.out)
     print(markdown_report(summary))
-    out = args.out or (args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent) / f"eval_{args.split}"
+    out = args.out or evaluation_folder(args.checkpoint, args.split)
     print(f"wrote {out}/results.csv, summary.json, report.md")
     return 0
 

@@ -67,6 +67,11 @@ def run_directory(checkpoint: str | os.PathLike) -> Path:
     return path if path.is_dir() else path.parent
 
 
+def evaluation_folder(checkpoint: str | os.PathLike, split: str) -> Path:
+    """Where :func:`evaluate_recognition` writes by default: ``<run dir>/eval_<split>/``."""
+    return run_directory(checkpoint) / f"eval_{split}"
+
+
 def check_split(cache: str | os.PathLike, split: str) -> None:
     """Raise ``ValueError`` listing the splits the cache holds when ``split`` is not among them."""
     present = sorted({entry["split"] for entry in read_manifest(cache)["utterances"]})
@@ -145,6 +150,8 @@ def resolve_lm_settings(
     """
     saved = saved_lm_settings(checkpoint)
     if lm is None and saved is None:
+        if (alpha, beta, beam_width) != (None, None, None):
+            raise ValueError(f"alpha, beta and beam width need a language model: give one, or tune one for {checkpoint} with tune-lm")
         return None
     lm = Path(lm if lm is not None else saved["lm"])
     if saved is not None and Path(saved["lm"]).resolve() != lm.resolve():
@@ -228,7 +235,7 @@ def evaluate_recognition(
     model, config = load_checkpoint(checkpoint, task="recognition")
     cache = Path(cache if cache is not None else config.data.cache)
     settings = resolve_lm_settings(checkpoint, lm, alpha, beta, beam_width)
-    out = Path(out) if out is not None else run_directory(checkpoint) / f"eval_{split}"
+    out = Path(out) if out is not None else evaluation_folder(checkpoint, split)
 
     posteriors = split_posteriors(model, cache, split, batch_size)
     greedy = [greedy_decode(lp[None])[0] for lp in posteriors.log_probs]

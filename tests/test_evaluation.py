@@ -111,3 +111,8 @@ def test_grouped_rates_split_silent_and_voiced():
     assert rates["all"]["wer"] == pytest.approx(2 / 6)
     assert rates["silent"]["wer"] == pytest.approx(1 / 4) and rates["silent"]["deletions"] == 1
     assert rates["voiced"]["wer"] == pytest.approx(1 / 2) and rates["voiced"]["substitutions"] == 1
+
+
+def test_decoding_settings_without_a_language_model_are_refused(run):
+    with pytest.raises(ValueError, match="need a language model"):
+        resolve_lm_settings(run, alpha=1.0)
