@@ -30,11 +30,17 @@ two optimisers on shared activations (Lightning would need manual
 optimisation, i.e. the same code inside a hook), and the loop must stop on a
 wall-clock budget and resume mid-epoch exactly; written out it is short.
 The speechbrain mel L1 loss (weight 45), least-squares adversarial loss and
-feature matching (weight 10) are those of the HiFi-GAN paper. The
+feature matching (weight 10) are those of the HiFi-GAN paper; a
+multi-resolution STFT loss (:func:`log_stft_loss`) can be added. The
 discriminators cost ~7 s per batch of 8 segments on one CPU core, so a
 config can hold them back for its first ``discriminator_start_step`` steps
 (the small CPU config never reaches them in 15 minutes: it is then a
-mel-loss-only generator, and says so).
+spectral-loss-only generator, and says so). Without them the generator
+does not learn pitch: for steady input frames its output repeats every
+256 samples (transposed and "same" convolutions keep that period), a comb
+at multiples of 86.13 Hz instead of the voice's harmonics; the
+multi-period discriminator is what teaches it otherwise (vocoder/README.md
+has the figures).
 """
 
 from __future__ import annotations
