@@ -73,7 +73,10 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None) -> tuple[t
     path = Path(path)
     weights = path / "best.safetensors" if path.is_dir() else path
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: no such checkpoint (give a run directory or a .safetensors file)")
+        hint = "give a run directory or a .safetensors file"
+        if (weights.parent / "last.safetensors").is_file():
+            hint = f"the run has not validated yet; {weights.parent / 'last.safetensors'} holds its latest weights"
+        raise FileNotFoundError(f"{weights}: no such checkpoint ({hint})")
     if weights.suffix != ".safetensors":
         raise ValueError(f"{weights}: not a .safetensors weights file (resume state in .ckpt files is for `train --resume`)")
     config_path = weights.parent / "config.yaml"

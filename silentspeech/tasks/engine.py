@@ -73,7 +73,7 @@ class OptimConfig:
 
     #: Peak learning rate, reached after ``warmup_steps``.
     lr: float = 5e-4
-    #: AdamW decoupled weight decay, applied to matrices only (not biases, norms, embeddings of size 1).
+    #: AdamW decoupled weight decay, on weight matrices and kernels only (not on biases or norm scales).
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     warmup_steps: int = 500
@@ -100,7 +100,7 @@ class TrainerConfig:
     #: Devices per node: a count (``"2"``), ``"auto"`` or a list of indices (``"0,1"``).
     devices: str = "auto"
     num_nodes: int = 1
-    #: Lightning strategy: ``auto``, ``ddp``, ``ddp_spawn``, ...
+    #: Lightning strategy: ``auto`` (one device) or ``ddp`` (several devices or nodes).
     strategy: str = "auto"
     #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU) or a Lightning precision such as ``32-true``.
     precision: str = "auto"

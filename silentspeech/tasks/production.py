@@ -98,10 +98,10 @@ class ProductionTask(TaskModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            # MFCC sit far from zero (c0 is in the hundreds): start the acoustic head at
-            # the mean training frame so training begins at the "predict the mean"
-            # baseline instead of spending its first epochs moving the bias. A resumed
-            # run overwrites this with its checkpoint (restored after setup).
+            # MFCC sit far from zero (c0 averages about -64 on the synthetic corpus):
+            # start the acoustic head at the mean training frame, so training begins at
+            # the "predict the mean" baseline instead of spending its first epochs moving
+            # the bias. A resumed run overwrites this with its checkpoint (restored after setup).
             head = self.model.heads["acoustic"]
             with torch.no_grad():
                 head.bias.copy_(self.trainer.datamodule.target_mean())

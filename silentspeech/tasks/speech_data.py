@@ -153,7 +153,14 @@ class SpeechData(pl.LightningDataModule):
         rank, world_size = self._rank()
         cap = self.config.eval_max_total_samples or self.config.max_total_samples
         sampler = LengthBucketBatchSampler(data.lengths, cap, shuffle=False, rank=rank, world_size=world_size)
-        return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_utterances, num_workers=self.config.workers)
+        return torch.utils.data.DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=collate_utterances,
+            num_workers=self.config.workers,
+            persistent_workers=self.config.workers > 0,  # not restarted at every validation
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return self._eval_loader(self.dev_set)
