@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from safetensors.torch import load_file
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
@@ -531,7 +533,11 @@ def fit(
     module = build_module()
     checkpoint = RunCheckpoint(run_dir, config, config.trainer.checkpoint_every_steps)
     trainer = build_trainer(config, [checkpoint, *callbacks])
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if config.resume and last.exists() else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if config.resume and last.exists() else None)
+    except SIGTERMException:
+        # Lightning exits with status 0 here; a killed job should not look finished.
+        raise SystemExit(128 + signal.SIGTERM) from None
     if checkpoint.validated_step != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     if config.trainer.test:
