@@ -139,6 +139,23 @@ def _run_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", type=Path, help="recipe YAML naming its task, e.g. recipes/synthetic/recognition.yaml")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="recipe overrides, e.g. data.cache=/tmp/syncache trainer.max_epochs=3 out=runs/x (unknown keys are listed)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.ckpt (same as resume=true)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from silentspeech.tasks import train_recipe
+
+    run_dir = train_recipe(args.recipe, args.overrides, resume=args.resume)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     targets = parser.add_subparsers(dest="export_target", metavar="TARGET")
     targets.required = True
@@ -226,23 +243,6 @@ def _run_synth_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", type=Path, help="recipe YAML naming its task, e.g. recipes/synthetic/recognition.yaml")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
-        help="recipe overrides, e.g. data.cache=/tmp/syncache trainer.max_epochs=3 out=runs/x (unknown keys are listed)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.ckpt (same as resume=true)")
-
-
-def _run_train(args: argparse.Namespace) -> int:
-    from silentspeech.tasks import train_recipe
-
-    run_dir = train_recipe(args.recipe, args.overrides, resume=args.resume)
-    print(f"run directory: {run_dir}")
-    return 0
-
-
 def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="vocoder_action", metavar="ACTION")
     actions.required = True
@@ -296,18 +296,23 @@ def _run_vocoder(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", type=Path, help="output folder (created; a folder of the same settings is completed)")
-    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances, at least 10 (default 300)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
-    parser.add_argument("--sessions", type=int, default=3, help="parallel recording sessions 5-4, 5-5, ... (default 3)")
+def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/quickstart", help="output folder (default: %(default)s)")
+    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances of the synthetic corpus (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default: %(default)s)")
+    parser.add_argument(
+        "--stages",
+        default="all",
+        help="comma-separated subset of corpus,cache,lm,recognition,production (default: all); finished stages are reused",
+    )
 
 
-def _run_synth_corpus(args: argparse.Namespace) -> int:
-    from silentspeech.data.synthetic import generate_corpus
+def _run_quickstart(args: argparse.Namespace) -> int:
+    from silentspeech.quickstart import STAGES, run_quickstart
 
-    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions)
-    print(summary)
+    stages = STAGES if args.stages == "all" else tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    run_quickstart(args.out, utterances=args.utterances, seed=args.seed, stages=stages, workers=args.workers)
     return 0
 
 
@@ -444,15 +449,17 @@ def _run_distill(args: argparse.Namespace) -> int:
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = [
+    ("quickstart", "The main job on the synthetic corpus: corpus, cache, language model, recognition and production models.", _add_quickstart_arguments, _run_quickstart),
     ("synth-corpus", "Write a synthetic EMG/speech corpus in the Gaddy layout, with its split file.", _add_synth_corpus_arguments, _run_synth_corpus),
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
     ("lm", "Build word n-gram language models (ARPA) and score held-out perplexity.", _add_lm_arguments, _run_lm),
-    ("evaluate", "Evaluate a recognition model on a split: greedy and LM beam search WER/CER, per-utterance CSV, report.", _add_evaluate_arguments, _run_evaluate),
-    ("tune-lm", "Grid-search LM weight alpha and word bonus beta on dev; save the best pair beside the checkpoint.", _add_tune_lm_arguments, _run_tune_lm),
-    ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("train", "Train a model from a recipe (production, recognition, ...); --resume continues a killed run.", _add_train_arguments, _run_train),
     ("vocoder", "Train HiFi-GAN vocoders and compare them with Griffin-Lim on true features.", _add_vocoder_arguments, _run_vocoder),
+    ("evaluate", "Evaluate a recognition model on a split: greedy and LM beam search WER/CER, per-utterance CSV, report.", _add_evaluate_arguments, _run_evaluate),
+    ("tune-lm", "Grid-search LM weight alpha and word bonus beta on dev; save the best pair beside the checkpoint.", _add_tune_lm_arguments, _run_tune_lm),
+    ("distill", "Distil a trained teacher into a smaller student (KL on softened outputs, hidden matching); report.md.", _add_distill_arguments, _run_distill),
+    ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("voice", "Turn one raw EMG recording into speech audio (WAV) with a production model and a vocoder.", _add_voice_arguments, _run_voice),
     ("evaluate-production", "Score a production model: synthesise a split, transcribe it with an ASR, report WER/CER and MCD.", _add_evaluate_production_arguments, _run_evaluate_production),
 ]
