@@ -1,0 +1,95 @@
+"""Distillation: the soft-target loss by hand, MAC counting, and short teacher -> student runs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from silentspeech.config import RecipeError
+from silentspeech.distill import REPORT_FILE, SETTINGS_FILE, count_macs, distill, hidden_mse, soft_target_kl
+from silentspeech.models.heads import GestureClassifier
+from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder
+from silentspeech.tasks import load_checkpoint, train_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A few steps on one subject, three repetitions: seconds on one core.
+QUICK = [
+    "trainer.max_steps=4", "trainer.val_every_steps=2", "trainer.progress_bar=false", "trainer.log_every_steps=1",
+    "data.synthetic.subjects=1", "data.synthetic.repetitions=3", "batch_size=16",
+]
+
+
+def test_soft_target_kl_matches_hand_computation():
+    student = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]])
+    teacher = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    temperature = 2.0
+
+    def softmax(row):
+        e = np.exp(np.asarray(row) / temperature)
+        return e / e.sum()
+
+    expected = np.mean([
+        sum(p * math.log(p / q) for p, q in zip(softmax(t), softmax(s))) for s, t in zip(student.tolist(), teacher.tolist())
+    ]) * temperature**2
+    assert soft_target_kl(student, teacher, temperature).item() == pytest.approx(expected, rel=1e-5)
+    assert soft_target_kl(teacher, teacher, temperature).item() == pytest.approx(0.0, abs=1e-7)
+    # A mask keeps only the valid positions (here: the first row).
+    mask = torch.tensor([True, False])
+    first = sum(p * math.log(p / q) for p, q in zip(softmax(teacher[0].tolist()), softmax(student[0].tolist()))) * 4
+    assert soft_target_kl(student, teacher, temperature, mask).item() == pytest.approx(first, rel=1e-5)
+
+
+def test_hidden_mse_through_projection():
+    projection = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        projection.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    student = torch.tensor([[[1.0, 2.0]]])
+    teacher = torch.tensor([[[1.0, 2.0, 0.0]]])
+    assert hidden_mse(projection, student, teacher).item() == pytest.approx(9.0 / 3)
+
+
+def test_count_macs_linear_conv_and_attention():
+    assert count_macs(nn.Linear(4, 5), torch.zeros(3, 4)) == 3 * 4 * 5
+    assert count_macs(nn.Conv1d(2, 6, 3, padding=1, groups=2), torch.zeros(1, 2, 10)) == 10 * 6 * 3 * 1
+    config = TinyMyoConfig(channels=2, patch_len=10, dim=8, depth=1, heads=2, mlp_dim=16, position="none")
+    tokens = 2 * 4  # channels x patches of 40 samples
+    patch = tokens * 8 * 10
+    block = tokens * 8 * 24 + tokens * 8 * 8 + 2 * tokens * tokens * 8 + tokens * 8 * 16 * 2
+    assert count_macs(TinyMyoEncoder(config), torch.zeros(1, 2, 40)) == patch + block
+
+
+def test_gesture_distillation_run_and_report(tmp_path):
+    teacher_run = train_recipe(
+        REPO / "recipes/synthetic/gestures.yaml",
+        [f"out={tmp_path / 'teacher'}", "model.encoder.dim=48", "model.encoder.depth=2", "model.encoder.heads=2", "model.encoder.mlp_dim=96", *QUICK],
+    )
+    result = distill(teacher_run, REPO / "recipes/synthetic/distill_gestures.yaml", [f"out={tmp_path / 'student'}", *QUICK])
+    run = result.run_dir
+    assert (run / SETTINGS_FILE).is_file()
+    report = (run / REPORT_FILE).read_text()
+    assert "parameters" in report and "MMACs per second" in report and "test/accuracy" in report
+    assert result.teacher_parameters > result.student_parameters
+    assert result.teacher_macs_per_second > result.student_macs_per_second > 0
+    assert 0.0 <= result.teacher_metrics["test/accuracy"] <= 1.0 and 0.0 <= result.student_metrics["test/accuracy"] <= 1.0
+    # The run is a plain gesture run of the student: every tool reads it as such.
+    student, config = load_checkpoint(run, task="gesture")
+    assert isinstance(student, GestureClassifier) and config.model.encoder.dim == 32
+    assert student(torch.randn(2, 8, 200)).shape == (2, 6)
+
+
+def test_distill_refuses_teacher_of_another_task(tmp_path):
+    teacher_run = train_recipe(
+        REPO / "recipes/synthetic/gestures.yaml",
+        [f"out={tmp_path / 'teacher'}", "model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=2", "model.encoder.mlp_dim=32",
+         "trainer.test=false", *QUICK],
+    )
+    with pytest.raises(ValueError, match="gesture checkpoint"):
+        distill(teacher_run, REPO / "recipes/synthetic/recognition.yaml", [f"out={tmp_path / 'x'}"])
+    with pytest.raises(RecipeError, match="distillation supports"):
+        distill(teacher_run, REPO / "recipes/synthetic/gestures_pretrain.yaml", [f"out={tmp_path / 'y'}"])
