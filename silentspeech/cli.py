@@ -304,7 +304,7 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stages",
         default="all",
-        help="comma-separated subset of corpus,cache,lm,recognition,production (default: all); finished stages are reused",
+        help="comma-separated subset of corpus,cache,lm,recognition,production,evaluate (default: all); finished stages are reused",
     )
 
 

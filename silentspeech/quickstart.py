@@ -9,7 +9,9 @@ it, so a second run only does what is missing:
    sentences of the corpus grammar (the synthetic stand-in for the books the
    real prompts come from), dev/test prompts excluded (:mod:`silentspeech.lm`);
 4. ``recognition``: EMG -> text training with ``recipes/synthetic/recognition.yaml``;
-5. ``production``: EMG -> MFCC training with ``recipes/synthetic/production.yaml``.
+5. ``production``: EMG -> MFCC training with ``recipes/synthetic/production.yaml``;
+6. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
+   test split (:mod:`silentspeech.evaluation`), ``recognition/eval_test/report.md``.
 
 It ends by printing where everything is.
 """
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 #: Grammar sentences added to the training prompts for the language model.
 GRAMMAR_SENTENCES = 20_000
-STAGES = ("corpus", "cache", "lm", "recognition", "production")
+STAGES = ("corpus", "cache", "lm", "recognition", "production", "evaluate")
 
 
 @dataclass
@@ -126,5 +128,12 @@ def run_quickstart(
     stage("lm", lm_path, make_lm)
     stage("recognition", out / "recognition", train("recognition.yaml", out / "recognition"))
     stage("production", out / "production", train("production.yaml", out / "production"))
+
+    def evaluate() -> None:
+        from silentspeech.evaluation import evaluate_recognition, markdown_report
+
+        print(markdown_report(evaluate_recognition(out / "recognition", split="test", cache=cache, lm=lm_path)))
+
+    stage("evaluate", out / "recognition" / "eval_test" / "report.md", evaluate)
     print(result.summary())
     return result
