@@ -351,17 +351,10 @@ def _check_pair(task: str, student_config: Any, teacher_config: Any, hidden: boo
 
 def _prepare_gesture(config: Any) -> tuple[pl.LightningDataModule, float, int]:
     """The gesture windows of the recipe, with the data's shape recorded in ``config.model``; (data, rate Hz, window)."""
-    from silentspeech.data.gestures import load_gesture_data
-    from silentspeech.tasks.gesture import GestureWindowData, adopt_data_shape, check_model_config, check_window
+    from silentspeech.tasks.gesture import prepare_gesture_data
 
-    check_model_config(config.model)
-    data = load_gesture_data(config.data)
-    if data.regression:
-        raise ValueError(f"{config.data.dataset} is a regression dataset; gesture distillation needs classes")
-    config.model.class_names = list(data.class_names)
-    adopt_data_shape(config.model, data.channels)
-    check_window(config.model, config.data.window)
-    return GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed), data.rate, config.data.window
+    windows, data = prepare_gesture_data(config)
+    return windows, data.rate, config.data.window
 
 
 def evaluate_on_test(module: TaskModule, datamodule: pl.LightningDataModule, accelerator: str, precision: str) -> dict[str, float]:

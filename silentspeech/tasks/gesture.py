@@ -195,16 +195,21 @@ def check_window(config: DownstreamModelConfig, window: int) -> None:
         raise ValueError(f"data.window={window} is not a multiple of the encoder's patch length {patch_len}")
 
 
-def train(config: GestureConfig) -> Path:
-    """Fine-tune (or probe) a gesture classifier; returns the run directory."""
+def prepare_gesture_data(config: GestureConfig) -> tuple[GestureWindowData, GestureData]:
+    """The recipe's labelled windows, with their classes and channels recorded in ``config.model``."""
     check_model_config(config.model)
     data = load_gesture_data(config.data)
     if data.regression:
-        raise ValueError(f"{config.data.dataset} is a regression dataset; use task: kinematics")
+        raise ValueError(f"{config.data.dataset} is a regression dataset: classification needs classes (use task: kinematics)")
     config.model.class_names = list(data.class_names)
     adopt_data_shape(config.model, data.channels)
     check_window(config.model, config.data.window)
-    windows = GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed)
+    return GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed), data
+
+
+def train(config: GestureConfig) -> Path:
+    """Fine-tune (or probe) a gesture classifier; returns the run directory."""
+    windows, _ = prepare_gesture_data(config)
     return fit(config, lambda: GestureTask(build_model(config), config), windows)
 
 
