@@ -36,3 +36,15 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
+    """Generate a synthetic corpus of ``utterances`` (seed 0) and prepare its cache; returns the cache folder."""
+    from silentspeech.data.cache import prepare_cache
+    from silentspeech.data.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    generate_corpus(root, utterances=utterances, seed=0, progress=False)
+    out = tmp_path_factory.mktemp("cache")
+    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
+    return out

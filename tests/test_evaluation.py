@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import prepared_synthetic_cache
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
-from silentspeech.data.cache import prepare_cache, read_manifest
-from silentspeech.data.synthetic import generate_corpus
+from silentspeech.data.cache import read_manifest
 from silentspeech.decoding import DEFAULT_ALPHA
 from silentspeech.evaluation import LM_PARAMS, evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
 from silentspeech.lm import estimate_kneser_ney, write_arpa
@@ -25,11 +25,7 @@ TINY = ["model.width=16", "model.encoder.dim=16", "model.encoder.depth=1", "mode
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """A prepared synthetic corpus of 20 utterances (one silent dev and one silent test utterance)."""
-    root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(root, utterances=20, seed=0, progress=False)
-    out = tmp_path_factory.mktemp("cache")
-    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
-    return out
+    return prepared_synthetic_cache(tmp_path_factory, utterances=20)
 
 
 @pytest.fixture(scope="module")

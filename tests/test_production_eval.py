@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import prepared_synthetic_cache
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml
-from silentspeech.data.cache import prepare_cache
-from silentspeech.data.synthetic import generate_corpus
 from silentspeech.production_eval import load_asr
 from silentspeech.tasks import load_checkpoint, train_recipe
 from silentspeech.tasks.audio_asr import AudioRecognizer, AudioRecognizerConfig, transcribe_audio
@@ -25,11 +24,7 @@ TINY_ASR = ["model.dim=16", "model.depth=1", "model.heads=2", "model.mlp_dim=32"
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    out = tmp_path_factory.mktemp("cache")
-    generate_corpus(root, utterances=30, seed=0, progress=False)
-    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
-    return out
+    return prepared_synthetic_cache(tmp_path_factory, utterances=30)
 
 
 @pytest.fixture(scope="module")

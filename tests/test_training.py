@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import prepared_synthetic_cache
 import pytorch_lightning as pl
 import torch
 from safetensors.torch import load_file
 
 from silentspeech.config import RecipeError, load_recipe
-from silentspeech.data.cache import LengthBucketBatchSampler, prepare_cache
-from silentspeech.data.synthetic import generate_corpus
+from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.tasks import get_task, load_checkpoint, train_recipe
 from silentspeech.tasks.engine import BatchStream, OptimConfig, lr_factor
 from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
@@ -39,11 +39,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """A prepared synthetic corpus of 60 utterances."""
-    root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(root, utterances=60, seed=0, progress=False)
-    out = tmp_path_factory.mktemp("cache")
-    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
-    return out
+    return prepared_synthetic_cache(tmp_path_factory, utterances=60)
 
 
 def _config(task: str, cache: Path, out: Path, *overrides: str):
