@@ -1,0 +1,224 @@
+"""Timing helpers for the ``bench/`` scripts: threads, repeated timings, peak memory, tables.
+
+Every bench script follows one convention::
+
+    python bench/<name>.py --threads 2 [--repeats N] [--markdown]
+
+and prints a table to stdout; with ``--markdown`` it prints a markdown
+section instead (``## <title>``, the table, and one line naming the thread
+count, the torch version, the CPU and the load average), which ``make bench``
+collects into ``bench/results.md``. :func:`bench_arguments` builds that
+parser and :func:`print_report` prints either form.
+
+Timings (:func:`time_calls`) are wall-clock milliseconds after warm-up
+calls, summarised by the median and the interquartile range (robust to the
+odd slow run on a shared machine). When two implementations are compared
+(plain vs fast), their calls are interleaved round by round so that a change
+in machine load hits both alike.
+
+Peak memory (:func:`peak_memory`) reads the kernel's own RSS high-water mark
+(``VmHWM`` in ``/proc/self/status``) after resetting it through
+``/proc/self/clear_refs``: exact (a sampling thread misses short spikes),
+in-process (a child process would not share the loaded model), and free of
+overhead while the call runs. Linux only; elsewhere the figure is ``None``.
+The increase is measured on a call made before any warm-up: freed buffers of
+earlier calls stay in the allocator and would hide the call's needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` intra-op threads and one inter-op thread in torch, and as many in OpenMP/BLAS children.
+
+    Inter-op parallelism can only be set before torch runs any parallel work;
+    a later call leaves it as it was.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already fixed by earlier parallel work in this process
+        pass
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+@dataclass
+class Timing:
+    """Summary of repeated wall-clock timings, milliseconds."""
+
+    median_ms: float
+    #: First and third quartiles (the interquartile range).
+    q1_ms: float
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
+
+    @classmethod
+    def from_seconds(cls, seconds: Sequence[float]) -> "Timing":
+        """Summarise timings given in seconds."""
+        ms = sorted(1000.0 * s for s in seconds)
+        if len(ms) >= 2:
+            q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
+        else:
+            q1 = q3 = ms[0]
+        return cls(statistics.median(ms), q1, q3, ms[0], ms[-1], len(ms))
+
+    @property
+    def spread(self) -> str:
+        """The interquartile range as text, e.g. ``"41.2-44.0"``."""
+        return f"{self.q1_ms:.3g}-{self.q3_ms:.3g}"
+
+
+def time_calls(calls: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1) -> dict[str, Timing]:
+    """Time each of ``calls`` ``repeats`` times after ``warmup`` untimed calls; returns a :class:`Timing` per name.
+
+    The calls are interleaved (round r runs every call once), so slow spells
+    of a shared machine fall on all of them alike.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: Timing.from_seconds(values) for name, values in seconds.items()}
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", open("/proc/self/status").read(), re.MULTILINE)
+    if match is None:
+        raise OSError(f"/proc/self/status has no {field}")
+    return int(match.group(1))
+
+
+@dataclass
+class MemoryPeak:
+    """Resident memory around one call, MiB."""
+
+    #: Peak RSS during the call minus the RSS just before it.
+    increase_mb: float
+    #: Peak RSS of the whole process during the call.
+    peak_mb: float
+
+
+def peak_memory(call: Callable[[], Any]) -> tuple[Any, MemoryPeak | None]:
+    """Run ``call()`` once; return its result and its :class:`MemoryPeak` (None where the kernel cannot tell).
+
+    See the module docstring for the method; make this the first call of the
+    thing measured (before warm-up).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # resets VmHWM to the current RSS
+        before = _status_kib("VmRSS")
+    except OSError:
+        return call(), None
+    result = call()
+    peak = _status_kib("VmHWM")
+    return result, MemoryPeak((peak - before) / 1024.0, peak / 1024.0)
+
+
+def real_time_factor(compute_seconds: float, signal_seconds: float) -> float:
+    """Processing time over the duration of the signal processed (below 1: faster than real time)."""
+    if signal_seconds <= 0:
+        raise ValueError(f"signal_seconds must be positive, got {signal_seconds}")
+    return compute_seconds / signal_seconds
+
+
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", open("/proc/cpuinfo").read(), re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_line(threads: int) -> str:
+    """One line naming threads, torch version, CPU (and GPU), and the 1-minute load average."""
+    device = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    return (
+        f"{threads} thread(s) (torch.get_num_threads() = {torch.get_num_threads()}), torch {torch.__version__}, "
+        f"{os.cpu_count()} x {cpu_name()}{device}{load}"
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table; floats get 3 significant digits, None an empty cell."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned table for the terminal (first column left-aligned, the rest right-aligned)."""
+    cells = [list(headers)] + [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def bench_arguments(description: str, repeats: int = 5) -> argparse.ArgumentParser:
+    """The parser every bench script starts from: ``--threads``, ``--repeats``, ``--markdown``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per row after one warm-up (default {repeats})")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown section for bench/results.md")
+    return parser
+
+
+def print_report(
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    threads: int,
+    markdown: bool = False,
+    notes: Sequence[str] = (),
+) -> None:
+    """Print a bench result: a terminal table, or with ``markdown`` a ``## title`` section.
+
+    ``notes`` are lines printed under the table (what was measured on what input).
+    """
+    if markdown:
+        print(f"## {title}\n")
+        print(markdown_table(headers, rows) + "\n")
+        for note in notes:
+            print(note + "  ")
+        print(f"Machine: {environment_line(threads)}.\n")
+    else:
+        print(f"{title}\n")
+        print(text_table(headers, rows) + "\n")
+        for note in notes:
+            print(note)
+        print(f"machine: {environment_line(threads)}")
