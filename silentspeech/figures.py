@@ -1,0 +1,120 @@
+"""Figures people would rather look at than read: EMG traces and spectrograms.
+
+Each function returns a :class:`matplotlib.figure.Figure` built on the Agg
+backend (no display needed), so the quickstart report, the demo and the
+vocoder comparison draw the same pictures; :func:`save_figure` writes one
+as a PNG atomically and frees it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from silentspeech.atomic import atomic_open  # noqa: E402
+from silentspeech.audio import FRAME_RATE, N_MELS, log_mel_from_mfcc  # noqa: E402
+from silentspeech.signals import EMG_RATE  # noqa: E402
+
+
+def _stacked_traces(axis: plt.Axes, emg: np.ndarray, rate: float, label: str) -> None:
+    """Draw each channel of ``emg`` (samples, channels) at ``rate`` Hz on its own baseline.
+
+    Channels are scaled by their own robust amplitude (the 99th percentile of
+    |x|) because sEMG channels differ by orders of magnitude in raw units.
+    """
+    emg = np.asarray(emg, dtype=np.float64)
+    seconds = np.arange(emg.shape[0]) / rate
+    for channel in range(emg.shape[1]):
+        trace = emg[:, channel] - np.median(emg[:, channel])
+        scale = np.percentile(np.abs(trace), 99) or 1.0
+        axis.plot(seconds, 0.45 * trace / scale - channel, linewidth=0.5, color=f"C{channel % 10}")
+    axis.set_yticks(-np.arange(emg.shape[1]), [f"ch {c}" for c in range(emg.shape[1])])
+    axis.set_ylim(-emg.shape[1] + 0.4, 0.6)
+    axis.set_xlim(0, emg.shape[0] / rate)
+    axis.set_ylabel(label)
+
+
+def emg_figure(raw: np.ndarray, rate: float, filtered: np.ndarray | None = None, title: str = "") -> Figure:
+    """Raw EMG, and the model's filtered input when given, one trace per channel.
+
+    Args:
+        raw: raw EMG ``(samples, channels)`` in recording units at ``rate`` Hz.
+        rate: sampling rate of ``raw``, Hz.
+        filtered: preprocessed EMG ``(samples', channels)`` at 689.06 Hz
+            (:func:`~silentspeech.signals.preprocess_emg`), drawn in a second panel.
+        title: figure title.
+    """
+    panels = [("raw", raw, rate)] + ([] if filtered is None else [("filtered", filtered, EMG_RATE)])
+    channels = np.asarray(raw).shape[1]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 0.35 * channels * len(panels) + 1.2), sharex=True, squeeze=False)
+    for axis, (label, emg, emg_rate) in zip(axes[:, 0], panels):
+        _stacked_traces(axis, emg, emg_rate, f"{label} ({emg_rate:g} Hz)")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("time (s)")
+    figure.tight_layout()
+    return figure
+
+
+def log_mel_figure(panels: dict[str, np.ndarray], title: str = "") -> Figure:
+    """Named log-mel spectrograms ``(frames, n_mels)`` at 86.13 Hz, one panel each, on one colour scale."""
+    low = min(float(np.min(frames)) for frames in panels.values())
+    high = max(float(np.max(frames)) for frames in panels.values())
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(9, 2.2 * len(panels) + 0.4), sharex=True, squeeze=False, layout="constrained"
+    )
+    for axis, (name, frames) in zip(axes[:, 0], panels.items()):
+        image = axis.imshow(
+            np.asarray(frames).T,
+            origin="lower",
+            aspect="auto",
+            extent=(0, frames.shape[0] / FRAME_RATE, 0, frames.shape[1]),
+            vmin=low,
+            vmax=high,
+        )
+        axis.set_ylabel(f"{name}\nmel bin")
+    figure.colorbar(image, ax=axes[:, 0].tolist(), label="log magnitude")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("time (s)")
+    return figure
+
+
+def spectrogram_figure(
+    predicted: np.ndarray,
+    true: np.ndarray | None = None,
+    features: Literal["mfcc", "log_mel"] = "mfcc",
+    title: str = "",
+) -> Figure:
+    """Predicted (and, when given, true) speech features drawn as log-mel spectrograms.
+
+    Args:
+        predicted: ``(frames, n)`` at 86.13 Hz: MFCC (``n <= 80``; inverted to
+            80 log-mel bins by :func:`~silentspeech.audio.log_mel_from_mfcc`)
+            or log-mel (``n`` mel bins), as ``features`` says.
+        true: the reference features, same kind; may differ in length.
+        features: ``"mfcc"`` or ``"log_mel"``.
+        title: figure title.
+    """
+    if features not in ("mfcc", "log_mel"):
+        raise ValueError(f"features must be 'mfcc' or 'log_mel', got {features!r}")
+    to_log_mel = (lambda f: log_mel_from_mfcc(f, N_MELS)) if features == "mfcc" else np.asarray
+    panels = {"predicted": to_log_mel(predicted)}
+    if true is not None:
+        panels["true"] = to_log_mel(true)
+    return log_mel_figure(panels, title)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write ``figure`` as a PNG to ``path`` atomically, close it, and return the path."""
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
+    plt.close(figure)
+    return path
