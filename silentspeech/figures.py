@@ -111,6 +111,37 @@ def spectrogram_figure(
     return log_mel_figure(panels, title)
 
 
+def dtw_path_figure(
+    costs: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    row_label: str = "predicted",
+    col_label: str = "true",
+    title: str = "",
+) -> Figure:
+    """A DTW alignment: the frame cost matrix with the cheapest path drawn over it.
+
+    Args:
+        costs: ``(N, M)`` cost of pairing frame i of one sequence with frame j
+            of the other, both at 86.13 Hz (e.g. Euclidean MFCC distances).
+        rows, cols: the path as two int arrays of equal length, in path order
+            (:func:`~silentspeech.alignment.dtw_path`).
+        row_label, col_label: what the N rows and the M columns are.
+        title: figure title.
+    """
+    costs = np.asarray(costs)
+    figure, axis = plt.subplots(figsize=(6, 5), layout="constrained")
+    extent = (0, costs.shape[1] / FRAME_RATE, 0, costs.shape[0] / FRAME_RATE)
+    image = axis.imshow(costs, origin="lower", aspect="auto", extent=extent, cmap="viridis")
+    # Frame centres, so the path sits on the cells it pairs.
+    axis.plot((np.asarray(cols) + 0.5) / FRAME_RATE, (np.asarray(rows) + 0.5) / FRAME_RATE, color="white", linewidth=1.2)
+    figure.colorbar(image, ax=axis, label="frame distance")
+    axis.set_xlabel(f"{col_label} (s)")
+    axis.set_ylabel(f"{row_label} (s)")
+    axis.set_title(title)
+    return figure
+
+
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``figure`` as a PNG to ``path`` atomically, close it, and return the path."""
     path = Path(path)
