@@ -304,7 +304,7 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stages",
         default="all",
-        help="comma-separated subset of corpus,cache,lm,recognition,production,evaluate (default: all); finished stages are reused",
+        help="comma-separated subset of corpus,cache,lm,recognition,production,evaluate,vocoder,report (default: all); finished stages are reused",
     )
 
 
@@ -449,7 +449,7 @@ def _run_distill(args: argparse.Namespace) -> int:
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int | None]]] = [
-    ("quickstart", "The main job on the synthetic corpus: corpus, cache, language model, recognition and production models.", _add_quickstart_arguments, _run_quickstart),
+    ("quickstart", "The main job on the synthetic corpus: corpus, cache, language model, recognition, production and vocoder models, report.", _add_quickstart_arguments, _run_quickstart),
     ("synth-corpus", "Write a synthetic EMG/speech corpus in the Gaddy layout, with its split file.", _add_synth_corpus_arguments, _run_synth_corpus),
     ("inspect", "Summarise a Gaddy-layout corpus: sessions, counts, hours, splits and problems.", _add_inspect_arguments, _run_inspect),
     ("prepare", "Preprocess a Gaddy-layout corpus into a cache of EMG, acoustic features and phonemes.", _add_prepare_arguments, _run_prepare),
