@@ -1,9 +1,10 @@
 """Figures people would rather look at than read: EMG traces and spectrograms.
 
-Each function returns a :class:`matplotlib.figure.Figure` built on the Agg
-backend (no display needed), so the quickstart report, the demo and the
-vocoder comparison draw the same pictures; :func:`save_figure` writes one
-as a PNG atomically and frees it.
+Each function returns a :class:`matplotlib.figure.Figure` built without
+pyplot: no display is needed, and a figure is freed like any object once
+dropped (a long-running demo draws one per request; pyplot would keep them
+all). The quickstart report and the demo draw the same pictures;
+:func:`save_figure` writes one as a PNG atomically.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from silentspeech.atomic import atomic_open  # noqa: E402
-from silentspeech.audio import FRAME_RATE, N_MELS, log_mel_from_mfcc  # noqa: E402
-from silentspeech.signals import EMG_RATE  # noqa: E402
+from silentspeech.atomic import atomic_open
+from silentspeech.audio import FRAME_RATE, N_MELS, log_mel_from_mfcc
+from silentspeech.signals import EMG_RATE
 
 
-def _stacked_traces(axis: plt.Axes, emg: np.ndarray, rate: float, label: str) -> None:
+def _stacked_traces(axis: Axes, emg: np.ndarray, rate: float, label: str) -> None:
     """Draw each channel of ``emg`` (samples, channels) at ``rate`` Hz on its own baseline.
 
     Channels are scaled by their own robust amplitude (the 99th percentile of
@@ -54,12 +52,12 @@ def emg_figure(raw: np.ndarray, rate: float, filtered: np.ndarray | None = None,
     """
     panels = [("raw", raw, rate)] + ([] if filtered is None else [("filtered", filtered, EMG_RATE)])
     channels = np.asarray(raw).shape[1]
-    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 0.35 * channels * len(panels) + 1.2), sharex=True, squeeze=False)
+    figure = Figure(figsize=(9, 0.35 * channels * len(panels) + 1.2), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)
     for axis, (label, emg, emg_rate) in zip(axes[:, 0], panels):
         _stacked_traces(axis, emg, emg_rate, f"{label} ({emg_rate:g} Hz)")
     axes[0, 0].set_title(title)
     axes[-1, 0].set_xlabel("time (s)")
-    figure.tight_layout()
     return figure
 
 
@@ -67,9 +65,8 @@ def log_mel_figure(panels: dict[str, np.ndarray], title: str = "") -> Figure:
     """Named log-mel spectrograms ``(frames, n_mels)`` at 86.13 Hz, one panel each, on one colour scale."""
     low = min(float(np.min(frames)) for frames in panels.values())
     high = max(float(np.max(frames)) for frames in panels.values())
-    figure, axes = plt.subplots(
-        len(panels), 1, figsize=(9, 2.2 * len(panels) + 0.4), sharex=True, squeeze=False, layout="constrained"
-    )
+    figure = Figure(figsize=(9, 2.2 * len(panels) + 0.4), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)
     for axis, (name, frames) in zip(axes[:, 0], panels.items()):
         image = axis.imshow(
             np.asarray(frames).T,
@@ -130,7 +127,8 @@ def dtw_path_figure(
         title: figure title.
     """
     costs = np.asarray(costs)
-    figure, axis = plt.subplots(figsize=(6, 5), layout="constrained")
+    figure = Figure(figsize=(6, 5), layout="constrained")
+    axis = figure.subplots()
     extent = (0, costs.shape[1] / FRAME_RATE, 0, costs.shape[0] / FRAME_RATE)
     image = axis.imshow(costs, origin="lower", aspect="auto", extent=extent, cmap="viridis")
     # Frame centres, so the path sits on the cells it pairs.
@@ -143,9 +141,8 @@ def dtw_path_figure(
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG to ``path`` atomically, close it, and return the path."""
+    """Write ``figure`` as a PNG to ``path`` atomically and return the path."""
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=dpi)
-    plt.close(figure)
     return path
