@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from silentspeech.data.emg_files import read_emg_file
+from silentspeech.data.emg_files import read_emg_file, read_emg_files
 from silentspeech.signals import EMGError
 
 
@@ -23,6 +23,31 @@ def test_gaddy_utterance_supplies_rate_and_text(tmp_path):
     (tmp_path / "3_info.json").write_text(json.dumps({"text": "Hello there.", "sentence_index": 3}))
     rec = read_emg_file(tmp_path / "3_emg.npy")
     assert rec.rate == 1000 and rec.text == "Hello there."
+
+
+def test_gaddy_files_apart_are_read_as_one_utterance(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()  # a browser upload puts every file in its own folder
+    np.save(tmp_path / "a" / "3_emg.npy", np.zeros((400, 8)))
+    (tmp_path / "b" / "3_info.json").write_text(json.dumps({"text": "Hello there."}))
+    (tmp_path / "b" / "3_audio_clean.flac").write_bytes(b"ignored")
+    rec = read_emg_files([tmp_path / "b" / "3_info.json", tmp_path / "a" / "3_emg.npy", tmp_path / "b" / "3_audio_clean.flac"])
+    assert rec.rate == 1000 and rec.text == "Hello there." and rec.emg.shape == (400, 8)
+    assert read_emg_files([tmp_path / "a" / "3_emg.npy"], rate=500).text is None
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["3_info.json"], "no EMG file"),
+        (["3_emg.npy", "4_emg.npy"], "one recording at a time: got 2 EMG files"),
+        (["3_emg.npy", "4_info.json"], "4_info.json belongs to another utterance than 3_emg.npy"),
+    ],
+)
+def test_file_sets_that_are_not_one_recording(tmp_path, names, message):
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(EMGError, match=message):
+        read_emg_files([tmp_path / name for name in names], rate=1000)
 
 
 def test_csv_with_header_and_time_column(tmp_path):

@@ -5,6 +5,8 @@ recording rather than a corpus: a ``.npy`` array ``(samples, channels)`` with
 its rate given, a Gaddy utterance (``{i}_emg.npy`` beside ``{i}_info.json``;
 1000 Hz), or a CSV of numeric columns (one row per sample, an optional header
 row, an optional leading time column named ``time``/``timestamp``).
+:func:`read_emg_files` takes the same recording as several files that need
+not lie side by side (a browser upload puts each file in its own folder).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -30,13 +33,14 @@ class EMGRecording:
     text: str | None = None  #: the prompt, for a Gaddy utterance with an info.json
 
 
-def _gaddy_info(path: Path) -> dict | None:
-    """The ``{i}_info.json`` beside a ``{i}_emg.npy``, if there is one."""
-    if not path.name.endswith("_emg.npy"):
-        return None
-    info_path = path.with_name(path.name[: -len("_emg.npy")] + "_info.json")
-    if not info_path.is_file():
-        return None
+def _gaddy_info(path: Path, info_path: Path | None = None) -> dict | None:
+    """The utterance's ``{i}_info.json``: ``info_path``, else the one beside a ``{i}_emg.npy``, if there is one."""
+    if info_path is None:
+        if not path.name.endswith("_emg.npy"):
+            return None
+        info_path = path.with_name(path.name[: -len("_emg.npy")] + "_info.json")
+        if not info_path.is_file():
+            return None
     try:
         return json.loads(info_path.read_text())
     except json.JSONDecodeError as err:
@@ -74,7 +78,12 @@ def _read_csv(path: Path) -> np.ndarray:
     return table
 
 
-def read_emg_file(path: str | os.PathLike, rate: float | None = None, channels: int | None = None) -> EMGRecording:
+def read_emg_file(
+    path: str | os.PathLike,
+    rate: float | None = None,
+    channels: int | None = None,
+    info: str | os.PathLike | None = None,
+) -> EMGRecording:
     """Read one raw EMG recording.
 
     Args:
@@ -82,6 +91,7 @@ def read_emg_file(path: str | os.PathLike, rate: float | None = None, channels: 
             ``info.json`` supplies the 1000 Hz rate and the prompt), or ``.csv``.
         rate: sampling rate in Hz; required unless the file is a Gaddy utterance.
         channels: expected channel count, checked when given.
+        info: the utterance's ``{i}_info.json`` when it is not beside ``path``.
 
     Raises :class:`~silentspeech.signals.EMGError` naming the file for a
     missing, unreadable, empty, NaN-holding or wrongly shaped recording, or a
@@ -99,7 +109,7 @@ def read_emg_file(path: str | os.PathLike, rate: float | None = None, channels: 
         emg = _read_csv(path)
     else:
         raise EMGError(f"{path}: unsupported EMG file type {suffix!r} (use .npy or .csv)")
-    info = _gaddy_info(path)
+    info = _gaddy_info(path, None if info is None else Path(info))
     text = info.get("text") if info else None
     if rate is None:
         if info is None:
@@ -108,3 +118,28 @@ def read_emg_file(path: str | os.PathLike, rate: float | None = None, channels: 
     if rate <= 0:
         raise EMGError(f"{path}: sampling rate must be positive, got {rate}")
     return EMGRecording(emg=check_emg(emg, channels, str(path)), rate=float(rate), source=str(path), text=text)
+
+
+def read_emg_files(paths: Sequence[str | os.PathLike], rate: float | None = None, channels: int | None = None) -> EMGRecording:
+    """Read one recording handed over as one or more files, e.g. uploaded in a browser.
+
+    ``paths`` holds one EMG file (``.npy``/``.csv``, as :func:`read_emg_file`
+    takes) and, for a Gaddy utterance, optionally its ``{i}_info.json``
+    from anywhere; other Gaddy files of the utterance (audio, button) are
+    ignored. Raises :class:`~silentspeech.signals.EMGError` when there is no
+    EMG file, more than one, or an info file of another utterance.
+    """
+    paths = [Path(p) for p in paths]
+    infos = [p for p in paths if p.name.endswith("_info.json")]
+    emg_files = [p for p in paths if p not in infos and not p.name.endswith(("_audio.flac", "_audio_clean.flac", "_button.npy"))]
+    if not emg_files:
+        names = ", ".join(p.name for p in paths) or "nothing"
+        raise EMGError(f"no EMG file (.npy or .csv) among {names}")
+    if len(emg_files) > 1:
+        raise EMGError(f"one recording at a time: got {len(emg_files)} EMG files ({', '.join(p.name for p in emg_files)})")
+    if len(infos) > 1:
+        raise EMGError(f"more than one info file ({', '.join(p.name for p in infos)})")
+    emg_file, info = emg_files[0], infos[0] if infos else None
+    if info is not None and info.name[: -len("_info.json")] + "_emg.npy" != emg_file.name:
+        raise EMGError(f"{info.name} belongs to another utterance than {emg_file.name} (expected {{i}}_info.json with {{i}}_emg.npy)")
+    return read_emg_file(emg_file, rate, channels, info)
