@@ -1,22 +1,108 @@
-import pytest
+"""The quickstart: every stage on a tiny corpus with tiny models, reuse on a second run, the report's items."""
 
-from silentspeech import quickstart
-from silentspeech.quickstart import run_quickstart
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile
+
+from silentspeech import evaluation, quickstart
+from silentspeech.quickstart import REPO, STAGES, QuickstartLayout, closing_message, run_quickstart
+from silentspeech.vocoder import load_vocoder_recipe, train_vocoder
+
+#: Tiny recognition/production models and a few steps: seconds on one core.
+TINY_MODEL = [
+    "model.width=16", "model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=1", "model.encoder.mlp_dim=32",
+    "trainer.max_steps=2", "trainer.val_every_steps=2", "trainer.progress_bar=false", "trainer.log_every_steps=1",
+]
+#: A tiny vocoder generator for two steps (the quickstart's own time budget is lifted).
+TINY_VOCODER = [
+    "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3]]",
+    "batch_size=2", "max_steps=2", "max_minutes=0", "checkpoint_every=1",
+]
+TINY = {"recognition": TINY_MODEL, "production": TINY_MODEL, "vocoder": TINY_VOCODER}
 
 
 def test_data_stages_run_then_are_reused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
     stages = ("corpus", "cache", "lm")
     first = run_quickstart(tmp_path, utterances=20, stages=stages, workers=0)
-    assert set(first.paths) == set(stages)
+    assert set(first.paths) == set(stages) and not first.reused
     assert (tmp_path / "cache" / "manifest.json").is_file()
     assert "\\data\\" in (tmp_path / "lm" / "synthetic_4gram.arpa").read_text()
+    assert set(json.loads((tmp_path / quickstart.STAGE_TIMES).read_text())) == set(stages)
     capsys.readouterr()
-    run_quickstart(tmp_path, utterances=20, stages=stages, workers=0)
+    second = run_quickstart(tmp_path, utterances=20, stages=stages, workers=0)
     out = capsys.readouterr().out
     assert "0 utterances written" in out and "reusing" in out
+    assert second.reused == set(stages)
 
 
-def test_unknown_stage_is_named():
+def test_unknown_stage_and_override_are_named():
     with pytest.raises(ValueError, match="unknown quickstart stage"):
         run_quickstart("unused", stages=("corpus", "vocoderz"))
+    with pytest.raises(ValueError, match="only the recognition, production and vocoder"):
+        run_quickstart("unused", stages=("corpus",), overrides={"lm": ["order=3"]})
+
+
+def test_report_names_the_stage_that_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
+    with pytest.raises(FileNotFoundError, match="run the quickstart's evaluate stage first"):
+        run_quickstart(tmp_path, stages=("report",))
+
+
+def test_closing_message_says_where_everything_is_and_how_to_start_the_demo(tmp_path):
+    default = closing_message(QuickstartLayout(quickstart.DEFAULT_OUT))
+    assert "Start the demo: make demo" in default
+    assert "runs/quickstart/vocoder/generator.safetensors" in default and "runs/quickstart/report.md" in default
+    elsewhere = closing_message(QuickstartLayout(tmp_path))
+    assert f"--producer {tmp_path / 'production'}" in elsewhere and f"--vocoder {tmp_path / 'vocoder'}" in elsewhere
+
+
+@pytest.mark.slow
+def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
+    # An untrained model's posteriors keep a wide beam busy for a minute.
+    monkeypatch.setattr(evaluation, "DEFAULT_BEAM_WIDTH", 4)
+    first = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY)
+    assert tuple(first.paths) == STAGES and not first.reused
+    out = capsys.readouterr().out
+    assert "Start the demo:" in out and "report.md" in out
+
+    layout = QuickstartLayout(tmp_path)
+    assert (layout.vocoder / "generator.safetensors").is_file()
+    methods = {s["method"] for s in json.loads((layout.vocoder_comparison / "resynthesis.json").read_text())["scores"]}
+    assert methods == {"griffin-lim", "hifigan"}
+    report = layout.report.read_text()
+    for item in ("emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "LSD dB", "Wall time per stage"):
+        assert item in report
+    for figure in ("emg.png", "spectrogram.png", "alignment.png"):
+        assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
+    wavs = sorted(layout.audio.glob("*.wav"))
+    assert {w.name.split(".")[1] for w in wavs} == {"hifigan", "griffin-lim", "voiced-twin"}
+    for wav in wavs:
+        assert f"(audio/{wav.name})" in report
+        assert soundfile.info(str(wav)).samplerate == 22050
+    times = json.loads((tmp_path / quickstart.STAGE_TIMES).read_text())
+    assert set(times) == set(STAGES)
+
+    written = layout.report.stat().st_mtime_ns
+    second = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY)
+    assert second.reused == set(STAGES)
+    assert layout.report.stat().st_mtime_ns == written
+
+
+def test_a_killed_vocoder_stage_resumes_and_is_then_compared(tmp_path):
+    run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache"), workers=0)
+    layout = QuickstartLayout(tmp_path)
+    recipe = load_vocoder_recipe(REPO / "vocoder" / "small.yaml", [f"cache={layout.cache}", f"out_dir={layout.vocoder}", *TINY_VOCODER])
+    recipe.max_steps = 1
+    train_vocoder(recipe)
+    # A run killed mid-training has its checkpoint but not the history written at its end.
+    (layout.vocoder / "history.json").unlink()
+    result = run_quickstart(tmp_path, stages=("vocoder",), overrides=TINY)
+    assert not result.reused
+    steps = [row["step"] for row in json.loads((layout.vocoder / "history.json").read_text())]
+    assert steps == [2]  # resumed after step 1, not started again
+    assert (layout.vocoder_comparison / "resynthesis.json").is_file()
