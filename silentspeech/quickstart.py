@@ -125,7 +125,7 @@ def demo_command(layout: QuickstartLayout) -> str:
         return "make demo   (or: .venv/bin/silentspeech demo)"
     return (
         f".venv/bin/silentspeech demo --recognizer {layout.recognition} --producer {layout.production} "
-        f"--vocoder {layout.vocoder} --lm {layout.lm}"
+        f"--vocoder {layout.vocoder} --lm {layout.lm} --corpus {layout.corpus}"
     )
 
 
