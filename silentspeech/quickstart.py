@@ -129,8 +129,8 @@ def demo_command(layout: QuickstartLayout) -> str:
     )
 
 
-def closing_message(layout: QuickstartLayout) -> str:
-    """Where everything is, and how to start the demo."""
+def closing_message(layout: QuickstartLayout, stage_seconds: Mapping[str, float] | None = None) -> str:
+    """Where everything is, the wall time the stages took when they did their work, and how to start the demo."""
     rows = [
         ("report", f"{layout.report}  (figures beside it)"),
         ("audio", f"{layout.audio}/  (EMG -> production model -> vocoder, and Griffin-Lim)"),
@@ -142,6 +142,9 @@ def closing_message(layout: QuickstartLayout) -> str:
     ]
     lines = ["", "Everything is in place:"]
     lines += [f"  {name:<15} {where}" for name, where in rows]
+    if stage_seconds:
+        total = sum(stage_seconds.values())
+        lines += ["", f"Wall time of the stages when they did their work: {total:.0f} s ({total / 60:.1f} min; {layout.out / STAGE_TIMES})"]
     lines += ["", f"Start the demo: {demo_command(layout)}"]
     return "\n".join(lines)
 
@@ -302,5 +305,5 @@ def run_quickstart(
     stage("report", layout.report, report)
     print(result.summary())
     if "report" in stages:
-        print(closing_message(layout))
+        print(closing_message(layout, times))
     return result

@@ -34,6 +34,7 @@ from silentspeech.atomic import atomic_write_text
 from silentspeech.audio import AUDIO_RATE, load_audio
 from silentspeech.data.cache import CachedUtterances, read_manifest
 from silentspeech.data.emg_files import read_emg_file
+from silentspeech.data.gaddy import SPLITS
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.pipeline import SilentSpeechPipeline, write_wav
 from silentspeech.vocoder import load_vocoder
@@ -201,11 +202,12 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
     for entry in manifest["utterances"]:
         kinds = splits.setdefault(entry["split"], {"silent": 0, "voiced": 0})
         kinds["silent" if entry["silent"] else "voiced"] += 1
-    split_text = ", ".join(f"{split} {k['silent']} silent + {k['voiced']} voiced" for split, k in splits.items())
+    split_text = ", ".join(f"{split} {splits[split]['silent']} silent + {splits[split]['voiced']} voiced" for split in SPLITS if split in splits)
     lines = [
         "# Quickstart report",
         "",
-        f"Everything here is measured on the **synthetic** corpus `{layout.corpus}` ({split_text} utterances), "
+        f"Everything here is measured on the **synthetic** corpus `{layout.corpus}` ({split_text} utterances; "
+        "'excluded' are the voiced twins of dev and test sentences, kept out of training), "
         "not on real EMG; FIELD_GUIDE §4 and the README give the published figures on the Gaddy corpus.",
         "",
     ]
