@@ -6,7 +6,14 @@ normalised text.
 
 :class:`BeamSearchDecoder` is built once (the LM is loaded once) and then
 decodes many batches; :meth:`BeamSearchDecoder.reset_params` changes alpha
-and beta without reloading, for tuning. By default decoding is
+and beta without reloading, for tuning.
+
+Speed: a frame whose only candidate is the blank (every character below
+pyctcdecode's ``token_min_logp``, blank the best) adds the same score to
+every beam, so after the first frame of such a run the rest change neither
+the beams nor their order. :func:`drop_blank_runs` removes them before the
+search, which returns the same text faster the more peaked the posteriors
+(``bench/decode.py`` times both). By default decoding is
 lexicon-free: pyctcdecode would otherwise take every ARPA unigram as its
 lexicon, and a lexicon holding test words leaks the test set
 (FIELD_GUIDE §4). A lexicon from training text only comes from
@@ -21,6 +28,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP
+from pyctcdecode.decoder import _log_softmax
 
 from silentspeech.lm import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
 from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
@@ -70,6 +79,25 @@ def greedy_decode(log_probs, lengths=None) -> list[str]:
     return texts
 
 
+def drop_blank_runs(log_probs: np.ndarray, token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP) -> np.ndarray:
+    """Keep the first frame of each run of blank-only frames of ``(T, 38)`` log posteriors; returns ``(T', 38)``.
+
+    A frame is blank-only where the blank is the most likely label and every
+    other label lies below ``token_min_logp`` after pyctcdecode's own
+    normalisation (its test for which labels to expand). Beam search then
+    gives the same hypotheses as on all frames (module docstring); frame
+    indices of the result no longer match the input's.
+    """
+    normalised = _log_softmax(np.asarray(log_probs, dtype=np.float32), axis=1)
+    characters = np.delete(normalised, BLANK, axis=1)
+    blank_only = (normalised.argmax(axis=1) == BLANK) & (characters.max(axis=1, initial=-np.inf) < token_min_logp)
+    keep = ~blank_only
+    keep[1:] |= ~blank_only[:-1]  # the first frame of a run stays: it separates repeated characters
+    if len(keep):
+        keep[0] = True
+    return log_probs[keep]
+
+
 def unigrams_from_texts(texts: Iterable[str]) -> list[str]:
     """Sorted distinct words of ``texts`` after normalisation (a decoding lexicon).
 
@@ -114,7 +142,9 @@ class BeamSearchDecoder:
     :func:`training_unigrams`); without it decoding is lexicon-free.
     ``workers`` > 1 decodes the items of a batch in that many forked
     processes (created on first use and kept; call :meth:`close` or use the
-    decoder as a context manager to end them).
+    decoder as a context manager to end them). ``drop_blank_runs`` (default)
+    skips the frames that cannot change the result (:func:`drop_blank_runs`);
+    False searches every frame, as plain pyctcdecode does.
     """
 
     def __init__(
@@ -125,6 +155,7 @@ class BeamSearchDecoder:
         beam_width: int = DEFAULT_BEAM_WIDTH,
         unigrams: Sequence[str] | None = None,
         workers: int = 1,
+        drop_blank_runs: bool = True,
     ) -> None:
         from pyctcdecode.alphabet import Alphabet
         from pyctcdecode.decoder import BeamSearchDecoderCTC
@@ -145,6 +176,7 @@ class BeamSearchDecoder:
         self.lm_path = None if lm_path is None else Path(lm_path)
         self.alpha, self.beta, self.beam_width = float(alpha), float(beta), int(beam_width)
         self.workers = workers
+        self.drop_blank_runs = drop_blank_runs
         self._pool = None
 
     def reset_params(self, alpha: float | None = None, beta: float | None = None, beam_width: int | None = None) -> None:
@@ -161,7 +193,9 @@ class BeamSearchDecoder:
     def decode_batch(self, log_probs, lengths=None) -> list[str]:
         """Decode ``(B, T, 38)`` log posteriors (tensor or array); frames past ``lengths[b]`` are ignored."""
         log_probs, lengths = _as_batch(log_probs, lengths)
-        items = [(log_probs[i, : lengths[i]], self.alpha, self.beta, self.beam_width) for i in range(len(lengths))]
+        items = [
+            (log_probs[i, : lengths[i]], self.alpha, self.beta, self.beam_width, self.drop_blank_runs) for i in range(len(lengths))
+        ]
         if self.workers > 1 and len(items) > 1:
             return self._worker_pool().map(_decode_in_worker, items)
         return [_decode_one(self._decoder, *item) for item in items]
@@ -188,9 +222,11 @@ class BeamSearchDecoder:
         self.close()
 
 
-def _decode_one(decoder, log_probs: np.ndarray, alpha: float, beta: float, beam_width: int) -> str:
+def _decode_one(decoder, log_probs: np.ndarray, alpha: float, beta: float, beam_width: int, skip_blanks: bool) -> str:
     if len(log_probs) == 0:
         return ""
+    if skip_blanks:
+        log_probs = drop_blank_runs(log_probs)
     decoder.reset_params(alpha=alpha, beta=beta)
     return " ".join(decoder.decode(log_probs, beam_width=beam_width).split())
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from silentspeech.decoding import BeamSearchDecoder, greedy_decode, training_unigrams, unigrams_from_texts
+from silentspeech.decoding import BeamSearchDecoder, drop_blank_runs, greedy_decode, training_unigrams, unigrams_from_texts
 from silentspeech.lm import ArpaError, estimate_kneser_ney, write_arpa
 from silentspeech.text import LABELS, NUM_CLASSES
 
@@ -150,3 +150,40 @@ def test_lexicon_outside_charset_is_a_clear_error(cat_lm):
 def test_missing_lm_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.arpa"):
         BeamSearchDecoder(tmp_path / "nothing.arpa")
+
+
+def spelled_with_pauses(text: str, rng: np.random.Generator, noise: float) -> np.ndarray:
+    """Noisy CTC log posteriors (frames, 38) spelling ``text``: 2 character frames then 1-6 blank frames each."""
+    logits = []
+    for ch in text:
+        for label in [LABELS.index(ch)] * 2 + [0] * int(rng.integers(1, 7)):
+            row = np.zeros(NUM_CLASSES)
+            row[label] = 9.0
+            logits.append(row)
+    logits = np.stack(logits) + rng.normal(0.0, noise, (len(logits), NUM_CLASSES))
+    return (logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_drop_blank_runs_keeps_one_blank_between_characters():
+    a = LABELS.index("a")
+    log_probs = one_hot_path([0, 0, a, 0, 0, 0, a, a, 0, 0])
+    kept = drop_blank_runs(log_probs)
+    assert kept.argmax(axis=1).tolist() == [0, a, 0, a, a, 0]
+    # A character above pyctcdecode's token_min_logp (-5) keeps its frame in a blank run.
+    # (Its frame and the next, which starts a new run.)
+    log_probs[4] = np.log(np.full(NUM_CLASSES, 0.001))
+    log_probs[4, 0], log_probs[4, a] = np.log(0.944), np.log(0.02)
+    assert len(drop_blank_runs(log_probs)) == len(kept) + 2
+    assert drop_blank_runs(np.zeros((0, NUM_CLASSES), np.float32)).shape == (0, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.5, 2.5])
+def test_dropping_blank_runs_gives_the_same_hypotheses(cat_lm, noise):
+    rng = np.random.default_rng(int(noise * 10))
+    texts = ["the cat sat on the mat", "a dog sat on a hat", "the mat sat", "cats sat on the cat"]
+    log_probs = [spelled_with_pauses(text, rng, noise) for text in texts]
+    assert sum(len(drop_blank_runs(item)) for item in log_probs) < sum(len(item) for item in log_probs)
+    for beam_width in (4, 64):
+        plain = BeamSearchDecoder(cat_lm, beam_width=beam_width, drop_blank_runs=False)
+        fast = BeamSearchDecoder(cat_lm, beam_width=beam_width)
+        assert [fast.decode(item) for item in log_probs] == [plain.decode(item) for item in log_probs]
