@@ -390,6 +390,83 @@ def _run_voice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recognizer", type=Path, help="recognition run directory (or its best.safetensors)")
+    parser.add_argument(
+        "input", nargs="?", default="-",
+        help="raw EMG: a Gaddy utterance {i}_emg.npy (1000 Hz), a bare (samples, channels) .npy/.csv with --rate, "
+        "or - (the default) for stdin: little-endian float32 samples with the channels interleaved and no header, "
+        "as numpy's emg.astype('<f4').tobytes() writes a (samples, channels) array; --rate is then required",
+    )
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array and stdin)")
+    parser.add_argument("--chunk-ms", type=float, default=200.0, help="EMG per chunk, ms (default: %(default)g)")
+    parser.add_argument(
+        "--realtime", action=argparse.BooleanOptionalAction, default=True,
+        help="replay a file at recording speed, chunk by chunk (default); --no-realtime feeds it as fast as it is "
+        "decoded (stdin always arrives at its writer's pace)",
+    )
+    parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else no LM)")
+    parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
+    parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
+    parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
+    parser.add_argument("--settle-ms", type=float, default=400.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
+    parser.add_argument("--agreement", type=int, default=2, help="... and be the same in this many consecutive chunks' hypotheses (default: %(default)s)")
+    parser.add_argument("--max-segment-s", type=float, default=8.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
+    parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from silentspeech.data.emg_files import read_emg_file
+    from silentspeech.evaluation import resolve_lm_settings
+    from silentspeech.pipeline import SilentSpeechPipeline
+    from silentspeech.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
+
+    if args.chunk_ms <= 0:
+        raise CLIError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
+    settings = resolve_lm_settings(args.recognizer, args.lm, args.alpha, args.beta, args.beam)
+    # Without an LM given or tuned, beam search runs without one.
+    lm = {} if settings is None else {"lm": settings.lm, "alpha": settings.alpha, "beta": settings.beta, "beam": settings.beam_width}
+    pipeline = SilentSpeechPipeline(recognizer=args.recognizer, device=args.device, mains=args.mains, **lm)
+    if args.input == "-":
+        if args.rate is None:
+            raise CLIError("stdin: give the sampling rate with --rate")
+        rate, source = args.rate, "stdin"
+        chunks = read_float32_chunks(sys.stdin.buffer, pipeline.channels, max(1, round(args.chunk_ms / 1000 * rate)), source)
+    else:
+        recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
+        rate, source = recording.rate, recording.source
+        chunks = replay_recording(recording, args.chunk_ms, args.realtime)
+    recognizer = StreamingRecognizer(
+        pipeline, rate, source, settle_s=args.settle_ms / 1000, agreement=args.agreement, max_segment_s=args.max_segment_s
+    )
+    tty = sys.stdout.isatty()
+    latencies, shown = [], ""
+    for chunk, arrival in chunks:
+        event = recognizer.push(chunk, arrival)
+        latencies.append(event.latency_ms)
+        if tty:  # rewrite one line: firm text, then the tentative tail dimmed
+            print(f"\r\033[K{event.firm} \033[2m{event.tentative}\033[0m", end="", flush=True)
+        elif event.firm != shown:
+            print(f"{event.time_s:7.2f} s  {event.firm[len(shown):].strip()}", flush=True)
+        shown = event.firm
+    final = recognizer.finish()
+    if tty:
+        print("\r\033[K", end="")
+    if not latencies:
+        raise CLIError(f"{source}: no EMG received")
+    print(f"final: {final.firm}")
+    print(f"greedy: {final.greedy}")
+    p50, p95 = np.percentile(latencies, [50, 95])
+    print(
+        f"latency chunk -> text over {len(latencies)} chunks of {args.chunk_ms:g} ms ({final.time_s:.2f} s of EMG): "
+        f"median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(latencies):.0f} ms; final decode {final.latency_ms:.0f} ms"
+    )
+    return 0
+
+
 def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="production run directory (or its best.safetensors)")
     parser.add_argument(
@@ -462,6 +539,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("export", "Export a trained model for a device: int8 TinyMyo for GAP9 (ONNX QDQ, C99, report).", _add_export_arguments, _run_export),
     ("voice", "Turn one raw EMG recording into speech audio (WAV) with a production model and a vocoder.", _add_voice_arguments, _run_voice),
     ("evaluate-production", "Score a production model: synthesise a split, transcribe it with an ASR, report WER/CER and MCD.", _add_evaluate_production_arguments, _run_evaluate_production),
+    ("stream", "Recognise EMG as it arrives (a file replayed in real time, or stdin): text as it firms up, chunk latency.", _add_stream_arguments, _run_stream),
 ]
 
 

@@ -173,6 +173,7 @@ class BeamSearchDecoder:
             # the ARPA unigrams as a lexicon when none is given.
             language_model = LanguageModel(load_kenlm(lm_path), unigrams, alpha=float(alpha), beta=float(beta))
         self._decoder = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), language_model)
+        self._language_model = language_model
         self.lm_path = None if lm_path is None else Path(lm_path)
         self.alpha, self.beta, self.beam_width = float(alpha), float(beta), int(beam_width)
         self.workers = workers
@@ -189,6 +190,25 @@ class BeamSearchDecoder:
     def decode(self, log_probs: np.ndarray) -> str:
         """Decode one utterance's ``(T, 38)`` log posteriors."""
         return self.decode_batch(np.asarray(log_probs)[None])[0]
+
+    def decode_words(self, log_probs: np.ndarray, context: Sequence[str] = ()) -> list[tuple[str, int, int]]:
+        """Best hypothesis of ``(T, 38)`` log posteriors as ``(word, first frame, end frame)`` triples.
+
+        Frames are indices into ``log_probs`` (86.13 Hz); the end is exclusive.
+        ``context`` holds words decoded before frame 0 (the firm text of a
+        stream): the LM scores the new words as their continuation.
+        """
+        log_probs = _as_batch(np.asarray(log_probs)[None], None)[0][0]
+        if len(log_probs) == 0:
+            return []
+        self._decoder.reset_params(alpha=self.alpha, beta=self.beta)
+        state = None
+        if self._language_model is not None and context:
+            state = self._language_model.get_start_state()
+            for word in context:
+                _, state = self._language_model.score(state, word)
+        beams = self._decoder.decode_beams(log_probs, beam_width=self.beam_width, lm_start_state=state)
+        return [(word, int(start), int(end)) for word, (start, end) in beams[0][2]]
 
     def decode_batch(self, log_probs, lengths=None) -> list[str]:
         """Decode ``(B, T, 38)`` log posteriors (tensor or array); frames past ``lengths[b]`` are ignored."""
