@@ -23,6 +23,13 @@ in-process (a child process would not share the loaded model), and free of
 overhead while the call runs. Linux only; elsewhere the figure is ``None``.
 The increase is measured on a call made before any warm-up: freed buffers of
 earlier calls stay in the allocator and would hide the call's needs.
+
+Decoding cost depends on how peaked the CTC posteriors are, so the decoding
+benches read the posteriors of a trained recogniser on test EMG
+(:func:`test_split_posteriors`; ``make quickstart`` leaves both in
+``runs/quickstart``) and fall back, saying so, to noisy posteriors spelling
+grammar sentences (:func:`spelled_posteriors`). :func:`grammar_lm` builds a
+small 4-gram of the synthetic grammar in seconds for a bench without one.
 """
 
 from __future__ import annotations
@@ -34,9 +41,14 @@ import re
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
+
+#: Where ``make quickstart`` writes its runs (relative to the repository root).
+QUICKSTART = Path(__file__).resolve().parents[1] / "runs" / "quickstart"
 
 
 def set_threads(threads: int) -> None:
@@ -222,3 +234,61 @@ def print_report(
         for note in notes:
             print(note)
         print(f"machine: {environment_line(threads)}")
+
+
+# --- inputs of the decoding benches
+
+
+def grammar_lm(path: str | os.PathLike, count: int = 5000, seed: int = 1) -> Path:
+    """Write a 4-gram ARPA of ``count`` synthetic-grammar sentences to ``path`` (a few seconds); returns it."""
+    from silentspeech.data.vocabulary import sentences
+    from silentspeech.lm import estimate_kneser_ney, write_arpa
+    from silentspeech.text import normalize_text
+
+    write_arpa(estimate_kneser_ney((normalize_text(text) for text in sentences(count, seed=seed)), order=4), path)
+    return Path(path)
+
+
+def spelled_posteriors(text: str, frames: int, rng: np.random.Generator, peak: float = 8.0, noise: float = 1.75) -> np.ndarray:
+    """CTC log posteriors (frames, 38) spelling ``text`` over ``frames``: each character
+    holds the first half of its time slot, blank the rest; logits ``peak`` plus Gaussian ``noise``."""
+    from silentspeech.text import BLANK, NUM_CLASSES, text_to_ids
+
+    ids = text_to_ids(text)
+    logits = np.zeros((frames, NUM_CLASSES))
+    slot = frames / len(ids)
+    for i, label in enumerate(ids):
+        start, end = int(i * slot), int((i + 1) * slot)
+        middle = max(start + 1, start + int(slot / 2))
+        logits[start:middle, label] = peak
+        logits[middle:end, BLANK] = peak
+    logits += rng.normal(0.0, noise, logits.shape)
+    return (logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class TestSplit:
+    """Preprocessed EMG of a cache's test split and a trained recogniser's posteriors of it."""
+
+    emg: list[np.ndarray]  #: per utterance (samples, channels) float32 at 689.06 Hz
+    texts: list[str]  #: normalised references
+    log_probs: list[np.ndarray]  #: per utterance (frames, 38) at 86.13 frames/s
+    recognizer: torch.nn.Module
+
+
+def test_split_posteriors(recognizer: str | os.PathLike, cache: str | os.PathLike) -> TestSplit:
+    """Run a trained recognition run directory over the test split of ``cache`` (torch, CPU)."""
+    from silentspeech.data.cache import CachedUtterances
+    from silentspeech.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(recognizer, task="recognition")
+    model = model.cpu().eval()
+    data = CachedUtterances(cache, "test")
+    split = TestSplit([], [], [], model)
+    with torch.inference_mode():
+        for item in (data[i] for i in range(len(data))):
+            emg = item["emg"].float()
+            split.emg.append(emg.numpy())
+            split.texts.append(item["text"])
+            split.log_probs.append(torch.log_softmax(model(emg.T[None])["ctc_logits"].float(), dim=-1)[0].numpy())
+    return split
