@@ -67,6 +67,7 @@ def test_csv_with_header_and_time_column(tmp_path):
         ("nan.npy", "nan", "NaN"),
         ("flat.npy", "1d", "expected a \\(samples, channels\\)"),
         ("notes.csv", b"hello,world\nfoo,bar\n", "non-numeric"),
+        ("notes.txt", b"Just a note, not EMG.\n", "no numeric rows"),
         ("audio.wav", b"RIFF", "unsupported EMG file type"),
     ],
 )

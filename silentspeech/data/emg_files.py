@@ -67,6 +67,8 @@ def _read_csv(path: Path) -> np.ndarray:
         float(rows[0][0])
     except ValueError:
         header, rows = [cell.strip().lower() for cell in rows[0]], rows[1:]
+    if not rows:
+        raise EMGError(f"{path}: no numeric rows, only the line {','.join(header)[:60]!r} (not an EMG CSV file?)")
     try:
         table = np.array([[float(cell) for cell in row] for row in rows], dtype=np.float64)
     except ValueError as err:
