@@ -182,8 +182,9 @@ class SilentSpeechPipeline:
             emg, source = recording, "EMG array"
         start = time.perf_counter()
         model_emg = self.preprocess(emg, float(rate), source)
+        preprocess_seconds = time.perf_counter() - start
         result = self.run_preprocessed(model_emg)
-        result.timings = {"preprocess": time.perf_counter() - start, **result.timings}
+        result.timings = {"preprocess": preprocess_seconds, **result.timings}
         return result
 
     @torch.inference_mode()
