@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUNS ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast quickstart clean
+.PHONY: install test test-fast quickstart demo clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ test-fast: install
 
 quickstart: install
 	$(BIN)/silentspeech quickstart --out $(RUNS)
+
+# The Gradio demo on the quickstart's models, at http://127.0.0.1:7860.
+demo: install
+	$(BIN)/silentspeech demo --quickstart $(RUNS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

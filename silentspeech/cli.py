@@ -316,14 +316,19 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_beam_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """--alpha, --beta and --beam, resolved by :func:`silentspeech.evaluation.resolve_lm_settings`."""
+    parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
+    parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
+    parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
+
+
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="recognition run directory (or its best.safetensors)")
     parser.add_argument("--split", default="test", help="cache split to evaluate (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else greedy only)")
-    parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
-    parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
-    parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
+    _add_beam_search_arguments(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/eval_<split>/)")
 
 
@@ -522,6 +527,72 @@ def _run_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quickstart", type=Path, default=Path("runs/quickstart"),
+        help="quickstart output folder the other defaults come from (default: %(default)s)",
+    )
+    parser.add_argument("--recognizer", type=Path, help="recognition run directory (or .safetensors); default: QUICKSTART/recognition")
+    parser.add_argument("--producer", type=Path, help="production run directory (or .safetensors); default: QUICKSTART/production")
+    parser.add_argument(
+        "--vocoder", type=Path,
+        help="HiFi-GAN vocoder (run folder or checkpoint); default: QUICKSTART/vocoder when trained, else the "
+        "Griffin-Lim fallback (the page says which)",
+    )
+    parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search; default: QUICKSTART/lm/synthetic_4gram.arpa")
+    parser.add_argument("--corpus", type=Path, help="Gaddy-layout corpus whose test utterances are offered as examples; default: QUICKSTART/corpus")
+    _add_beam_search_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from silentspeech.quickstart import REPO, QuickstartLayout
+
+    defaults = QuickstartLayout(args.quickstart)
+    paths = {
+        "--recognizer": (args.recognizer, defaults.recognition),
+        "--producer": (args.producer, defaults.production),
+        "--lm": (args.lm, defaults.lm),
+        "--corpus": (args.corpus, defaults.corpus),
+    }
+    for option, (given, default) in paths.items():
+        if given is not None and not given.exists():
+            raise CLIError(f"{option} {given}: no such file or folder")
+        if given is None and not default.exists():
+            raise CLIError(
+                f"{default} does not exist: run `make quickstart` first (or `silentspeech quickstart --out "
+                f"{args.quickstart}`; it trains the demo's default models), or give {option} (see silentspeech demo --help)"
+            )
+    recognizer, producer, lm, corpus = (given or default for given, default in paths.values())
+    vocoder = args.vocoder or (defaults.vocoder if (defaults.vocoder / "generator.safetensors").is_file() else None)
+    app_path = REPO / "demo" / "app.py"
+    if not app_path.is_file():
+        raise CLIError(f"{app_path} not found: the demo runs from a source checkout (pip install -e .)")
+
+    from silentspeech.data.gaddy import read_corpus
+    from silentspeech.evaluation import resolve_lm_settings
+    from silentspeech.pipeline import SilentSpeechPipeline
+
+    print(f"loading {recognizer}, {producer}, {vocoder or 'the Griffin-Lim fallback'} and {lm} ...", flush=True)
+    settings = resolve_lm_settings(recognizer, lm, args.alpha, args.beta, args.beam)
+    pipeline = SilentSpeechPipeline(
+        recognizer, producer, vocoder, settings.lm, settings.alpha, settings.beta, settings.beam_width, device=args.device
+    )
+    examples = {f"{u.id}: {u.text}": u.emg_path for u in read_corpus(corpus).utterances if u.split == "test"}
+    spec = importlib.util.spec_from_file_location("silentspeech_demo_app", app_path)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    try:
+        app.build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port)
+    except OSError as err:  # e.g. the port is taken
+        raise CLIError(f"cannot serve on {args.host}:{args.port}: {err}") from None
+    return 0
+
+
 # --- parser ----------------------------------------------------------------
 
 #: (name, help, add_arguments, run) for every subcommand, in --help order.
@@ -540,6 +611,7 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callab
     ("voice", "Turn one raw EMG recording into speech audio (WAV) with a production model and a vocoder.", _add_voice_arguments, _run_voice),
     ("evaluate-production", "Score a production model: synthesise a split, transcribe it with an ASR, report WER/CER and MCD.", _add_evaluate_production_arguments, _run_evaluate_production),
     ("stream", "Recognise EMG as it arrives (a file replayed in real time, or stdin): text as it firms up, chunk latency.", _add_stream_arguments, _run_stream),
+    ("demo", "Serve the Gradio demo: upload EMG (or pick a corpus example), get text, speech, figures and timings.", _add_demo_arguments, _run_demo),
 ]
 
 

@@ -1,0 +1,167 @@
+"""The Gradio demo: `silentspeech demo` on 127.0.0.1 with tiny untrained models, driven by gradio_client and a headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile
+import torch
+from gradio_client import Client, handle_file
+
+from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
+from silentspeech.audio import AUDIO_RATE
+from silentspeech.cli import main
+from silentspeech.config import config_to_yaml, load_recipe
+from silentspeech.data.synthetic import generate_corpus
+from silentspeech.lm import estimate_kneser_ney, write_arpa
+from silentspeech.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.width=16", "model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=2", "model.encoder.mlp_dim=32"]
+FAILED = "**Cannot use this input:**"
+
+
+def save_tiny_run(task_name: str, run_dir: Path) -> Path:
+    """A run directory (config.yaml + best.safetensors) of an untrained tiny model of the synthetic recipe."""
+    task = get_task(task_name)
+    config = load_recipe(task.schema, REPO / f"recipes/synthetic/{task_name}.yaml", [f"out={run_dir}", *TINY])
+    torch.manual_seed(0)  # the same random weights, so the same (garbage) text every run
+    model = task.build_model(config)
+    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
+    atomic_save_safetensors(run_dir / "best.safetensors", model.state_dict(), {"task": task_name, "model": type(model).__name__})
+    return run_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory) -> str:
+    """`silentspeech demo` serving tiny models, a trigram LM and a 10-utterance corpus's test split."""
+    root = tmp_path_factory.mktemp("demo")
+    generate_corpus(root / "corpus", utterances=10, seed=0, progress=False)
+    write_arpa(estimate_kneser_ney(["the man saw the house", "a dog saw the man", "the house was old"], 3), root / "lm.arpa")
+    args = [
+        "--recognizer", str(save_tiny_run("recognition", root / "recognition")),
+        "--producer", str(save_tiny_run("production", root / "production")),
+        "--lm", str(root / "lm.arpa"), "--corpus", str(root / "corpus"), "--port", str(free_port()), "--device", "cpu",
+        "--beam", "8",  # an untrained model's flat posteriors make a wide beam slow
+    ]
+    launched: list[gr.Blocks] = []
+    launch = gr.Blocks.launch
+
+    def launch_in_background(blocks: gr.Blocks, **kwargs):
+        launched.append(blocks)
+        return launch(blocks, prevent_thread_lock=True, quiet=True, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gr.Blocks, "launch", launch_in_background)
+        assert main(["demo", *args]) == 0
+    yield launched[0].local_url
+    launched[0].close()
+
+
+@pytest.fixture(scope="module")
+def client(demo_url) -> Client:
+    return Client(demo_url, verbose=False)
+
+
+@pytest.fixture()
+def emg_file(tmp_path) -> Path:
+    path = tmp_path / "recording.npy"
+    np.save(path, np.random.default_rng(0).normal(0, 20, (1500, 8)))
+    return path
+
+
+def test_upload_gives_audio_text_figures_and_timings(client, emg_file):
+    status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings = client.predict(
+        [handle_file(emg_file)], 1000, None, api_name="/run"
+    )
+    assert status.startswith("Decoded recording.npy: 1.50 s of EMG at 1000 Hz, 8 channels")
+    samples, rate = soundfile.read(audio)
+    assert rate == AUDIO_RATE and samples.ndim == 1 and len(samples) > AUDIO_RATE
+    assert greedy and isinstance(beam, str)
+    assert not prompt  # a bare .npy has no info.json
+    assert method.startswith("Griffin-Lim fallback")
+    assert emg_plot["type"] == spectrogram_plot["type"] == "matplotlib"
+    for stage in ("EMG filtering", "recognition model", "beam search", "production model", "vocoder", "**total**"):
+        assert stage in timings
+
+
+def test_gaddy_files_and_corpus_examples_carry_their_prompt(client, tmp_path, emg_file):
+    np.save(tmp_path / "7_emg.npy", np.load(emg_file))
+    (tmp_path / "7_info.json").write_text(json.dumps({"text": "The man saw the house."}))
+    result = client.predict([handle_file(tmp_path / "7_emg.npy"), handle_file(tmp_path / "7_info.json")], 1000, None, api_name="/run")
+    assert result[0].startswith("Decoded 7_emg.npy") and result[4] == "The man saw the house."
+    example = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/run"]["parameters"][2]["type"]["enum"][0]
+    result = client.predict(None, 1000, example, api_name="/run")
+    assert result[0].startswith("Decoded ") and result[4] and result[2]
+
+
+def _write(path: Path, content) -> Path:
+    if isinstance(content, np.ndarray):
+        np.save(path, content)
+    else:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, content, rate, message",
+    [
+        ("empty.npy", b"", 1000, "empty.npy: the file is empty"),
+        ("wrong_shape.npy", np.zeros((1500, 3)), 1000, "wrong_shape.npy: expected 8 channels, got 3"),
+        ("flat.npy", np.zeros(1500), 1000, "flat.npy: expected a (samples, channels) array"),
+        ("nan.npy", np.full((1500, 8), np.nan), 1000, "nan.npy: EMG holds 12000 NaN"),
+        ("notes.txt", b"Dear diary, today I mouthed words.\n", 1000, "notes.txt: no numeric rows"),
+        ("truncated.npy", b"\x93NUMPY\x01\x00", 1000, "truncated.npy: not a readable .npy array"),
+        ("slow.npy", np.zeros((1500, 8)), 100, "slow.npy: sampling rate 100 Hz is implausible"),
+        ("speech.wav", b"RIFF....WAVE", 1000, "unsupported EMG file type '.wav'"),
+    ],
+)
+def test_malformed_uploads_get_a_message_in_the_page(client, tmp_path, name, content, rate, message):
+    status, *outputs = client.predict([handle_file(_write(tmp_path / name, content))], rate, None, api_name="/run")
+    assert status.startswith(FAILED) and message in status
+    assert str(tmp_path) not in status and "Traceback" not in status
+    assert outputs == [None] * 8
+
+
+def test_nothing_to_run_asks_for_input(client):
+    assert client.predict(None, 1000, None, api_name="/run")[0].startswith("Upload an EMG file or pick an example")
+
+
+def test_demo_without_quickstart_outputs_says_how_to_make_them(tmp_path, capsys):
+    assert main(["demo", "--quickstart", str(tmp_path / "qs")]) == 2
+    assert "run `make quickstart` first" in capsys.readouterr().err
+    assert main(["demo", "--recognizer", str(tmp_path / "missing")]) == 2
+    assert "--recognizer" in capsys.readouterr().err
+
+
+def test_headless_chromium_shows_the_decoded_text(client, demo_url, emg_file, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    expected = client.predict([handle_file(emg_file)], 1000, None, api_name="/run")[2]
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(demo_url)
+        page.locator("input[type=file]").set_input_files(str(emg_file))
+        page.get_by_label("recording.npy").wait_for()  # the uploaded file is listed
+        page.get_by_role("button", name="Run").click()
+        page.get_by_text("Decoded recording.npy").wait_for(timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#greedy-text textarea').value.length > 0")
+        assert page.locator("#greedy-text textarea").input_value() == expected
+        page.screenshot(path=tmp_path / "demo.png", full_page=True)
+        browser.close()
+    assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")
