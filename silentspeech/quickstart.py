@@ -120,13 +120,10 @@ class QuickstartResult:
 
 
 def demo_command(layout: QuickstartLayout) -> str:
-    """How to start the demo on these outputs (``make demo`` when they are in the default folder)."""
+    """How to start the demo on these outputs (plain ``make demo`` when they are in the default folder)."""
     if layout.out.resolve() == DEFAULT_OUT.resolve():
         return "make demo   (or: .venv/bin/silentspeech demo)"
-    return (
-        f".venv/bin/silentspeech demo --recognizer {layout.recognition} --producer {layout.production} "
-        f"--vocoder {layout.vocoder} --lm {layout.lm} --corpus {layout.corpus}"
-    )
+    return f"make demo RUNS={layout.out}   (or: .venv/bin/silentspeech demo --quickstart {layout.out})"
 
 
 def closing_message(layout: QuickstartLayout, stage_seconds: Mapping[str, float] | None = None) -> str:

@@ -57,7 +57,7 @@ def test_closing_message_says_where_everything_is_and_how_to_start_the_demo(tmp_
     assert "Start the demo: make demo" in default
     assert "runs/quickstart/vocoder/generator.safetensors" in default and "runs/quickstart/report.md" in default
     elsewhere = closing_message(QuickstartLayout(tmp_path))
-    assert f"--producer {tmp_path / 'production'}" in elsewhere and f"--corpus {tmp_path / 'corpus'}" in elsewhere
+    assert f"make demo RUNS={tmp_path}" in elsewhere and f"silentspeech demo --quickstart {tmp_path}" in elsewhere
 
 
 @pytest.mark.slow
