@@ -174,7 +174,6 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
     rows = []
     for position, index in enumerate(tqdm(chosen, desc="report audio", unit="utt")):
         entry = test.entries[index]
-        item = test[index]
         recording = read_emg_file(corpus_root / f"{entry['id']}_emg.npy")
         result = pipeline.run(recording)
         stem = f"test{position + 1}"
@@ -187,7 +186,7 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
         if position == 0:
             title = f"{entry['id']}: \"{entry['text']}\""
             save_figure(emg_figure(recording.emg, recording.rate, result.emg, title=title), out / "emg.png")
-            true = item["target_features"].numpy()
+            true = test[index]["target_features"].numpy()  # the voiced twin's MFCC
             save_figure(spectrogram_figure(result.features, true, title=f"{title}\npredicted from silent EMG vs its voiced twin"), out / "spectrogram.png")
             costs = alignment_costs(torch.from_numpy(result.features), torch.from_numpy(true)).numpy()
             path_rows, path_cols = dtw_path(costs)
