@@ -582,6 +582,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     pipeline = SilentSpeechPipeline(
         recognizer, producer, vocoder, settings.lm, settings.alpha, settings.beta, settings.beam_width, device=args.device
     )
+    pipeline.warm_up()
     examples = {f"{u.id}: {u.text}": u.emg_path for u in read_corpus(corpus).utterances if u.split == "test"}
     spec = importlib.util.spec_from_file_location("silentspeech_demo_app", app_path)
     app = importlib.util.module_from_spec(spec)

@@ -33,7 +33,7 @@ from silentspeech.audio import AUDIO_RATE
 from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
 from silentspeech.inference import FastSpeechModel
-from silentspeech.signals import EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.signals import EMG_RATE, RAW_EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
 from silentspeech.vocoder import Vocoder, load_vocoder
 
 #: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
@@ -161,6 +161,15 @@ class SilentSpeechPipeline:
         backend = "auto" if fast else "torch"
         self.recognizer_graph = None if self.recognizer is None else FastSpeechModel(self.recognizer, backend)
         self.producer_graph = None if self.producer is None else FastSpeechModel(self.producer, backend)
+
+    def warm_up(self) -> None:
+        """Run one second of flat EMG through every stage, untimed.
+
+        The first call of the resampler, the STFTs and the models pays their
+        one-time set-up (seconds on a CPU); a server calls this before its
+        first request so that request's timings show the steady state.
+        """
+        self.run(np.zeros((int(RAW_EMG_RATE), self.channels)), RAW_EMG_RATE)
 
     def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
         """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked."""
