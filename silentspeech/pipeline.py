@@ -117,7 +117,8 @@ class SilentSpeechPipeline:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         mains: mains frequency to notch in the raw EMG, Hz (60; 50 in Europe).
         fast: run the models through :class:`~silentspeech.inference.FastSpeechModel`
-            (ONNX Runtime on CPU, torch otherwise); False: plain torch.
+            and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
+            otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.Vocoder` keeps its backend.
     """
 
     def __init__(
@@ -149,7 +150,9 @@ class SilentSpeechPipeline:
         self.vocoder: Vocoder | None = None
         if self.producer is not None:
             n_mfcc = self.producer.config.n_mfcc
-            self.vocoder = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder, n_mfcc, device=str(self.device))
+            if not isinstance(vocoder, Vocoder):
+                vocoder = load_vocoder(vocoder, n_mfcc, device=str(self.device), backend="auto" if fast else "torch")
+            self.vocoder = vocoder
             if self.vocoder.n_mfcc != n_mfcc:
                 raise ValueError(f"vocoder {self.vocoder.source} takes {self.vocoder.n_mfcc} MFCC, the producer predicts {n_mfcc}")
         elif vocoder is not None:
