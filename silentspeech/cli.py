@@ -414,7 +414,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
     parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
     parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
-    parser.add_argument("--settle-ms", type=float, default=400.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
+    parser.add_argument("--settle-ms", type=float, default=800.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
     parser.add_argument("--agreement", type=int, default=2, help="... and be the same in this many consecutive chunks' hypotheses (default: %(default)s)")
     parser.add_argument("--max-segment-s", type=float, default=8.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
     parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")

@@ -130,7 +130,7 @@ class StreamingRecognizer:
         pipeline: SilentSpeechPipeline,
         rate: float,
         source: str = "EMG stream",
-        settle_s: float = 0.4,
+        settle_s: float = 0.8,
         agreement: int = 2,
         max_segment_s: float = 8.0,
     ) -> None:
@@ -155,7 +155,9 @@ class StreamingRecognizer:
         self.firm_words: list[str] = []
         self.received = 0  #: raw samples received
         self.segment = _Segment(start=0, before=None)
-        with torch.inference_mode():  # a model's first pass allocates and plans: do it before the first chunk
+        # First calls load and plan (the resampler's library, the graph's kernels): make them before the first chunk.
+        preprocess_emg(np.zeros((int(rate), pipeline.channels)), self.preprocessing)
+        with torch.inference_mode():
             pipeline.recognizer_graph(torch.zeros(1, pipeline.channels, int(EMG_RATE), device=pipeline.device))
 
     def push(self, chunk: np.ndarray, arrival: float | None = None) -> StreamEvent:
