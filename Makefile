@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUNS ?= runs/quickstart
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast quickstart demo clean
+.PHONY: install test test-fast quickstart demo bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ quickstart: install
 # The Gradio demo on the quickstart's models, at http://127.0.0.1:7860.
 demo: install
 	$(BIN)/silentspeech demo --quickstart $(RUNS)
+
+# Every bench/*.py on 2 threads -> bench/results.md (plain and fast paths side by side).
+# Decoding figures use the trained recogniser of $(RUNS) when it is there.
+bench: install
+	SILENTSPEECH_QUICKSTART=$(RUNS) $(BIN)/python bench/run_all.py --threads 2 --out bench/results.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,116 +1,115 @@
-"""Decoding speed: greedy CTC and KenLM beam search at beam widths 50, 100 and 500.
+"""Decoding speed: utterances per second of greedy CTC and KenLM beam search against the beam width.
 
-Builds a 4-gram LM on the fly from a book (default: Sherlock Holmes from
-../shared/data/text), then decodes synthetic CTC posteriors: real sentences
-of another book (default: The War of the Worlds), each spelled over a 5 s
-utterance at 86.13 frames/s (431 frames), logits peaked on the characters
-with Gaussian noise. Prints utterances per second, real-time factor
-(decoding time / audio time), median and spread (min-max) over repeated
-runs, peak memory, and WER/CER against the sentences as a sanity check.
+Each beam width is timed on two paths in the same run, their calls
+interleaved: ``plain`` (pyctcdecode on every frame) and ``fast`` (blank-only
+runs skipped after their first frame, ``silentspeech.decoding.drop_blank_runs``,
+the default). ``same text`` compares their hypotheses on every utterance.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/decode.py            # about a minute on one core
+Beam-search cost depends on how peaked the posteriors are, so the input is
+the posteriors of the trained recogniser (``--recognizer``) on the test split
+of ``--cache`` (``make quickstart`` leaves both in ``runs/quickstart``), with
+WER/CER against the references. Without them: noisy posteriors spelling
+grammar sentences over 5 s each (``--noise``), and the output says so.
+
+    .venv/bin/python bench/decode.py --threads 2 [--repeats 3] [--markdown]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import resource
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from silentspeech.audio import FRAME_RATE
-from silentspeech.decoding import BeamSearchDecoder, greedy_decode
-from silentspeech.lm import book_sentences, estimate_kneser_ney, write_arpa
+from silentspeech.benchmark import (
+    QUICKSTART,
+    bench_arguments,
+    grammar_lm,
+    peak_memory,
+    print_report,
+    set_threads,
+    spelled_posteriors,
+    test_split_posteriors,
+    time_calls,
+)
+from silentspeech.decoding import BeamSearchDecoder, drop_blank_runs, greedy_decode
 from silentspeech.metrics import error_rates
-from silentspeech.text import BLANK, NUM_CLASSES, text_to_ids
 
-TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text"
 UTTERANCE_S = 5.0
 
 
-def synthetic_posteriors(sentence: str, frames: int, peak: float, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """CTC log posteriors (frames, 38): each character holds the first half of its time slot, blank the rest."""
-    ids = text_to_ids(sentence)
-    logits = np.zeros((frames, NUM_CLASSES))
-    slot = frames / len(ids)
-    for i, label in enumerate(ids):
-        start, end = int(i * slot), int((i + 1) * slot)
-        middle = max(start + 1, start + int(slot / 2))
-        logits[start:middle, label] = peak
-        logits[middle:end, BLANK] = peak
-    logits += rng.normal(0.0, noise, logits.shape)
-    return (logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)).astype(np.float32)
+def decoding_input(args) -> tuple[list[np.ndarray], list[str], str]:
+    """Per-utterance log posteriors (frames, 38), their reference texts, and a line saying where they come from."""
+    if (Path(args.recognizer) / "config.yaml").is_file() and (Path(args.cache) / "manifest.json").is_file():
+        split = test_split_posteriors(args.recognizer, args.cache)
+        return split.log_probs, split.texts, f"Input: the trained recogniser {args.recognizer} on the test split of {args.cache}."
+    from silentspeech.data.vocabulary import sentences
+    from silentspeech.text import normalize_text
 
-
-def timed(decode, repeats: int) -> tuple[list[float], list[str]]:
-    """Wall-clock seconds of each of ``repeats`` calls of ``decode()``, and its last output."""
-    seconds, texts = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        texts = decode()
-        seconds.append(time.perf_counter() - start)
-    return seconds, texts
+    rng = np.random.default_rng(0)
+    texts = [normalize_text(text) for text in sentences(args.utterances, seed=7)]
+    frames = round(UTTERANCE_S * FRAME_RATE)
+    log_probs = [spelled_posteriors(text, frames, rng, noise=args.noise) for text in texts]
+    return log_probs, texts, (
+        f"Input: NO trained recogniser at {args.recognizer} (run `make quickstart`): {args.utterances} grammar sentences "
+        f"spelled over {UTTERANCE_S:g} s each, logits peak 8 + Gaussian noise {args.noise:g}."
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lm-text", type=Path, default=TEXT / "sherlock_holmes_pg1661.txt", help="book the 4-gram is built on")
-    parser.add_argument("--sentences", type=Path, default=TEXT / "war_of_the_worlds_pg36.txt", help="book the utterances spell")
-    parser.add_argument("--utterances", type=int, default=4, help="utterances per run (default 4)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (default 3)")
-    parser.add_argument("--beams", type=int, nargs="+", default=[50, 100, 500], help="beam widths (default 50 100 500)")
-    parser.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
-    parser.add_argument("--noise", type=float, default=1.75, help="std of the logit noise (peak 8; default 1.75)")
+    parser = bench_arguments(__doc__, repeats=3)
+    parser.add_argument("--recognizer", default=str(QUICKSTART / "recognition"), help="trained recognition run (default: the quickstart's)")
+    parser.add_argument("--cache", default=str(QUICKSTART / "cache"), help="data cache with a test split (default: the quickstart's)")
+    parser.add_argument("--lm", type=Path, default=QUICKSTART / "lm" / "synthetic_4gram.arpa", help="KenLM; absent: a 4-gram of the grammar is built")
+    parser.add_argument("--beams", type=int, nargs="+", default=[50, 100, 250, 500], help="beam widths (default 50 100 250 500)")
+    parser.add_argument("--utterances", type=int, default=12, help="utterances of the synthetic fallback (default 12)")
+    parser.add_argument("--noise", type=float, default=1.75, help="logit noise of the synthetic fallback (default 1.75)")
     args = parser.parse_args()
-    for path in (args.lm_text, args.sentences):
-        if not path.is_file():
-            sys.exit(f"{path} not found; pass --lm-text and --sentences (plain-text books)")
+    set_threads(args.threads)
 
-    rng = np.random.default_rng(0)
-    frames = round(UTTERANCE_S * FRAME_RATE)
-    candidates = [s for s in book_sentences(args.sentences) if 50 <= len(s) <= 90]
-    sentences = [candidates[i] for i in rng.choice(len(candidates), args.utterances, replace=False)]
-    log_probs = np.stack([synthetic_posteriors(s, frames, 8.0, args.noise, rng) for s in sentences])
-    audio_s = args.utterances * UTTERANCE_S
-
+    log_probs, texts, source = decoding_input(args)
+    seconds = sum(len(item) for item in log_probs) / FRAME_RATE
+    kept = sum(len(drop_blank_runs(item)) for item in log_probs) / sum(len(item) for item in log_probs)
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        lm_path = Path(tmp) / "bench.arpa"
-        write_arpa(estimate_kneser_ney(book_sentences(args.lm_text), order=4), lm_path)
-        build_s = time.perf_counter() - start
-        start = time.perf_counter()
-        decoder = BeamSearchDecoder(lm_path, workers=args.workers)
-        load_s = time.perf_counter() - start
+        lm = args.lm if args.lm.is_file() else grammar_lm(Path(tmp) / "grammar.arpa")
+        lm_line = f"LM: {args.lm}" if args.lm.is_file() else "LM: a 4-gram of 5000 synthetic-grammar sentences built for this run"
+        decoders = {"plain": BeamSearchDecoder(lm, drop_blank_runs=False), "fast": BeamSearchDecoder(lm)}
 
-        print(f"LM: 4-gram on {args.lm_text.name}, built in {build_s:.1f} s, loaded in {load_s:.1f} s ({lm_path.stat().st_size / 1e6:.1f} MB ARPA)")
-        print(
-            f"input: {args.utterances} utterances x {UTTERANCE_S:.0f} s = {frames} frames at {FRAME_RATE} frames/s, "
-            f"logit noise {args.noise}; {args.repeats} runs each"
-        )
-        print(
-            f"threads: {args.workers} decoding process(es), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-            f"{os.cpu_count()} CPUs visible\n"
-        )
-        print(f"{'decoder':<16}{'utt/s':>9}{'RTF':>9}{'RTF spread':>18}{'WER':>8}{'CER':>8}")
-        settings = [("greedy", lambda: greedy_decode(log_probs))]
-        for beam in args.beams:
-            settings.append((f"beam {beam}", lambda beam=beam: (decoder.reset_params(beam_width=beam), decoder.decode_batch(log_probs))[1]))
-        for name, decode in settings:
-            seconds, texts = timed(decode, args.repeats)
-            rates = error_rates(sentences, texts)
-            median = statistics.median(seconds)
-            spread = f"{min(seconds) / audio_s:.3g}-{max(seconds) / audio_s:.3g}"
-            print(f"{name:<16}{args.utterances / median:>9.4g}{median / audio_s:>9.3g}{spread:>18}{rates.wer:>8.3f}{rates.cer:>8.3f}")
-        decoder.close()
+    def run(decoder: BeamSearchDecoder, beam: int) -> list[str]:
+        decoder.reset_params(beam_width=beam)
+        return [decoder.decode(item) for item in log_probs]
 
-    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    print(f"\npeak memory (max RSS, this process + workers): {peak_mb:.0f} MB")
+    greedy = time_calls({"greedy": lambda: [greedy_decode(item[None])[0] for item in log_probs]}, repeats=args.repeats)["greedy"]
+    greedy_rates = error_rates(texts, [greedy_decode(item[None])[0] for item in log_probs])
+    rows = [["greedy", "", len(log_probs) / (greedy.median_ms / 1000), greedy.median_ms / 1000 / seconds, greedy.spread,
+             100 * greedy_rates.wer, 100 * greedy_rates.cer, None, ""]]
+    for beam in args.beams:
+        outputs, memory = {}, {}
+        for path, decoder in decoders.items():
+            outputs[path], memory[path] = peak_memory(lambda decoder=decoder: run(decoder, beam))
+        timings = time_calls({path: lambda decoder=decoder: run(decoder, beam) for path, decoder in decoders.items()}, repeats=args.repeats)
+        for path, timing in timings.items():
+            rates = error_rates(texts, outputs[path])
+            rows.append([
+                f"beam {beam}",
+                path,
+                len(log_probs) / (timing.median_ms / 1000),
+                timing.median_ms / 1000 / seconds,
+                timing.spread,
+                100 * rates.wer,
+                100 * rates.cer,
+                None if memory[path] is None else memory[path].increase_mb,
+                "yes" if outputs[path] == outputs["plain"] else "NO",
+            ])
+    headers = ["decoder", "path", "utt/s", "RTF", "IQR ms (all utts)", "WER %", "CER %", "peak +MB", "same text"]
+    notes = [
+        source,
+        f"{len(log_probs)} utterances, {seconds:.1f} s of EMG; the fast path searches {100 * kept:.0f} % of the frames.",
+        f"{lm_line}; alpha {decoders['plain'].alpha:g}, beta {decoders['plain'].beta:g}. Medians of {args.repeats} interleaved "
+        "runs over all utterances after one warm-up; RTF = decoding time / EMG time.",
+    ]
+    print_report("CTC decoding against beam width", headers, rows, args.threads, args.markdown, notes)
 
 
 if __name__ == "__main__":

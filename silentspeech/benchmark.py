@@ -47,8 +47,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-#: Where ``make quickstart`` writes its runs (relative to the repository root).
-QUICKSTART = Path(__file__).resolve().parents[1] / "runs" / "quickstart"
+#: Where the benches look for quickstart outputs: ``$SILENTSPEECH_QUICKSTART``, else
+#: ``runs/quickstart`` of the checkout (where ``make quickstart`` writes).
+QUICKSTART = Path(os.environ.get("SILENTSPEECH_QUICKSTART") or Path(__file__).resolve().parents[1] / "runs" / "quickstart")
 
 
 def set_threads(threads: int) -> None:
