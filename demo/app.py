@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import gradio as gr
+import numpy as np
 
 from silentspeech.data.emg_files import read_emg_file, read_emg_files
 from silentspeech.figures import emg_figure, spectrogram_figure
-from silentspeech.pipeline import SilentSpeechPipeline, write_wav
+from silentspeech.pipeline import SilentSpeechPipeline
 
 log = logging.getLogger("silentspeech.demo")
 
@@ -56,11 +56,10 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             offered in a drop-down, e.g. the corpus's test utterances.
 
     The one event, ``/run`` (inputs: uploaded files, rate in Hz, example label),
-    returns status message, audio file, greedy text, beam-search text, prompt,
+    returns status message, speech (rate, int16 samples), greedy text, beam-search text, prompt,
     synthesis method, EMG figure, spectrogram figure and the timings table.
     """
     examples = dict(examples or {})
-    audio_dir = Path(tempfile.mkdtemp(prefix="silentspeech-demo-"))
     nothing = (None,) * 8
 
     def run(files: Sequence[str] | None, rate: float | None, example: str | None) -> tuple:
@@ -68,7 +67,6 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         start = time.perf_counter()
         try:
             if files:
-                # A browser upload lands in a temporary folder; name only the file in messages.
                 recording = read_emg_files(files, rate, pipeline.channels)
             elif example:
                 recording = read_emg_file(examples[example], channels=pipeline.channels)
@@ -78,6 +76,7 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             result = pipeline.run(recording)
         except ValueError as err:  # EMGError and the readers' errors name the file and the problem
             message = str(err)
+            # Uploads lie in Gradio's temporary folders; the message names the file alone.
             for path in files or ():
                 message = message.replace(str(Path(path).parent) + "/", "")
             return (f"**Cannot use this input:** {message}", *nothing)
@@ -87,17 +86,17 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         figure_start = time.perf_counter()
         name = Path(recording.source).name
         emg_plot = emg_figure(recording.emg, recording.rate, result.emg, title=f"{name}: raw and filtered EMG")
-        spectrogram_plot = None
-        audio_path = None
+        spectrogram_plot = speech = None
         if result.features is not None:
             spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
-            audio_path = str(write_wav(audio_dir / f"{Path(name).stem}-{time.time_ns()}.wav", result.audio, result.audio_rate))
+            # 16-bit samples: Gradio writes them to its cache as a WAV (and warns about float input).
+            speech = (result.audio_rate, np.round(np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16))
         timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
         seconds = recording.emg.shape[0] / recording.rate
         status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
         return (
             status,
-            audio_path,
+            speech,
             result.greedy_text,
             result.beam_text,
             recording.text,
@@ -107,7 +106,8 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             _timings_table(timings),
         )
 
-    with gr.Blocks(title="silentspeech demo") as demo:
+    # Gradio keeps every returned audio file in its cache; drop those older than a day, hourly.
+    with gr.Blocks(title="silentspeech demo", delete_cache=(3600, 86400)) as demo:
         gr.Markdown(
             "# silentspeech\nSurface EMG of silently mouthed words -> text and speech. Upload one recording "
             f"({pipeline.channels} channels): a `.npy` array (samples, channels) or a `.csv` with the sampling rate "
@@ -123,7 +123,7 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
                 button = gr.Button("Run", variant="primary")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
-                audio = gr.Audio(label="synthesised speech (22050 Hz)", type="filepath")
+                audio = gr.Audio(label="synthesised speech (22050 Hz)")
                 greedy = gr.Textbox(label="text (greedy CTC)", elem_id="greedy-text")
                 beam = gr.Textbox(label="text (beam search + language model)", elem_id="beam-text")
                 prompt = gr.Textbox(label="prompt (the reference text, from the utterance's info.json)")
@@ -133,6 +133,9 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             # The figures carry their own titles; a component label would cover them.
             emg_plot = gr.Plot(show_label=False)
             spectrogram_plot = gr.Plot(show_label=False)
+        # One input at a time: a new upload clears the example, a picked example the upload.
+        files.upload(lambda: None, outputs=example)
+        example.select(lambda: None, outputs=files)
         button.click(
             run,
             inputs=[files, rate, example],

@@ -146,7 +146,7 @@ def test_demo_without_quickstart_outputs_says_how_to_make_them(tmp_path, capsys)
     assert "--recognizer" in capsys.readouterr().err
 
 
-def test_headless_chromium_shows_the_decoded_text(client, demo_url, emg_file, tmp_path):
+def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(client, demo_url, emg_file, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
@@ -163,5 +163,11 @@ def test_headless_chromium_shows_the_decoded_text(client, demo_url, emg_file, tm
         page.wait_for_function("() => document.querySelector('#greedy-text textarea').value.length > 0")
         assert page.locator("#greedy-text textarea").input_value() == expected
         page.screenshot(path=tmp_path / "demo.png", full_page=True)
+        page.get_by_role("button", name="Clear").click()  # uploads add up; this is the next recording
+        page.locator("input[type=file]").set_input_files(str(_write(tmp_path / "empty.npy", b"")))
+        page.get_by_label("empty.npy").wait_for()
+        page.get_by_role("button", name="Run").click()
+        page.get_by_text("empty.npy: the file is empty").wait_for(timeout=30_000)
+        assert page.locator("#greedy-text textarea").input_value() == ""
         browser.close()
     assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")
