@@ -1,6 +1,7 @@
 """Streaming recognition: chunk -> text latency, and what streaming costs in accuracy.
 
-Streams test utterances of a quickstart output (default ``runs/quickstart``:
+Streams test utterances of a quickstart output (default ``runs/quickstart``
+or ``$SILENTSPEECH_QUICKSTART``:
 its corpus, recognition model and 4-gram LM) through
 :class:`~silentspeech.streaming.StreamingRecognizer` in 200 ms chunks,
 replayed at recording speed, once per firming setting (``--settings``:
@@ -16,40 +17,45 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from silentspeech.benchmark import bench_arguments, print_report, set_threads
+from silentspeech.benchmark import QUICKSTART, bench_arguments, print_report, set_threads
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import read_corpus
 from silentspeech.metrics import error_rates
 from silentspeech.pipeline import SilentSpeechPipeline
-from silentspeech.quickstart import DEFAULT_OUT, QuickstartLayout
+from silentspeech.quickstart import QuickstartLayout
 from silentspeech.streaming import StreamingRecognizer, replay_recording
 from silentspeech.text import normalize_text
 
 
 def stream_utterance(pipeline: SilentSpeechPipeline, path: Path, chunk_ms: float, realtime: bool, settle_s: float, agreement: int):
-    """Stream one recording; returns (chunk latencies ms, final decode ms, final text)."""
+    """Stream one recording; returns (chunk latencies ms, process CPU ms per chunk, final decode ms, final text)."""
     recording = read_emg_file(path, channels=pipeline.channels)
     recognizer = StreamingRecognizer(pipeline, recording.rate, recording.source, settle_s=settle_s, agreement=agreement)
-    latencies = [recognizer.push(chunk, arrival).latency_ms for chunk, arrival in replay_recording(recording, chunk_ms, realtime)]
+    latencies, cpu = [], []
+    for chunk, arrival in replay_recording(recording, chunk_ms, realtime):
+        start = time.process_time()
+        latencies.append(recognizer.push(chunk, arrival).latency_ms)
+        cpu.append(1000 * (time.process_time() - start))
     final = recognizer.finish()
-    return latencies, final.latency_ms, final.firm
+    return latencies, cpu, final.latency_ms, final.firm
 
 
 def main() -> None:
     parser = bench_arguments(__doc__, repeats=1)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="quickstart output folder (default: %(default)s)")
+    parser.add_argument("--quickstart", type=Path, default=QUICKSTART, help="quickstart output folder (default: %(default)s)")
     parser.add_argument("--utterances", type=int, default=6, help="test utterances streamed (default 6)")
     parser.add_argument("--chunk-ms", type=float, default=200.0, help="chunk length, ms (default 200)")
     parser.add_argument("--settings", nargs="+", default=["400:2", "800:2"], help="settle_ms:agreement pairs (default 400:2 800:2)")
     parser.add_argument("--no-realtime", dest="realtime", action="store_false", help="feed chunks as fast as they are decoded")
     args = parser.parse_args()
-    layout = QuickstartLayout(args.out)
+    layout = QuickstartLayout(args.quickstart)
     if not (layout.recognition.is_dir() and layout.lm.is_file() and layout.corpus.is_dir()):
-        sys.exit(f"{args.out}: no quickstart output (recognition, lm, corpus); run `make quickstart` or pass --out")
+        sys.exit(f"{args.quickstart}: no quickstart output (recognition, lm, corpus); run `make quickstart` or pass --quickstart")
     set_threads(args.threads)
 
     test = [u for u in read_corpus(layout.corpus).utterances if u.split == "test"][: args.utterances]
@@ -60,24 +66,25 @@ def main() -> None:
     rows = []
     for setting in args.settings:
         settle_ms, agreement = setting.split(":")
-        latencies, finals, texts = [], [], []
+        latencies, cpu, finals, texts = [], [], [], []
         for _ in range(args.repeats):
             for utterance in test:
-                chunk_ms, final_ms, text = stream_utterance(
+                chunk_ms, cpu_ms, final_ms, text = stream_utterance(
                     pipeline, utterance.emg_path, args.chunk_ms, args.realtime, float(settle_ms) / 1000, int(agreement)
                 )
                 latencies += chunk_ms
+                cpu += cpu_ms
                 finals.append(final_ms)
                 texts.append(text)
         p50, p95 = np.percentile(latencies, [50, 95])
         streamed_wer = 100 * error_rates(references * args.repeats, texts).wer
         rows.append(
             [f"settle {settle_ms} ms, agreement {agreement}", len(latencies), p50, p95, max(latencies),
-             statistics.median(finals), streamed_wer, offline_wer]
+             statistics.median(cpu), statistics.median(finals), streamed_wer, offline_wer]
         )
     print_report(
         "Streaming: chunk -> text latency",
-        ["firming", "chunks", "median ms", "p95 ms", "max ms", "final decode ms", "WER streamed %", "WER offline %"],
+        ["firming", "chunks", "median ms", "p95 ms", "max ms", "CPU ms/chunk", "final decode ms", "WER streamed %", "WER offline %"],
         rows,
         args.threads,
         args.markdown,
@@ -85,7 +92,8 @@ def main() -> None:
             f"{len(test)} test utterances of {layout.corpus} in {args.chunk_ms:g} ms chunks, "
             f"{'replayed at recording speed' if args.realtime else 'fed as fast as decoded'}; "
             f"model {layout.recognition}, LM {layout.lm} (beam {pipeline.beam_decoder.beam_width}).",
-            "Latency: a chunk's arrival to the event with its text (firm + tentative); offline: the pipeline on each whole utterance.",
+            "Latency: a chunk's arrival to the event with its text (firm + tentative), wall clock; CPU ms/chunk: median process "
+            "CPU time (all threads) of one chunk, what it costs on a quiet machine; offline: the pipeline on each whole utterance.",
         ],
     )
 

@@ -422,6 +422,8 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_stream(args: argparse.Namespace) -> int:
+    import shutil
+
     import numpy as np
 
     from silentspeech.data.emg_files import read_emg_file
@@ -452,8 +454,10 @@ def _run_stream(args: argparse.Namespace) -> int:
     for chunk, arrival in chunks:
         event = recognizer.push(chunk, arrival)
         latencies.append(event.latency_ms)
-        if tty:  # rewrite one line: firm text, then the tentative tail dimmed
-            print(f"\r\033[K{event.firm} \033[2m{event.tentative}\033[0m", end="", flush=True)
+        if tty:  # rewrite one line: firm text, then the tentative tail dimmed; the oldest words give way to fit the width
+            firm, overflow = event.firm, len(event.firm) + len(event.tentative) + 2 - shutil.get_terminal_size().columns
+            firm = firm if overflow <= 0 else "…" + firm[overflow + 1 :]
+            print(f"\r\033[K{firm} \033[2m{event.tentative}\033[0m", end="", flush=True)
         elif event.firm != shown:
             print(f"{event.time_s:7.2f} s  {event.firm[len(shown):].strip()}", flush=True)
         shown = event.firm

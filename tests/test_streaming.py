@@ -121,6 +121,16 @@ def test_segments_stay_bounded_and_lose_no_words(pipeline, monkeypatch):
     assert recognizer.finish().firm == " ".join(words)
 
 
+def test_decode_words_spells_the_beam_search_text_with_frame_spans(pipeline):
+    script = ScriptedCTC(["over", "the", "hill"], lambda: 0)
+    log_probs = torch.log_softmax(script(torch.zeros(1, 8, 8 * 160))["ctc_logits"], dim=-1)[0].numpy()
+    log_probs = log_probs + np.random.default_rng(0).normal(0, 0.5, log_probs.shape).astype(np.float32)
+    words = pipeline.beam_decoder.decode_words(log_probs)
+    assert " ".join(word for word, _, _ in words) == pipeline.beam_decoder.decode(log_probs) == "over the hill"
+    assert [first for _, first, _ in words] == [round((0.3 + i * 0.5) * FRAME_RATE) for i in range(3)]
+    assert all(first < end <= len(log_probs) for _, first, end in words)
+
+
 def test_bad_chunks_and_rates_are_named(pipeline):
     recognizer = StreamingRecognizer(pipeline, RATE, source="probe.npy")
     with pytest.raises(EMGError, match="probe.npy at 0.00 s: expected 8 channels, got 6"):
