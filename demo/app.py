@@ -118,7 +118,8 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
                 files = gr.File(label="EMG file(s)", file_count="multiple")
                 rate = gr.Number(label="sampling rate of the file (Hz)", value=1000, minimum=1)
                 example = gr.Dropdown(
-                    choices=list(examples), value=None, label="or an example from the corpus", visible=bool(examples), elem_id="example"
+                    choices=list(examples), value=None, label="or an example from the corpus", visible=bool(examples),
+                    elem_id="example",
                 )
                 button = gr.Button("Run", variant="primary")
             with gr.Column():
@@ -128,18 +129,18 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
                 beam = gr.Textbox(label="text (beam search + language model)", elem_id="beam-text")
                 prompt = gr.Textbox(label="prompt (the reference text, from the utterance's info.json)")
                 method = gr.Textbox(label="speech synthesis")
-                timings = gr.Markdown()
+                timings_table = gr.Markdown()
         with gr.Row():
             # The figures carry their own titles; a component label would cover them.
             emg_plot = gr.Plot(show_label=False)
             spectrogram_plot = gr.Plot(show_label=False)
         # One input at a time: a new upload clears the example, a picked example the upload.
-        files.upload(lambda: None, outputs=example)
-        example.select(lambda: None, outputs=files)
+        files.upload(lambda: None, outputs=example, api_visibility="private")
+        example.select(lambda: None, outputs=files, api_visibility="private")
         button.click(
             run,
             inputs=[files, rate, example],
-            outputs=[status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings],
+            outputs=[status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings_table],
             api_name="run",
         )
     return demo
