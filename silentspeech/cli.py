@@ -416,7 +416,8 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
     parser.add_argument("--settle-ms", type=float, default=800.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
     parser.add_argument("--agreement", type=int, default=2, help="... and be the same in this many consecutive chunks' hypotheses (default: %(default)s)")
-    parser.add_argument("--max-segment-s", type=float, default=8.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
+    parser.add_argument("--max-segment-s", type=float, default=6.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
+    parser.add_argument("--context-s", type=float, default=1.5, help="firm EMG a new segment keeps as the network's left context, s (default: %(default)g)")
     parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
@@ -447,7 +448,8 @@ def _run_stream(args: argparse.Namespace) -> int:
         rate, source = recording.rate, recording.source
         chunks = replay_recording(recording, args.chunk_ms, args.realtime)
     recognizer = StreamingRecognizer(
-        pipeline, rate, source, settle_s=args.settle_ms / 1000, agreement=args.agreement, max_segment_s=args.max_segment_s
+        pipeline, rate, source, settle_s=args.settle_ms / 1000, agreement=args.agreement,
+        max_segment_s=args.max_segment_s, context_s=args.context_s,
     )
     tty = sys.stdout.isatty()
     latencies, shown = [], ""

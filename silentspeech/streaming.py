@@ -25,13 +25,16 @@ How each chunk is processed, and why:
   CPU). The recogniser's
   attention is bidirectional, so every frame's posteriors may change when
   later EMG arrives; re-running it is the only exact option. The segment is
-  bounded by ``max_segment_s`` (8 s by default, longer than most utterances):
-  beyond it a new segment starts at the end of the firm text (its filters
-  primed with the preceding raw second, like neighbouring utterances in the
-  offline cache), so the cost per chunk (filtering, resampling and the network,
-  all linear or better in the segment length at these sizes) stays bounded on
-  an endless stream. Within one segment the final greedy text is exactly the
-  offline pipeline's.
+  bounded by ``max_segment_s`` (6 s by default, about a Gaddy utterance):
+  beyond it a new segment starts ``context_s`` (1.5 s) before the end of the
+  firm text, so the network keeps some left context, and its filters are
+  primed with the raw second before it (as neighbouring utterances are in the
+  offline cache). The cost per chunk thus stays bounded on an endless stream:
+  filtering grows linearly with the segment and attention quadratically (the
+  synthetic quickstart recogniser through ONNX Runtime, in CPU time per chunk:
+  about 15 ms of filtering and 17 ms of network at 4 s, 23 and 64 ms at 8 s,
+  33 and 141 ms at 15 s). Within one segment the final greedy text is exactly
+  the offline pipeline's.
 * **Decoding: beam search with the LM over the frames not yet firm.** Each
   chunk, the frames after the firm text are decoded by
   :meth:`~silentspeech.decoding.BeamSearchDecoder.decode_words`, the LM
@@ -123,6 +126,7 @@ class StreamingRecognizer:
         settle_s: a word must end this many seconds before the newest EMG to become firm.
         agreement: ... and be the same in the hypotheses of this many consecutive chunks.
         max_segment_s: longest EMG the network and filters are re-run on, seconds.
+        context_s: firm EMG a new segment keeps before the unfirm tail as the network's left context, seconds.
     """
 
     def __init__(
@@ -132,7 +136,8 @@ class StreamingRecognizer:
         source: str = "EMG stream",
         settle_s: float = 0.8,
         agreement: int = 2,
-        max_segment_s: float = 8.0,
+        max_segment_s: float = 6.0,
+        context_s: float = 1.5,
     ) -> None:
         if pipeline.recognizer is None or pipeline.beam_decoder is None:
             raise ValueError("streaming needs a pipeline with a recognizer and beam search (beam > 0)")
@@ -143,14 +148,18 @@ class StreamingRecognizer:
             )
         if agreement < 1:
             raise ValueError(f"agreement must be at least 1 chunk, got {agreement}")
-        if max_segment_s < 4 * settle_s:
-            raise ValueError(f"max_segment_s ({max_segment_s:g} s) must be at least 4 x settle_s ({settle_s:g} s)")
+        if max_segment_s < 2 * (context_s + settle_s):
+            raise ValueError(
+                f"max_segment_s ({max_segment_s:g} s) must be at least twice context_s + settle_s ({context_s:g} + {settle_s:g} s): "
+                "a new segment holds the context and the unfirm tail"
+            )
         self.pipeline = pipeline
         self.rate = float(rate)
         self.source = source
         self.settle_frames = int(round(settle_s * FRAME_RATE))
         self.agreement = agreement
         self.max_segment_samples = int(max_segment_s * rate)
+        self.context_frames = int(round(context_s * FRAME_RATE))
         self.preprocessing = EMGPreprocessing(rate=self.rate, channels=pipeline.channels, mains=pipeline.mains)
         self.firm_words: list[str] = []
         self.received = 0  #: raw samples received
@@ -226,7 +235,7 @@ class StreamingRecognizer:
             self.segment.history = [hypothesis[agreed:] for hypothesis in history]
 
     def _start_new_segment(self, log_probs: np.ndarray) -> None:
-        """Bound the work per chunk: continue in a segment that starts at the firm boundary.
+        """Bound the work per chunk: continue in a segment that starts ``context_s`` before the firm boundary.
 
         If the firm text lags so far behind that the unfirm tail would fill
         half a segment, every word ending before the settle horizon is firmed
@@ -239,7 +248,8 @@ class StreamingRecognizer:
             ended = [w for w in self._decode_tail(log_probs[:horizon]) if w[2] <= horizon]
             self.firm_words += [word for word, _, _ in ended]
             cut = horizon
-        offset = int(round(cut * self.rate / FRAME_RATE))  # raw samples from the segment start to the cut frame
+        keep = min(cut, self.context_frames)  # firm frames kept as the network's left context
+        offset = int(round((cut - keep) * self.rate / FRAME_RATE))  # raw samples from the segment start to the new start
         raw = self.segment.raw()
         context = int(FILTER_CONTEXT_S * self.rate)
         before = raw[max(0, offset - context) : offset]
@@ -247,7 +257,7 @@ class StreamingRecognizer:
             before = np.concatenate([self.segment.before, before])[-context:]
         self.segment = _Segment(
             start=self.segment.start + offset, before=before if len(before) else None,
-            chunks=[raw[offset:]], samples=raw.shape[0] - offset,
+            chunks=[raw[offset:]], samples=raw.shape[0] - offset, firm_frame=keep,
         )
 
     def _event(self, tentative: str, arrival: float) -> StreamEvent:

@@ -109,7 +109,7 @@ def test_words_firm_up_in_order_once_settled(pipeline, monkeypatch):
 
 def test_segments_stay_bounded_and_lose_no_words(pipeline, monkeypatch):
     words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    recognizer = StreamingRecognizer(pipeline, RATE, settle_s=0.25, agreement=2, max_segment_s=1.5)
+    recognizer = StreamingRecognizer(pipeline, RATE, settle_s=0.25, agreement=2, max_segment_s=1.5, context_s=0.5)
     monkeypatch.setattr(pipeline, "recognizer_graph", ScriptedCTC(words, lambda: recognizer.segment.start, gap_s=0.45))
     recording = EMGRecording(emg=raw_emg(4.6), rate=RATE, source="test")
     longest = 0
