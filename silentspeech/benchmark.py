@@ -12,7 +12,9 @@ parser and :func:`print_report` prints either form.
 
 Timings (:func:`time_calls`) are wall-clock milliseconds after warm-up
 calls, summarised by the median and the interquartile range (robust to the
-odd slow run on a shared machine). When two implementations are compared
+odd slow run on a shared machine), plus the median process CPU time (all
+threads): on a loaded machine wall time grows with the other processes' load,
+CPU time much less, so it tells what the call costs when the machine is quiet. When two implementations are compared
 (plain vs fast), their calls are interleaved round by round so that a change
 in machine load hits both alike.
 
@@ -79,16 +81,19 @@ class Timing:
     min_ms: float
     max_ms: float
     repeats: int
+    #: Median process CPU time (user + system, all threads) per call; None when not measured.
+    cpu_ms: float | None = None
 
     @classmethod
-    def from_seconds(cls, seconds: Sequence[float]) -> "Timing":
-        """Summarise timings given in seconds."""
+    def from_seconds(cls, seconds: Sequence[float], cpu_seconds: Sequence[float] | None = None) -> "Timing":
+        """Summarise wall-clock timings (and optionally CPU times) given in seconds."""
         ms = sorted(1000.0 * s for s in seconds)
         if len(ms) >= 2:
             q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
         else:
             q1 = q3 = ms[0]
-        return cls(statistics.median(ms), q1, q3, ms[0], ms[-1], len(ms))
+        cpu_ms = None if cpu_seconds is None else 1000.0 * statistics.median(cpu_seconds)
+        return cls(statistics.median(ms), q1, q3, ms[0], ms[-1], len(ms), cpu_ms)
 
     @property
     def spread(self) -> str:
@@ -108,12 +113,14 @@ def time_calls(calls: dict[str, Callable[[], Any]], repeats: int = 5, warmup: in
         for call in calls.values():
             call()
     seconds: dict[str, list[float]] = {name: [] for name in calls}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             call()
             seconds[name].append(time.perf_counter() - start)
-    return {name: Timing.from_seconds(values) for name, values in seconds.items()}
+            cpu_seconds[name].append(time.process_time() - cpu_start)
+    return {name: Timing.from_seconds(seconds[name], cpu_seconds[name]) for name in calls}
 
 
 def _status_kib(field: str) -> int:

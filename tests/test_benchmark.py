@@ -23,7 +23,7 @@ def test_set_threads_sets_torch_and_refuses_zero():
 def test_timing_summary_median_and_quartiles():
     timing = Timing.from_seconds([0.004, 0.001, 0.002, 0.003, 0.005])
     assert (timing.median_ms, timing.q1_ms, timing.q3_ms, timing.min_ms, timing.max_ms) == pytest.approx((3, 2, 4, 1, 5))
-    assert timing.repeats == 5 and timing.spread == "2-4"
+    assert timing.repeats == 5 and timing.spread == "2-4" and timing.cpu_ms is None
 
 
 def test_time_calls_runs_warmup_and_repeats_for_each_call():
@@ -33,7 +33,7 @@ def test_time_calls_runs_warmup_and_repeats_for_each_call():
         counts[name] += 1
 
     timings = time_calls({"a": lambda: call("a"), "b": lambda: call("b")}, repeats=3, warmup=2)
-    assert counts == {"a": 5, "b": 5} and timings["a"].repeats == 3
+    assert counts == {"a": 5, "b": 5} and timings["a"].repeats == 3 and timings["a"].cpu_ms >= 0
 
 
 def test_peak_memory_sees_a_large_temporary():
