@@ -37,12 +37,14 @@ def stream_utterance(pipeline: SilentSpeechPipeline, path: Path, chunk_ms: float
     recording = read_emg_file(path, channels=pipeline.channels)
     recognizer = StreamingRecognizer(pipeline, recording.rate, recording.source, settle_s=settle_s, agreement=agreement)
     latencies, cpu = [], []
-    for chunk, arrival in replay_recording(recording, chunk_ms, realtime):
+    events = recognizer.events(replay_recording(recording, chunk_ms, realtime))
+    while True:
         start = time.process_time()
-        latencies.append(recognizer.push(chunk, arrival).latency_ms)
+        event = next(events)
+        if event.final:
+            return latencies, cpu, event.latency_ms, event.firm
         cpu.append(1000 * (time.process_time() - start))
-    final = recognizer.finish()
-    return latencies, cpu, final.latency_ms, final.firm
+        latencies.append(event.latency_ms)
 
 
 def main() -> None:

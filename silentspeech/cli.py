@@ -453,9 +453,9 @@ def _run_stream(args: argparse.Namespace) -> int:
     )
     tty = sys.stdout.isatty()
     latencies, shown = [], ""
-    for chunk, arrival in chunks:
-        event = recognizer.push(chunk, arrival)
-        latencies.append(event.latency_ms)
+    for event in recognizer.events(chunks):  # the last event is the final one
+        if not event.final:
+            latencies.append(event.latency_ms)
         if tty:  # rewrite one line: firm text, then the tentative tail dimmed; the oldest words give way to fit the width
             firm, overflow = event.firm, len(event.firm) + len(event.tentative) + 2 - shutil.get_terminal_size().columns
             firm = firm if overflow <= 0 else "…" + firm[overflow + 1 :]
@@ -463,11 +463,11 @@ def _run_stream(args: argparse.Namespace) -> int:
         elif event.firm != shown:
             print(f"{event.time_s:7.2f} s  {event.firm[len(shown):].strip()}", flush=True)
         shown = event.firm
-    final = recognizer.finish()
     if tty:
         print("\r\033[K", end="")
     if not latencies:
         raise CLIError(f"{source}: no EMG received")
+    final = event
     print(f"final: {final.firm}")
     print(f"greedy: {final.greedy}")
     p50, p95 = np.percentile(latencies, [50, 95])

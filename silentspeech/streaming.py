@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -168,6 +168,13 @@ class StreamingRecognizer:
         preprocess_emg(np.zeros((int(rate), pipeline.channels)), self.preprocessing)
         with torch.inference_mode():
             pipeline.recognizer_graph(torch.zeros(1, pipeline.channels, int(EMG_RATE), device=pipeline.device))
+
+    def events(self, chunks: Iterable[tuple[np.ndarray, float]]) -> Iterator[StreamEvent]:
+        """Push every ``(chunk, arrival)`` of ``chunks`` (from :func:`replay_recording` or
+        :func:`read_float32_chunks`) and yield each event, then the final one of :meth:`finish`."""
+        for chunk, arrival in chunks:
+            yield self.push(chunk, arrival)
+        yield self.finish()
 
     def push(self, chunk: np.ndarray, arrival: float | None = None) -> StreamEvent:
         """Add raw EMG ``(samples, channels)`` at :attr:`rate`; returns the text so far.

@@ -44,8 +44,8 @@ def pipeline() -> SilentSpeechPipeline:
 
 def stream(recognizer: StreamingRecognizer, emg: np.ndarray, chunk_ms: float = 200.0):
     recording = EMGRecording(emg=emg, rate=recognizer.rate, source="test")
-    events = [recognizer.push(chunk, arrival) for chunk, arrival in replay_recording(recording, chunk_ms, realtime=False)]
-    return events, recognizer.finish()
+    *events, final = recognizer.events(replay_recording(recording, chunk_ms, realtime=False))
+    return events, final
 
 
 class ScriptedCTC:
