@@ -19,8 +19,8 @@ from silentspeech.lm import estimate_kneser_ney, write_arpa
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
 from silentspeech.pipeline import SilentSpeechPipeline
-from silentspeech.signals import EMG_PER_FRAME, EMGError
-from silentspeech.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
+from silentspeech.signals import EMG_PER_FRAME, EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
+from silentspeech.streaming import FILTER_CONTEXT_S, StreamingRecognizer, read_float32_chunks, replay_recording
 from silentspeech.tasks.recognition import RecognitionConfig
 from silentspeech.text import BLANK, LABELS
 
@@ -129,6 +129,21 @@ def test_decode_words_spells_the_beam_search_text_with_frame_spans(pipeline):
     assert " ".join(word for word, _, _ in words) == pipeline.beam_decoder.decode(log_probs) == "over the hill"
     assert [first for _, first, _ in words] == [round((0.3 + i * 0.5) * FRAME_RATE) for i in range(3)]
     assert all(first < end <= len(log_probs) for _, first, end in words)
+
+
+def test_a_new_segment_sees_the_offline_input_beyond_its_context():
+    """What a segment restart relies on: primed by FILTER_CONTEXT_S of raw EMG before it, the
+    segment's preprocessed EMG equals the whole recording's once the network's left context is past."""
+    raw = raw_emg(6.0)
+    config = EMGPreprocessing(rate=RATE, channels=8)
+    whole = preprocess_emg(raw, config)
+    start = 5 * 640  # on the 689.0625 Hz grid: 3200 * 689.0625 / 1000 = 2205 samples
+    segment = preprocess_emg(raw[start:], config, before=raw[start - int(FILTER_CONTEXT_S * RATE) : start])
+    aligned = whole[2205:]
+    assert segment.shape == aligned.shape
+    context = round(1.5 * EMG_RATE)  # StreamingRecognizer's default context_s
+    np.testing.assert_allclose(segment[context:], aligned[context:], atol=1e-5)
+    assert np.abs(segment[:10] - aligned[:10]).max() > 1e-3  # the start itself differs (resampler edge): hence the context
 
 
 def test_bad_chunks_and_rates_are_named(pipeline):
