@@ -6,12 +6,14 @@ pipeline, the demo and the streaming decoder can swap one for the other.
 :func:`load_fast_recognizer` and :func:`load_fast_producer` load a run
 directory straight into one.
 
-Why ONNX Runtime: on this project's 2-core CPU the exported graph runs the
-full-size model (width 192, 8 blocks) several times faster than eager torch
-(``bench/emg_to_text.py`` prints both); a traced and frozen TorchScript graph
-gained far less, and ``torch.compile`` needs a C++ toolchain at run time. The
-graph is exported once, in memory, when the wrapper is built (a few seconds
-for the full model), with the EMG length as a dynamic axis.
+Why ONNX Runtime: on one thread of this project's CPU, 5 s of EMG through the
+full-size model (width 192, 8 blocks) take 37 ms in ONNX Runtime, 62 ms as a
+traced, frozen TorchScript graph and 65 ms in eager torch; on a loaded
+machine the gap is wider (``bench/emg_to_text.py`` prints torch and this side
+by side). ``torch.compile`` was not kept: it needs a C++ toolchain at run time
+and minutes of compilation per shape family on 2 cores. The graph is exported
+once, in memory, when the wrapper is built (about a second for the full
+model), with the EMG length as a dynamic axis.
 
 Exactness: the export always takes the masked path of
 :meth:`SpeechModel.forward` (EMG zero-padded to a multiple of 8 samples plus
