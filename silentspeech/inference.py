@@ -10,8 +10,8 @@ Why ONNX Runtime: on one thread of this project's CPU, 5 s of EMG through the
 full-size model (width 192, 8 blocks) take 37 ms in ONNX Runtime, 62 ms as a
 traced, frozen TorchScript graph and 65 ms in eager torch; on a loaded
 machine the gap is wider (``bench/emg_to_text.py`` prints torch and this side
-by side). ``torch.compile`` was not kept: it needs a C++ toolchain at run time
-and minutes of compilation per shape family on 2 cores. The graph is exported
+by side). ``torch.compile`` was not tried: its CPU backend needs a C++
+toolchain at run time, which a user's machine may lack. The graph is exported
 once, in memory, when the wrapper is built (about a second for the full
 model), with the EMG length as a dynamic axis.
 
