@@ -95,7 +95,8 @@ def main() -> None:
             f"{'replayed at recording speed' if args.realtime else 'fed as fast as decoded'}; "
             f"model {layout.recognition}, LM {layout.lm} (beam {pipeline.beam_decoder.beam_width}).",
             "Latency: a chunk's arrival to the event with its text (firm + tentative), wall clock; CPU ms/chunk: median process "
-            "CPU time (all threads) of one chunk, what it costs on a quiet machine; offline: the pipeline on each whole utterance.",
+            "CPU time of one chunk, all threads (their spin-waiting included, so it too grows with the machine's load); "
+            "offline: the pipeline on each whole utterance.",
         ],
     )
 

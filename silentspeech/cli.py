@@ -470,6 +470,8 @@ def _run_stream(args: argparse.Namespace) -> int:
     final = event
     print(f"final: {final.firm}")
     print(f"greedy: {final.greedy}")
+    if args.input != "-" and recording.text:
+        print(f"prompt: {recording.text}")
     p50, p95 = np.percentile(latencies, [50, 95])
     print(
         f"latency chunk -> text over {len(latencies)} chunks of {args.chunk_ms:g} ms ({final.time_s:.2f} s of EMG): "
