@@ -95,7 +95,7 @@ def main() -> None:
             f"{'replayed at recording speed' if args.realtime else 'fed as fast as decoded'}; "
             f"model {layout.recognition}, LM {layout.lm} (beam {pipeline.beam_decoder.beam_width}).",
             "Latency: a chunk's arrival to the event with its text (firm + tentative), wall clock; CPU ms/chunk: median process "
-            "CPU time of one chunk, all threads (their spin-waiting included, so it too grows with the machine's load); "
+            "CPU time of one chunk, all threads; "
             "offline: the pipeline on each whole utterance.",
         ],
     )
