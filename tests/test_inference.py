@@ -94,12 +94,23 @@ def test_backend_torch_and_unknown_backend():
 
 def test_pipeline_fast_and_plain_give_the_same_text_and_features():
     rng = np.random.default_rng(1)
-    emg = rng.normal(0, 20, (2300, 8))
+    emg = rng.normal(0, 20, (1000, 8))
     recognizer, producer = small_speech_model(["ctc"]), small_speech_model(["acoustic"])
     results = [
-        SilentSpeechPipeline(recognizer=recognizer, producer=producer, beam=8, device="cpu", fast=fast).run(emg, rate=1000.0)
+        SilentSpeechPipeline(recognizer=recognizer, producer=producer, beam=4, device="cpu", fast=fast).run(emg, rate=1000.0)
         for fast in (False, True)
     ]
     plain, fast = results
     assert (fast.greedy_text, fast.beam_text) == (plain.greedy_text, plain.beam_text)
     assert np.abs(fast.features - plain.features).max() <= TOLERANCE
+
+
+def test_onnx_runtime_threads_follow_torch_or_the_argument():
+    model = small_speech_model(["ctc"])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert FastSpeechModel(model)._session.get_session_options().intra_op_num_threads == 2
+        assert FastSpeechModel(model, threads=1)._session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
