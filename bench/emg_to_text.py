@@ -16,9 +16,10 @@ posteriors spelling grammar sentences, and says so. Raw 1000 Hz EMG ->
 689.06 Hz preprocessing is timed once per length (the same code on both
 paths). ``total`` = preprocess + forward + beam search; RTF = total / EMG
 seconds; ``beam/fwd`` = beam search time over forward time; ``same text``
-compares the two paths' beam hypotheses. ``fwd CPU ms`` is the process CPU
-time of a forward pass (all threads): on a busy machine it shows the cost
-that wall time hides under other processes' load.
+compares the two paths' beam hypotheses, ``max logit diff`` their CTC
+logits (largest absolute difference). ``fwd CPU ms`` is the process CPU time
+of a forward pass (all threads): on a busy machine it shows the cost that
+wall time hides under other processes' load.
 
     .venv/bin/python bench/emg_to_text.py --threads 2 [--repeats 7] [--markdown]
 """
@@ -126,6 +127,7 @@ def main() -> None:
         plain_text, plain_memory = peak_memory(lambda: (plain_forward(), plain_decoder.decode(log_probs))[1])
         fast_text, fast_memory = peak_memory(lambda: (calls["fast forward"](), fast_decoder.decode(log_probs))[1])
         timings = time_calls(calls, repeats=args.repeats)
+        logit_difference = float((calls["fast forward"]() - plain_forward()).abs().max())
         for path, memory in (("plain", plain_memory), ("fast", fast_memory)):
             forward, beam = timings[f"{path} forward"], timings[f"{path} beam"]
             total_ms = timings["preprocess"].median_ms + forward.median_ms + beam.median_ms
@@ -144,10 +146,11 @@ def main() -> None:
                 beam.median_ms / forward.median_ms,
                 None if memory is None else memory.increase_mb,
                 "yes" if plain_text == fast_text else "NO",
+                None if path == "plain" else f"{logit_difference:.1e}",
             ])
 
     headers = ["EMG s", "path", "preprocess ms", "forward ms", "fwd IQR", "fwd CPU ms", "greedy ms", "beam+LM ms", "beam IQR",
-               "total ms", "RTF", "beam/fwd", "peak +MB", "same text"]
+               "total ms", "RTF", "beam/fwd", "peak +MB", "same text", "max logit diff"]
     notes = [
         f"Model: full TinyMyo speech model ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, width 192, "
         f"8 blocks, random weights); ONNX export and check took {export_s:.1f} s (backend: {fast_model.backend}).",
