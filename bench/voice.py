@@ -14,7 +14,7 @@ Vocoders: the HiFi-GAN generators of ``vocoder/small.yaml`` and
 and the Griffin-Lim fallback (librosa, the same on both paths: only the
 speech model differs). The speech model is the full TinyMyo-size one (width
 192, 8 blocks, random weights). ``total`` = preprocess + produce + vocode
-(medians of the stages); RTF = total / EMG seconds; ``max |diff|`` compares
+(medians of the stages); RTF = total / EMG seconds; ``max abs diff`` compares
 the two paths' audio (HiFi-GAN: within 1e-4; Griffin-Lim's iterations turn
 the speech model's differences of ~1e-6 into ~1e-3 of audio); ``peak +MB``
 is the RSS high-water mark of a cold call over the RSS before it.
@@ -117,7 +117,7 @@ def main() -> None:
                 ])
 
     headers = ["vocoder", "EMG s", "path", "method", "preprocess ms", "produce ms", "vocode ms", "total ms", "run IQR ms",
-               "RTF", "vocode RTF", "peak +MB", "max |diff|"]
+               "RTF", "vocode RTF", "peak +MB", "max abs diff"]
     notes.append(
         f"Medians of {args.repeats} interleaved runs after one warm-up; run IQR = interquartile range of the whole call, ms. "
         "Targets (2 threads): RTF <= 0.1 with the small vocoder, <= 0.35 with HiFi-GAN V1."
