@@ -31,16 +31,20 @@ optimisation, i.e. the same code inside a hook), and the loop must stop on a
 wall-clock budget and resume mid-epoch exactly; written out it is short.
 The speechbrain mel L1 loss (weight 45), least-squares adversarial loss and
 feature matching (weight 10) are those of the HiFi-GAN paper; a
-multi-resolution STFT loss (:func:`log_stft_loss`) can be added. The
-discriminators cost ~7 s per batch of 8 segments on one CPU core, so a
-config can hold them back for its first ``discriminator_start_step`` steps
-(the small CPU config never reaches them in 15 minutes: it is then a
-spectral-loss-only generator, and says so). Without them the generator
+multi-resolution STFT loss (:func:`log_stft_loss`) and a slow-offset loss
+(:func:`dc_offset_loss`, for the 0 Hz bin the mel loss cannot see) can be
+added. The discriminators cost ~7 s per batch of 8 segments on one CPU
+core, so a config can hold them back for its first
+``discriminator_start_step`` steps (the small CPU config never reaches
+them in 15 minutes: it is then a spectral-loss-only generator, and says
+so). Without them the generator
 does not learn pitch: for steady input frames its output repeats every
 256 samples (transposed and "same" convolutions keep that period), a comb
-at multiples of 86.13 Hz instead of the voice's harmonics; the
-multi-period discriminator is what teaches it otherwise (vocoder/README.md
-has the figures).
+at multiples of 86.13 Hz instead of the voice's harmonics, with every
+fourth bin of a 1024-point STFT empty; the multi-period discriminator is
+what teaches it otherwise. Long training segments lessen the comb: in
+short ones most samples lie within the generator's receptive field of an
+edge (vocoder/README.md has the figures).
 """
 
 from __future__ import annotations
@@ -132,6 +136,8 @@ class VocoderRecipe:
     lr_decay: float = 0.999  # per epoch
     mel_loss_weight: float = 45.0
     stft_loss_weight: float = 0.0  # multi-resolution log-STFT L1 (not in the HiFi-GAN paper; speeds up CPU training)
+    dc_loss_weight: float = 0.0  # L1 of the slow offset (moving mean over 1024 samples), which the mel loss does not see
+    cpu_threads: int = 0  # torch threads while training on a CPU; 0: leave torch's setting
     feature_matching_weight: float = 10.0
     adversarial_weight: float = 1.0
     discriminator_start_step: int = 0
@@ -848,6 +854,19 @@ def log_stft_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return total / len(STFT_LOSS_RESOLUTIONS)
 
 
+def dc_offset_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of the moving means (1024 samples, hop 256) of ``(B, 1, S)`` audio.
+
+    The offset and drift below about 20 Hz: the mel loss cannot see them (its
+    lowest filter is zero at 0 Hz) and the log-STFT loss weighs them as one
+    bin in 513, so without this term the generator carries an offset of up to
+    +17 dB in the 0 Hz bin where the recording has -30 dB, which the
+    log-spectral distance counts in every frame.
+    """
+    window, hop = audio_features.N_FFT, audio_features.HOP_LENGTH
+    return torch.nn.functional.avg_pool1d(fake - real, window, hop).abs().mean()
+
+
 def train_vocoder(recipe: VocoderRecipe, resume: bool = False) -> Path:
     """Train (or fine-tune) a HiFi-GAN vocoder; returns the run folder.
 
@@ -856,7 +875,19 @@ def train_vocoder(recipe: VocoderRecipe, resume: bool = False) -> Path:
     generator config, what :func:`load_vocoder` reads), ``config.yaml`` (the
     recipe) and ``last.ckpt`` (full training state for ``resume``). Stops at
     ``max_steps`` or after ``max_minutes`` of wall clock, whichever is first.
+    On a CPU, ``recipe.cpu_threads`` (when set) is torch's thread count for
+    the run; the previous count is restored afterwards.
     """
+    threads = torch.get_num_threads()
+    if recipe.cpu_threads and _pick_device(recipe.device) == "cpu":
+        torch.set_num_threads(recipe.cpu_threads)
+    try:
+        return _train_vocoder(recipe, resume)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_vocoder(recipe: VocoderRecipe, resume: bool) -> Path:
     if not recipe.cache:
         raise ValueError("no cache given: set cache=PATH (a `silentspeech prepare` output folder)")
     if not recipe.max_steps and not recipe.max_minutes:
@@ -958,6 +989,10 @@ def train_vocoder(recipe: VocoderRecipe, resume: bool = False) -> Path:
             loss_stft = log_stft_loss(fake, real)
             loss_g = loss_g + recipe.stft_loss_weight * loss_stft
             losses["stft"] = loss_stft.item()
+        if recipe.dc_loss_weight:
+            loss_dc = dc_offset_loss(fake, real)
+            loss_g = loss_g + recipe.dc_loss_weight * loss_dc
+            losses["dc"] = loss_dc.item()
         optimizer_g.zero_grad()
         loss_g.backward()
         optimizer_g.step()

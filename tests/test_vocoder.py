@@ -22,6 +22,7 @@ from silentspeech.vocoder import (
     align_to_audio_frames,
     build_generator,
     compare_resynthesis,
+    dc_offset_loss,
     import_original_state_dict,
     load_original_hifigan,
     load_vocoder,
@@ -267,9 +268,28 @@ def test_adversarial_step_trains_and_saves_the_discriminators(tiny_cache, tmp_pa
     out = tmp_path / "run"
     train_vocoder(tiny_recipe(tiny_cache, out, "max_steps=1", "discriminator_start_step=0"))
     (row,) = json.loads((out / "history.json").read_text())
-    assert set(row) == {"step", "D", "G", "mel", "stft"} and all(math.isfinite(v) for v in row.values())
+    assert set(row) == {"step", "D", "G", "mel", "stft", "dc"} and all(math.isfinite(v) for v in row.values())
     state = torch.load(out / "last.ckpt", weights_only=False)
     assert {"discriminator", "optimizer_d"} <= set(state)
+
+
+def test_training_sets_cpu_threads_and_restores_them(tiny_cache, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(vocoder_module, "_train_vocoder", lambda recipe, resume: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1  # differs from the current count, so the test sees the change
+    train_vocoder(tiny_recipe(tiny_cache, tmp_path / "run", "max_steps=1", f"cpu_threads={wanted}", "device=cpu"))
+    assert seen == [wanted] and torch.get_num_threads() == before
+
+
+def test_dc_offset_loss_sees_an_offset_the_mel_loss_misses():
+    rng = np.random.default_rng(0)
+    real = torch.from_numpy(rng.normal(0, 0.05, (2, 1, 4096)).astype(np.float32))
+    assert dc_offset_loss(real, real).item() == 0.0
+    assert dc_offset_loss(real + 0.01, real).item() == pytest.approx(0.01, rel=1e-4)
+    # a sine of about 1 kHz (46 whole periods in 1024 samples) has no slow part: its moving mean is zero
+    sine = 0.05 * torch.sin(2 * math.pi * 46 * torch.arange(4096) / 1024).reshape(1, 1, -1).expand(2, 1, -1)
+    assert dc_offset_loss(real + sine, real).item() < 1e-6
 
 
 def test_recipe_errors_are_clear(tiny_cache, tmp_path):
