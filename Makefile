@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e ".[demo,dev,export]"
+	$(BIN)/python -m pip install --quiet -e ".[demo,dev]"
 	touch $(STAMP)
 
 # The whole suite, slow end-to-end tests included.

@@ -42,6 +42,24 @@ TOLERANCE = 1e-4
 BACKENDS = ("onnxruntime", "torch")
 
 
+def cpu_session(graph: bytes, threads: int):
+    """An ONNX Runtime CPU session for a serialised graph, as every fast path here runs it.
+
+    ``threads`` intra-op threads, one inter-op thread, errors-only logging.
+    Idle worker threads sleep instead of spinning: spinning took a core from
+    the beam search that follows and from other processes (2.5x slower
+    forward on a loaded 2-core machine), and was no faster for the vocoder.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
 class _MaskedForward(torch.nn.Module):
     """The model's heads as a tuple, always through the masked (lengths) path: what gets exported."""
 
@@ -115,18 +133,9 @@ class FastSpeechModel:
             warnings.warn(f"fast inference unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=2)
 
     def _onnx_session(self, threads: int):
-        import onnxruntime
-
         if self.device.type != "cpu":
             raise RuntimeError(f"the ONNX Runtime backend runs on CPU; the model is on {self.device}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        # Idle worker threads sleep instead of spinning: spinning took a core from the beam
-        # search that follows and from other processes (2.5x slower forward on a loaded 2-core machine).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(export_onnx(self.model), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(export_onnx(self.model), threads)
         # Odd length: exercises the padding and the attention mask.
         emg = torch.randn(2, self.config.emg_channels, round(0.5 * EMG_RATE) + 3, generator=torch.Generator().manual_seed(0))
         lengths = torch.tensor([emg.shape[2], emg.shape[2] - 40])
