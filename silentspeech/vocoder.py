@@ -44,7 +44,11 @@ at multiples of 86.13 Hz instead of the voice's harmonics, with every
 fourth bin of a 1024-point STFT empty; the multi-period discriminator is
 what teaches it otherwise. Long training segments lessen the comb: in
 short ones most samples lie within the generator's receptive field of an
-edge (vocoder/README.md has the figures).
+edge (vocoder/README.md has the figures). ``noise_injection`` (the small
+config) adds learned-scale noise after each upsampling stage
+(:class:`NoisyHifiganGenerator`), which partly fills the bins between;
+synthesis stays deterministic (seeded noise, passed to the ONNX graph as an
+input).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ from speechbrain.lobes.models.HifiGAN import (
     HifiganDiscriminator,
     HifiganGenerator,
     L1SpecLoss,
+    LRELU_SLOPE as HIFIGAN_LRELU_SLOPE,
     MelganFeatureLoss,
     MSEDLoss,
     MSEGLoss,
@@ -118,6 +123,9 @@ class GeneratorConfig:
     resblock_type: str = "1"
     resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])
     resblock_dilation_sizes: list[list[int]] = field(default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]])
+    # Learned-scale Gaussian noise after each upsampling stage (NoisyHifiganGenerator); False: speechbrain's plain generator.
+    noise_injection: bool = False
+    noise_scale_init: float = 0.1  # initial per-channel noise scale (with noise_injection)
 
 
 @dataclass
@@ -176,9 +184,72 @@ def check_generator_config(config: GeneratorConfig, source: str) -> None:
         )
 
 
+#: Seed of the noise a :class:`NoisyHifiganGenerator` uses when none is passed: inference is deterministic.
+NOISE_SEED = 0
+
+
+class NoisyHifiganGenerator(HifiganGenerator):
+    """speechbrain's ``HifiganGenerator`` with learned-scale Gaussian noise added after each upsampling stage.
+
+    Why: transposed and "same" convolutions keep a period of one hop, so for
+    steady input frames the plain generator's output repeats every 256
+    samples, a comb at multiples of 86.13 Hz with the bins between empty;
+    trained on spectral losses alone (no multi-period discriminator) it never
+    learns otherwise. Noise that is not periodic (as in StyleGAN, Parallel
+    WaveGAN or NSF) lets it fill those bins with the recording's level.
+
+    After upsampling stage ``i`` (``C_i`` channels, ``r_i = prod(rates[:i+1])``
+    samples per frame) the generator adds ``scale_i * noise[:, i:i+1, ::hop // r_i]``
+    (every ``hop // r_i``-th sample of its own noise row, so ``N r_i`` of them;
+    ``scale_i`` of shape ``(1, C_i, 1)``, learned, initialised at
+    ``noise_scale_init``) before that stage's residual blocks. The modules are
+    speechbrain's (same state-dict keys plus ``noise_scales.{i}``); only the
+    loop that calls them is ours.
+
+    ``forward(log_mel, noise)``: log-mel ``(B, n_mels, N)`` and standard normal
+    ``noise`` ``(B, stages, N * hop)`` -> audio ``(B, 1, N * hop)``. Without
+    ``noise`` it draws it from a generator seeded with :data:`NOISE_SEED`, so
+    equal inputs give equal audio on every call.
+    """
+
+    def __init__(self, upsample_factors: list[int], noise_scale_init: float, **kwargs):
+        super().__init__(upsample_factors=upsample_factors, **kwargs)
+        self.upsample_factors = list(upsample_factors)
+        self.hop_length = math.prod(self.upsample_factors)
+        self.noise_scales = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.full((1, up.conv.out_channels, 1), float(noise_scale_init))) for up in self.ups
+        )
+
+    def seeded_noise(self, log_mel: torch.Tensor, seed: int = NOISE_SEED) -> torch.Tensor:
+        """Standard normal noise ``(B, stages, N * hop)`` for log-mel ``(B, n_mels, N)``, a function of ``seed`` and the shape.
+
+        Drawn on the CPU (the same numbers on any device) and moved to ``log_mel``'s device and dtype.
+        """
+        shape = (log_mel.shape[0], len(self.ups), log_mel.shape[2] * self.hop_length)
+        return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(log_mel)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio ``(B, 1, N * hop)`` in [-1, 1] from log-mel ``(B, n_mels, N)`` and noise ``(B, stages, N * hop)``."""
+        if noise is None:
+            noise = self.seeded_noise(x)
+        o = self.conv_pre(x)
+        samples_per_frame = 1
+        for i, up in enumerate(self.ups):
+            samples_per_frame *= self.upsample_factors[i]
+            o = up(torch.nn.functional.leaky_relu(o, HIFIGAN_LRELU_SLOPE))
+            o = o + self.noise_scales[i] * noise[:, i : i + 1, :: self.hop_length // samples_per_frame]
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            o = sum(block(o) for block in blocks) / self.num_kernels
+        return torch.tanh(self.conv_post(torch.nn.functional.leaky_relu(o)))
+
+
 def build_generator(config: GeneratorConfig) -> torch.nn.Module:
-    """A speechbrain ``HifiganGenerator``: log-mel ``(B, n_mels, N)`` -> audio ``(B, 1, N * hop)``."""
-    return HifiganGenerator(
+    """A speechbrain ``HifiganGenerator``: log-mel ``(B, n_mels, N)`` -> audio ``(B, 1, N * hop)``.
+
+    With ``config.noise_injection`` a :class:`NoisyHifiganGenerator` (same
+    modules, plus noise after each upsampling stage).
+    """
+    arguments = dict(
         in_channels=config.n_mels,
         out_channels=1,
         resblock_type=config.resblock_type,
@@ -188,6 +259,9 @@ def build_generator(config: GeneratorConfig) -> torch.nn.Module:
         upsample_initial_channel=config.upsample_initial_channel,
         upsample_factors=list(config.upsample_rates),
     )
+    if config.noise_injection:
+        return NoisyHifiganGenerator(noise_scale_init=config.noise_scale_init, **arguments)
+    return HifiganGenerator(**arguments)
 
 
 # --- Griffin-Lim -------------------------------------------------------------
@@ -254,23 +328,41 @@ def min_generator_frames(config: GeneratorConfig) -> int:
     return fewest
 
 
+def generator_inputs(generator: torch.nn.Module, log_mel: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The generator's named inputs for log-mel ``(B, n_mels, N)``: ``log_mel``, plus ``noise`` for a noisy generator.
+
+    The noise (``(B, stages, 256 N)``, standard normal) comes from a torch
+    generator seeded with :data:`NOISE_SEED` on every call, so a vocoder
+    gives the same audio for the same features, on either backend.
+    """
+    inputs = {"log_mel": log_mel}
+    if isinstance(generator, NoisyHifiganGenerator):
+        inputs["noise"] = generator.seeded_noise(log_mel)
+    return inputs
+
+
 def export_generator_onnx(generator: torch.nn.Module, n_mels: int) -> bytes:
     """The ONNX graph (bytes) of a CPU generator: input ``log_mel`` ``(B, n_mels, N)`` -> ``audio`` ``(B, 1, 256 N)``.
 
-    Batch and frame count are dynamic axes.
+    A :class:`NoisyHifiganGenerator` takes its noise as a second input
+    ``noise`` ``(B, stages, 256 N)`` (see :func:`generator_inputs`): random
+    numbers drawn inside the graph would differ from torch's. Batch and frame
+    count are dynamic axes.
     """
     buffer = io.BytesIO()
+    inputs = generator_inputs(generator, torch.zeros(1, n_mels, 16))  # short: tracing runs the generator once
+    dynamic_axes = {"log_mel": {0: "batch", 2: "frames"}, "noise": {0: "batch", 2: "samples"}, "audio": {0: "batch", 2: "samples"}}
     with warnings.catch_warnings():
         # The tracer warns about every Python-side shape computation it records.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             generator,
-            (torch.zeros(1, n_mels, 16),),  # short: tracing runs the generator once
+            tuple(inputs.values()),
             buffer,
             dynamo=False,  # the dynamo exporter needs onnxscript, which is not a dependency
-            input_names=["log_mel"],
+            input_names=list(inputs),
             output_names=["audio"],
-            dynamic_axes={"log_mel": {0: "batch", 2: "frames"}, "audio": {0: "batch", 2: "samples"}},
+            dynamic_axes={name: dynamic_axes[name] for name in [*inputs, "audio"]},
             opset_version=17,
         )
     return buffer.getvalue()
@@ -356,9 +448,10 @@ class Vocoder:
         session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         # A batch of two and a frame count other than the export's.
         log_mel = torch.randn(2, self.config.n_mels, min_generator_frames(self.config) + 37, generator=torch.Generator().manual_seed(0))
+        inputs = generator_inputs(self.generator, log_mel)
         with torch.inference_mode():
-            expected = self.generator(log_mel).numpy()
-        difference = float(np.abs(session.run(None, {"log_mel": log_mel.numpy()})[0] - expected).max())
+            expected = self.generator(*inputs.values()).numpy()
+        difference = float(np.abs(session.run(None, {name: value.numpy() for name, value in inputs.items()})[0] - expected).max())
         if not difference <= EXPORT_TOLERANCE:
             raise RuntimeError(f"the exported generator's audio differs from torch's by {difference:.3g} (> {EXPORT_TOLERANCE:g})")
         return session
@@ -400,10 +493,11 @@ class Vocoder:
         fewest = min_generator_frames(self.config)
         if log_mel.shape[2] < fewest:
             raise ValueError(f"features hold {log_mel.shape[2]} frames; vocoder {self.source} needs at least {fewest}")
+        inputs = generator_inputs(self.generator, torch.from_numpy(log_mel))
         if self._session is not None:
-            return self._session.run(None, {"log_mel": log_mel})[0][:, 0]
+            return self._session.run(None, {name: value.numpy() for name, value in inputs.items()})[0][:, 0]
         with torch.inference_mode():
-            return self.generator(torch.from_numpy(log_mel).to(self.device))[:, 0].float().cpu().numpy()
+            return self.generator(*(value.to(self.device) for value in inputs.values()))[:, 0].float().cpu().numpy()
 
     def _checked(self, features: np.ndarray | torch.Tensor, ndims: tuple[int, ...]) -> np.ndarray:
         """``features`` as float32 numpy, or ``ValueError`` for a wrong shape, no frames or NaN."""
@@ -967,7 +1061,11 @@ def _train_vocoder(recipe: VocoderRecipe, resume: bool) -> Path:
         batches = epoch_batches(len(pairs), recipe.batch_size, recipe.seed, epoch)
         rng = np.random.default_rng([recipe.seed, epoch, batch_in_epoch])
         log_mel, real = (t.to(device) for t in segment_batch(pairs, batches[batch_in_epoch], segment_frames, rng))
-        fake = generator(log_mel)
+        if isinstance(generator, NoisyHifiganGenerator):
+            # Fresh noise every step, a function of (seed, step) so that a resumed run draws the same.
+            fake = generator(log_mel, generator.seeded_noise(log_mel, seed=recipe.seed * 1_000_003 + step))
+        else:
+            fake = generator(log_mel)
         losses = {}
         adversarial = step >= recipe.discriminator_start_step
         if adversarial:

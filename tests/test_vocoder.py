@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from silentspeech.audio import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.atomic import atomic_save_npz
@@ -19,6 +20,7 @@ from silentspeech import vocoder as vocoder_module
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
 from silentspeech.vocoder import (
     GeneratorConfig,
+    NoisyHifiganGenerator,
     align_to_audio_frames,
     build_generator,
     compare_resynthesis,
@@ -262,6 +264,20 @@ def test_small_vocoder_trains_checkpoints_and_resumes(tiny_cache, tmp_path):
     assert all(math.isfinite(v) for row in history for v in row.values())
     assert torch.load(out / "last.ckpt", weights_only=False)["step"] == 3
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_noise_injected_vocoder_trains_and_resumes_exactly(tiny_cache, tmp_path):
+    noisy = ("generator.noise_injection=true", "generator.noise_scale_init=0.05")
+    train_vocoder(tiny_recipe(tiny_cache, tmp_path / "straight", "max_steps=3", *noisy))
+    train_vocoder(tiny_recipe(tiny_cache, tmp_path / "resumed", "max_steps=2", *noisy))
+    train_vocoder(tiny_recipe(tiny_cache, tmp_path / "resumed", "max_steps=3", *noisy), resume=True)
+    straight, resumed = (load_file(str(tmp_path / run / "generator.safetensors")) for run in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys() and {"noise_scales.0", "noise_scales.1", "noise_scales.2"} <= straight.keys()
+    for key in straight:  # the noise of each step is a function of (seed, step): a resumed run draws the same
+        torch.testing.assert_close(resumed[key], straight[key], atol=1e-6, rtol=1e-5)
+    assert not torch.all(straight["noise_scales.2"] == 0.05)  # the scales are trained
+    vocoder = load_vocoder(tmp_path / "straight")
+    assert vocoder.config.noise_injection and isinstance(vocoder.generator, NoisyHifiganGenerator)
 
 
 def test_adversarial_step_trains_and_saves_the_discriminators(tiny_cache, tmp_path):

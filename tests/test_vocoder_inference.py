@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 
 import numpy as np
@@ -10,7 +12,18 @@ import torch
 
 from silentspeech import vocoder as vocoder_module
 from silentspeech.audio import HOP_LENGTH
-from silentspeech.vocoder import EXPORT_TOLERANCE, GeneratorConfig, Vocoder, build_generator, load_vocoder, min_generator_frames, save_generator
+from safetensors import safe_open
+
+from silentspeech.vocoder import (
+    EXPORT_TOLERANCE,
+    GeneratorConfig,
+    NoisyHifiganGenerator,
+    Vocoder,
+    build_generator,
+    load_vocoder,
+    min_generator_frames,
+    save_generator,
+)
 
 TINY = GeneratorConfig(
     upsample_rates=[8, 8, 4],
@@ -22,10 +35,14 @@ TINY = GeneratorConfig(
 )
 
 
-def tiny_generator(seed: int = 0) -> torch.nn.Module:
+#: TINY with noise injection; a large initial scale so that the noise visibly shapes the audio.
+NOISY = dataclasses.replace(TINY, noise_injection=True, noise_scale_init=0.5)
+
+
+def tiny_generator(seed: int = 0, config: GeneratorConfig = TINY) -> torch.nn.Module:
     """A tiny generator whose weight-norm gains differ from the direction norms (as after training)."""
     torch.manual_seed(seed)
-    generator = build_generator(TINY)
+    generator = build_generator(config)
     with torch.no_grad():
         for name, parameter in generator.named_parameters():
             if name.endswith("original0"):  # the weight-norm gain g
@@ -103,3 +120,54 @@ def test_too_few_frames_is_a_clear_error():
         assert vocoder.synthesize(features(fewest)).shape == (fewest * HOP_LENGTH,)
         with pytest.raises(ValueError, match=f"features hold {fewest - 1} frames; vocoder tiny needs at least {fewest}"):
             vocoder.synthesize(features(fewest - 1))
+
+
+# --- noise injection -------------------------------------------------------------
+
+
+def test_noisy_generator_is_deterministic_and_its_fast_path_gives_the_plain_audio():
+    plain = Vocoder(NOISY, tiny_generator(config=NOISY), "noisy", backend="torch")
+    fast = Vocoder(NOISY, tiny_generator(config=NOISY), "noisy")
+    assert isinstance(plain.generator, NoisyHifiganGenerator) and fast.backend == "onnxruntime"
+    for frames in (min_generator_frames(NOISY), 23, 200):
+        single, batch = features(frames), features(frames, batch=3)
+        first = plain.synthesize(single)
+        np.testing.assert_array_equal(plain.synthesize(single), first)  # the same noise on every call
+        np.testing.assert_array_equal(fast.synthesize(single), fast.synthesize(single))
+        assert np.abs(fast.synthesize(single) - first).max() <= EXPORT_TOLERANCE
+        assert np.abs(fast.synthesize(batch) - plain.synthesize(batch)).max() <= EXPORT_TOLERANCE
+    # the noise reaches the audio: without it (scales zero) the output differs
+    silent = tiny_generator(config=NOISY)
+    with torch.no_grad():
+        for scale in silent.noise_scales:
+            scale.zero_()
+    quiet = Vocoder(NOISY, silent, "noisy, scales 0", backend="torch")
+    assert np.abs(quiet.synthesize(features(23)) - plain.synthesize(features(23))).max() > 1e-3
+
+
+def test_noise_breaks_the_hop_periodicity_of_steady_frames():
+    """For a steady input the plain generator repeats every hop (the comb at 86 Hz); with noise it does not."""
+    steady = np.repeat(features(1), 40, axis=0)
+    for config, periodic in ((TINY, True), (NOISY, False)):
+        audio = Vocoder(config, tiny_generator(config=config), "tiny", backend="torch").synthesize(steady)
+        middle = audio[10 * HOP_LENGTH : 30 * HOP_LENGTH]  # away from the reflection-padded edges
+        repeat = np.abs(middle[HOP_LENGTH:] - middle[:-HOP_LENGTH]).max() / np.abs(middle).max()
+        assert (repeat < 1e-4) == periodic, (config.noise_injection, repeat)
+
+
+def test_noise_injection_round_trips_through_the_checkpoint(tmp_path):
+    generator = tiny_generator(config=NOISY)
+    with torch.no_grad():
+        generator.noise_scales[1].mul_(3.0)  # as after training: the scales are weights
+    save_generator(tmp_path / "generator.safetensors", generator, NOISY, step=7)
+    with safe_open(str(tmp_path / "generator.safetensors"), framework="pt") as handle:
+        stored = json.loads(handle.metadata()["generator_config"])
+        assert stored["noise_injection"] is True and stored["noise_scale_init"] == 0.5
+        np.testing.assert_array_equal(handle.get_tensor("noise_scales.1").numpy(), generator.noise_scales[1].detach().numpy())
+    loaded = load_vocoder(tmp_path, backend="torch")
+    assert loaded.config == NOISY and isinstance(loaded.generator, NoisyHifiganGenerator)
+    reference = Vocoder(NOISY, generator, "in memory", backend="torch")
+    np.testing.assert_allclose(loaded.synthesize(features(30)), reference.synthesize(features(30)), atol=1e-6)
+    # a checkpoint without the option (older runs, V1) still builds speechbrain's plain generator
+    save_generator(tmp_path / "plain.safetensors", tiny_generator(), TINY, step=0)
+    assert type(load_vocoder(tmp_path / "plain.safetensors", backend="torch").generator).__name__ == "HifiganGenerator"
