@@ -91,6 +91,7 @@ from silentspeech.alignment import dtw_path
 from silentspeech.atomic import atomic_open, atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import CachedUtterances, read_manifest
+from silentspeech.inference import cpu_session
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
 from silentspeech.tasks import load_checkpoint
 
@@ -433,19 +434,9 @@ class Vocoder:
             warnings.warn(f"vocoder {source}: fast synthesis unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=2)
 
     def _onnx_session(self, threads: int):
-        import onnxruntime
-
         if self.device.type != "cpu":
             raise RuntimeError(f"the ONNX Runtime backend runs on CPU; the generator is on {self.device}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        # Idle workers sleep instead of spinning (as for the speech model): no slower here
-        # (V1, 5 s: RTF 0.38 vs 0.43 spinning) and kinder to the other stages and processes.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        graph = export_generator_onnx(self.generator, self.config.n_mels)
-        session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        session = cpu_session(export_generator_onnx(self.generator, self.config.n_mels), threads)
         # A batch of two and a frame count other than the export's.
         log_mel = torch.randn(2, self.config.n_mels, min_generator_frames(self.config) + 37, generator=torch.Generator().manual_seed(0))
         inputs = generator_inputs(self.generator, log_mel)
