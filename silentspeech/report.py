@@ -235,9 +235,12 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
         "",
         "## Audio: silent EMG -> production model -> vocoder",
         "",
-        f"Each silent test utterance's raw EMG file through the pipeline; `{pipeline.vocoder.method}` is the trained "
-        "small vocoder, `griffin-lim` the fallback on the same predicted features, and the voiced twin's recording "
-        "is what the speech should sound like. WAV, 22050 Hz.",
+        f"Each silent test utterance's raw EMG file alone through the pipeline, as the demo runs it; "
+        f"`{pipeline.vocoder.method}` is the trained small vocoder, `griffin-lim` the fallback on the same predicted "
+        "features, and the voiced twin's recording is what the speech should sound like. WAV, 22050 Hz. The greedy "
+        "and beam columns are the test evaluation's transcripts, whose EMG was filtered together with its session "
+        "neighbours as in training; the demo filters a lone file, so the first or last characters (within the filters' half-second edge "
+        "transient) can differ.",
         "",
         f"| utterance | prompt | greedy | beam | {pipeline.vocoder.method} | griffin-lim | voiced twin |",
         "| --- | --- | --- | --- | --- | --- | --- |",
