@@ -6,19 +6,23 @@ pipeline, the demo and the streaming decoder can swap one for the other.
 :func:`load_fast_recognizer` and :func:`load_fast_producer` load a run
 directory straight into one.
 
-Why ONNX Runtime: on one thread of this project's CPU, 5 s of EMG through the
-full-size model (width 192, 8 blocks) take 37 ms in ONNX Runtime, 62 ms as a
-traced, frozen TorchScript graph and 65 ms in eager torch; on a loaded
-machine the gap is wider (``bench/emg_to_text.py`` prints torch and this side
-by side). ``torch.compile`` was not tried: its CPU backend needs a C++
-toolchain at run time, which a user's machine may lack. The graph is exported
-once, in memory, when the wrapper is built (about a second for the full
-model), with the EMG length as a dynamic axis.
+Why ONNX Runtime: on one thread of an AMD EPYC VM, 5 s of EMG through the
+full-size model (width 192, 8 blocks) took 37 ms in ONNX Runtime, 62 ms as a
+traced, frozen TorchScript graph and 65 ms in eager torch; on 2 threads of
+an Intel Xeon VM the graph and eager torch are about even at 5 s
+(``bench/emg_to_text.py`` prints both side by side). ``torch.compile`` was
+no faster there and needs a C++ toolchain at run time. The graph is
+exported once, in memory, when the wrapper is built (about a second for
+the full model), with the EMG length as a dynamic axis.
 
-Exactness: the export always takes the masked path of
+Two graphs: attention without a padding mask runs about 1.4x faster (5 and
+10 s of EMG on the Intel VM), so batches in which every item fills all its
+frames (every single utterance) run a graph without the mask, built with
+the wrapper; a padded batch gets the masked graph, exported the first time
+one arrives. Exactness: both take the lengths path of
 :meth:`SpeechModel.forward` (EMG zero-padded to a multiple of 8 samples plus
-the true length), which gives a lone utterance the same outputs as the
-unmasked path. Before the graph is used it is checked against the torch model
+the true lengths), which gives a lone utterance the same outputs as the
+unmasked path. Before a graph is used it is checked against the torch model
 on random EMG of odd length; beyond :data:`TOLERANCE` (or when onnxruntime or
 the export fails) the wrapper warns and stays on torch, and ``backend`` says
 which one runs. ONNX Runtime is used on CPU only; on CUDA torch runs.
@@ -60,16 +64,20 @@ def cpu_session(graph: bytes, threads: int):
     return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-class _MaskedForward(torch.nn.Module):
-    """The model's heads as a tuple, always through the masked (lengths) path: what gets exported."""
+class _GraphForward(torch.nn.Module):
+    """The model's heads as a tuple, always through the lengths path: what gets exported.
 
-    def __init__(self, model: SpeechModel):
+    ``padded_frames=False`` drops attention's padding mask (see :meth:`SpeechModel.forward`).
+    """
+
+    def __init__(self, model: SpeechModel, padded_frames: bool):
         super().__init__()
         self.model = model
+        self.padded_frames = padded_frames
         self.keys = [OUTPUT_KEYS[name] for name in model.config.outputs]
 
     def forward(self, emg: torch.Tensor, emg_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(emg, emg_lengths)
+        outputs = self.model(emg, emg_lengths, padded_frames=self.padded_frames)
         return tuple(outputs[key] for key in self.keys)
 
 
@@ -78,12 +86,14 @@ def _padded(emg: torch.Tensor) -> torch.Tensor:
     return F.pad(emg, (0, -emg.shape[2] % EMG_PER_FRAME))
 
 
-def export_onnx(model: SpeechModel) -> bytes:
+def export_onnx(model: SpeechModel, padded_frames: bool = True) -> bytes:
     """The ONNX graph (bytes) of ``model`` on CPU, inputs ``emg`` (B, C, T), T a multiple of 8, and ``emg_lengths`` (B,).
 
     Outputs are named after the model's output keys (``ctc_logits``, ``acoustic``, ...).
+    ``padded_frames=False``: a graph for batches in which every item fills all
+    ceil(T / 8) frames (no attention mask; faster).
     """
-    wrapper = _MaskedForward(model).eval()
+    wrapper = _GraphForward(model, padded_frames).eval()
     example = _padded(torch.zeros(1, model.config.emg_channels, round(EMG_RATE)))
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -121,32 +131,46 @@ class FastSpeechModel:
         self.keys = [OUTPUT_KEYS[name] for name in model.config.outputs]
         self.device = next(model.parameters()).device
         self.backend = "torch"
-        self._session = None
+        self._threads = threads or torch.get_num_threads()
+        self._strict = backend == "onnxruntime"
+        #: padded_frames -> ONNX Runtime session (None: that kind of batch runs in torch).
+        self._sessions: dict[bool, object] = {}
         if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
             return
-        try:
-            self._session = self._onnx_session(threads or torch.get_num_threads())
+        if self._session_for(False) is not None:
             self.backend = "onnxruntime"
-        except Exception as err:
-            if backend == "onnxruntime":
-                raise
-            warnings.warn(f"fast inference unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=2)
 
-    def _onnx_session(self, threads: int):
+    def _session_for(self, padded_frames: bool):
+        """The session for batches with (True) or without padding frames, built at first use; None: torch runs them.
+
+        Batches without padding frames (every single utterance) are the common
+        case and get their graph when the wrapper is built; a padded batch's
+        graph costs another export the first time one arrives.
+        """
+        if padded_frames not in self._sessions:
+            try:
+                self._sessions[padded_frames] = self._onnx_session(padded_frames)
+            except Exception as err:
+                if self._strict:
+                    raise
+                warnings.warn(f"fast inference unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=3)
+                self._sessions[padded_frames] = None
+        return self._sessions[padded_frames]
+
+    def _onnx_session(self, padded_frames: bool):
         if self.device.type != "cpu":
             raise RuntimeError(f"the ONNX Runtime backend runs on CPU; the model is on {self.device}")
-        session = cpu_session(export_onnx(self.model), threads)
-        # Odd length: exercises the padding and the attention mask.
+        session = cpu_session(export_onnx(self.model, padded_frames), self._threads)
+        # Odd length: exercises the padding to whole frames; a padded batch also the attention mask.
         emg = torch.randn(2, self.config.emg_channels, round(0.5 * EMG_RATE) + 3, generator=torch.Generator().manual_seed(0))
-        lengths = torch.tensor([emg.shape[2], emg.shape[2] - 40])
+        lengths = torch.tensor([emg.shape[2], emg.shape[2] - 40 if padded_frames else emg.shape[2]])
         with torch.inference_mode():
             expected = self.model(emg, lengths)
         got = self._run_session(session, emg, lengths)
-        frames = int(SpeechModel.frame_lengths(lengths[1]))
         for key in self.keys:
             difference = max(
-                float((got[key][0] - expected[key][0]).abs().max()),
-                float((got[key][1, :frames] - expected[key][1, :frames]).abs().max()),
+                float((got[key][item, :frames] - expected[key][item, :frames]).abs().max())
+                for item, frames in enumerate(SpeechModel.frame_lengths(lengths).tolist())
             )
             if not difference <= TOLERANCE:
                 raise RuntimeError(f"the exported graph's {key} differ from torch's by {difference:.3g} (> {TOLERANCE:g})")
@@ -167,21 +191,24 @@ class FastSpeechModel:
         ``emg_lengths`` (B,): valid samples per item of a zero-padded batch
         (default: all T). Unlike :meth:`SpeechModel.forward`, no ``hidden``.
         """
-        if self._session is None:
-            with torch.inference_mode():
-                outputs = self.model(emg.to(self.device), None if emg_lengths is None else emg_lengths.to(self.device))
-            return {key: outputs[key] for key in self.keys}
-        if emg.dim() != 3 or emg.shape[1] != self.config.emg_channels:
-            raise ValueError(
-                f"the speech model expects EMG of shape (batch, {self.config.emg_channels} channels, samples); "
-                f"got shape {tuple(emg.shape)}"
-            )
-        if emg_lengths is None:
-            emg_lengths = torch.full((emg.shape[0],), emg.shape[2])
-        emg_lengths = torch.as_tensor(emg_lengths).cpu()
-        if emg_lengths.shape != (emg.shape[0],) or int(emg_lengths.min()) < 1 or int(emg_lengths.max()) > emg.shape[2]:
-            raise ValueError(f"emg_lengths must hold {emg.shape[0]} sample counts in 1..{emg.shape[2]}, got {emg_lengths.tolist()}")
-        return self._run_session(self._session, emg.cpu(), emg_lengths)
+        if self.backend == "onnxruntime":
+            if emg.dim() != 3 or emg.shape[1] != self.config.emg_channels:
+                raise ValueError(
+                    f"the speech model expects EMG of shape (batch, {self.config.emg_channels} channels, samples); "
+                    f"got shape {tuple(emg.shape)}"
+                )
+            if emg_lengths is None:
+                emg_lengths = torch.full((emg.shape[0],), emg.shape[2])
+            emg_lengths = torch.as_tensor(emg_lengths).cpu()
+            if emg_lengths.shape != (emg.shape[0],) or int(emg_lengths.min()) < 1 or int(emg_lengths.max()) > emg.shape[2]:
+                raise ValueError(f"emg_lengths must hold {emg.shape[0]} sample counts in 1..{emg.shape[2]}, got {emg_lengths.tolist()}")
+            padded_frames = bool((SpeechModel.frame_lengths(emg_lengths) < -(-emg.shape[2] // EMG_PER_FRAME)).any())
+            session = self._session_for(padded_frames)
+            if session is not None:
+                return self._run_session(session, emg.cpu(), emg_lengths)
+        with torch.inference_mode():
+            outputs = self.model(emg.to(self.device), None if emg_lengths is None else emg_lengths.to(self.device))
+        return {key: outputs[key] for key in self.keys}
 
 
 def _load_fast(path: str | os.PathLike | SpeechModel, task: str, backend: str, threads: int | None) -> FastSpeechModel:

