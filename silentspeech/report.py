@@ -239,8 +239,8 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
         f"`{pipeline.vocoder.method}` is the trained small vocoder, `griffin-lim` the fallback on the same predicted "
         "features, and the voiced twin's recording is what the speech should sound like. WAV, 22050 Hz. The greedy "
         "and beam columns are the test evaluation's transcripts, whose EMG was filtered together with its session "
-        "neighbours as in training; the demo filters a lone file, so the first or last characters (within the filters' half-second edge "
-        "transient) can differ.",
+        "neighbours as in training; the demo filters a lone file, so the first or last characters (within the "
+        "filters' half-second edge transient) can differ.",
         "",
         f"| utterance | prompt | greedy | beam | {pipeline.vocoder.method} | griffin-lim | voiced twin |",
         "| --- | --- | --- | --- | --- | --- | --- |",

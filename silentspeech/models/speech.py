@@ -150,8 +150,10 @@ class SpeechModel(nn.Module):
             x = block(x, valid)
 
         padding_mask = None if valid is None else valid[:, 0] == 0
-        if padding_mask is not None and not (padded_frames and (torch.jit.is_tracing() or bool(padding_mask.any()))):
-            padding_mask = None
+        if padding_mask is not None:
+            # A trace cannot look at the data: it keeps the mask unless the caller promised no padding frames.
+            needs_mask = padded_frames and (torch.jit.is_tracing() or bool(padding_mask.any()))
+            padding_mask = padding_mask if needs_mask else None
         positions = torch.arange(frames, device=emg.device)
         hidden = self.encoder.encode_tokens(self.input_projection(x.transpose(1, 2)), padding_mask, positions)
         outputs = {OUTPUT_KEYS[name]: head(hidden) for name, head in self.heads.items()}
