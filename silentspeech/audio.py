@@ -50,10 +50,14 @@ def load_audio(path: str | os.PathLike, rate: int = AUDIO_RATE) -> np.ndarray:
         raise AudioError(f"{path}: unreadable audio ({err})") from None
     if audio.shape[0] == 0:
         raise AudioError(f"{path}: audio file holds no samples")
-    mono = audio.mean(axis=1)
-    if file_rate != rate:
-        mono = librosa.resample(mono, orig_sr=file_rate, target_sr=rate, res_type="soxr_hq")
-    return mono.astype(np.float32)
+    return resample_audio(audio.mean(axis=1), file_rate, rate)
+
+
+def resample_audio(audio: np.ndarray, rate: int, target_rate: int = AUDIO_RATE) -> np.ndarray:
+    """Mono ``(samples,)`` audio at ``rate`` Hz resampled to ``target_rate`` Hz (soxr, high quality), float32."""
+    if rate != target_rate:
+        audio = librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq")
+    return np.asarray(audio, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=4)

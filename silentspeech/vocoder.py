@@ -63,7 +63,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import librosa
 import numpy as np
@@ -90,6 +90,7 @@ from silentspeech import audio as audio_features
 from silentspeech.alignment import dtw_path
 from silentspeech.atomic import atomic_open, atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml, load_recipe
+from silentspeech.data import synthetic
 from silentspeech.data.cache import CachedUtterances, read_manifest
 from silentspeech.inference import cpu_session
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
@@ -1149,9 +1150,18 @@ class ResynthesisScores:
 
 def score_resynthesis(vocoder: Vocoder, utterances: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> ResynthesisScores:
     """LSD and MCD of ``vocoder`` on ``(id, mfcc (N, n_mfcc), audio (256 N,))`` triples."""
+    return score_signals(
+        vocoder.method, vocoder.source, ((*utterance, vocoder.synthesize(utterance[1])) for utterance in utterances), len(utterances)
+    )
+
+
+def score_signals(method: str, source: str, signals: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray]], total: int) -> ResynthesisScores:
+    """LSD and MCD of ``(id, mfcc (N, n_mfcc), recorded (256 N,), synthesized (256 N,))`` against the recordings.
+
+    ``signals`` may be a generator (``total`` items, for the progress bar): synthesis happens as it is consumed.
+    """
     rows = []
-    for utterance_id, mfcc, audio in tqdm(utterances, desc=vocoder.method, unit="utt"):
-        synthesized = vocoder.synthesize(mfcc)
+    for utterance_id, mfcc, audio, synthesized in tqdm(signals, desc=method, unit="utt", total=total):
         rows.append(
             {
                 "id": utterance_id,
@@ -1162,13 +1172,23 @@ def score_resynthesis(vocoder: Vocoder, utterances: Sequence[tuple[str, np.ndarr
     if not rows:
         raise ValueError("no utterances to score")
     return ResynthesisScores(
-        method=vocoder.method,
-        source=vocoder.source,
+        method=method,
+        source=source,
         utterances=len(rows),
         log_spectral_distance_db=float(np.mean([r["log_spectral_distance_db"] for r in rows])),
         mel_cepstral_distortion_db=float(np.mean([r["mel_cepstral_distortion_db"] for r in rows])),
         per_utterance=rows,
     )
+
+
+#: ``ResynthesisScores.method`` of the second-rendition row of :func:`compare_resynthesis`.
+SECOND_RENDITION = "second rendition"
+
+
+def rendered_again(audio_path: str | os.PathLike, samples: int) -> np.ndarray:
+    """A synthetic corpus utterance rendered again with new noise, at 22050 Hz, cut to ``samples``."""
+    audio = audio_features.resample_audio(synthetic.second_rendition(audio_path), synthetic.AUDIO_RATE)
+    return np.pad(audio, (0, max(0, samples - audio.size)))[:samples]
 
 
 def compare_resynthesis(
@@ -1177,13 +1197,20 @@ def compare_resynthesis(
     split: str = "test",
     limit: int = 0,
     out_dir: str | os.PathLike | None = None,
+    second_rendition: bool = False,
 ) -> list[ResynthesisScores]:
     """Griffin-Lim and (when given) a vocoder checkpoint resynthesising the voiced audio of ``split``.
 
     Each utterance's true MFCC (from its audio) go through each method and
-    the output is scored against the recording. With ``out_dir``, writes
-    ``resynthesis.json``, a spectrogram figure ``resynthesis.png`` and
-    the first utterance as ``<id>.<method>.wav`` per method.
+    the output is scored against the recording. With ``second_rendition``
+    (synthetic corpora only) a last row scores the same speech rendered again
+    with new noise (:func:`silentspeech.data.synthetic.second_rendition`):
+    what an ideal vocoder, one that makes a new recording of the utterance,
+    would score. Both distances compare against one realisation of the
+    noise, which no vocoder can know, so this row is their floor for
+    natural-sounding output; Griffin-Lim can score below it (vocoder/README.md).
+    With ``out_dir``, writes ``resynthesis.json``, a spectrogram figure
+    ``resynthesis.png`` and the first utterance as ``<id>.<method>.wav`` per method.
     """
     items = split_voiced_audio(cache_dir, split)
     if limit:
@@ -1194,7 +1221,7 @@ def compare_resynthesis(
     if vocoder_path is not None:
         vocoders.append(load_vocoder(vocoder_path))
     n_mfcc = vocoders[-1].n_mfcc
-    utterances = []
+    utterances, paths = [], {}
     for utterance_id, path in items:
         try:
             mfcc, audio = frames_and_audio(path, n_mfcc)
@@ -1203,7 +1230,11 @@ def compare_resynthesis(
             continue
         if mfcc.shape[0] * audio_features.HOP_LENGTH >= audio_features.N_FFT:
             utterances.append((utterance_id, mfcc, audio))
+            paths[utterance_id] = path
     scores = [score_resynthesis(vocoder, utterances) for vocoder in vocoders]
+    if second_rendition:
+        renditions = ((*utterance, rendered_again(paths[utterance[0]], utterance[2].size)) for utterance in utterances)
+        scores.append(score_signals(SECOND_RENDITION, "synthetic corpus, new noise (seed 1)", renditions, len(utterances)))
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "resynthesis.json", {"cache": str(cache_dir), "split": split, "scores": [dataclasses.asdict(s) for s in scores]})
@@ -1211,6 +1242,8 @@ def compare_resynthesis(
         examples = {"recorded": first_audio}
         for vocoder in vocoders:
             examples[vocoder.method] = vocoder.synthesize(first_mfcc)
+        if second_rendition:
+            examples[SECOND_RENDITION] = rendered_again(paths[first_id], first_audio.size)
         stem = first_id.replace("/", "_")
         for name, samples in examples.items():
             with atomic_open(out / f"{stem}.{name}.wav", "wb") as handle:

@@ -194,3 +194,21 @@ def test_cli_writes_a_corpus_and_has_help(tmp_path, capsys):
     assert main(["synth-corpus", str(tmp_path / "c"), "--utterances", "10", "--seed", "2", "--sessions", "1"]) == 0
     out = capsys.readouterr().out
     assert "testset.json" in out and (tmp_path / "c" / "testset.json").is_file()
+
+
+def test_second_rendition_keeps_the_speech_and_redraws_the_noise(corpus, tmp_path):
+    root, _ = corpus
+    path = root / "voiced_parallel_data/5-4/2_audio_clean.flac"
+    recorded, rate = sf.read(path, dtype="float32")
+    again = synthetic.second_rendition(path, noise_seed=1)
+    assert rate == synthetic.AUDIO_RATE and again.dtype == np.float32 and again.shape == recorded.shape
+    assert np.abs(again - recorded).max() > 0.01  # new breath and frication noise ...
+    assert np.corrcoef(again, recorded)[0, 1] > 0.8  # ... on the same glottal pulses and formants
+    assert np.array_equal(again, synthetic.second_rendition(path, noise_seed=1))  # a function of the seed
+    # Without a noise seed the corpus's own file comes out again (up to its 16-bit samples).
+    item = next(it for it in synthetic.plan_corpus(30, 3, sessions=2)[0] if it.folder == "voiced_parallel_data/5-4" and it.index == 2)
+    assert np.abs(synthetic.render_utterance(item, 3)["audio_clean"] - recorded).max() < 1e-4
+    outside = tmp_path / "0_audio_clean.flac"
+    sf.write(outside, recorded, rate)
+    with pytest.raises(ValueError, match="not in a synthetic corpus"):
+        synthetic.second_rendition(outside)

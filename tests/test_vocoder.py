@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from conftest import prepared_synthetic_cache
 from silentspeech.audio import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.atomic import atomic_save_npz
 from silentspeech.data.cache import CACHE_VERSION
@@ -205,6 +206,18 @@ def test_griffin_lim_fallback_is_labelled_and_reasonable(tiny_cache, tmp_path):
     assert written["scores"][0]["method"] == "griffin-lim"
     assert (tmp_path / "resynthesis.png").is_file()
     assert any(p.name.endswith(".griffin-lim.wav") for p in tmp_path.iterdir())
+
+
+def test_second_rendition_row_scores_new_noise_and_needs_a_synthetic_corpus(tiny_cache, tmp_path_factory):
+    cache = prepared_synthetic_cache(tmp_path_factory, utterances=20)
+    out = tmp_path_factory.mktemp("compare")
+    scores = compare_resynthesis(cache, None, split="test", limit=1, out_dir=out, second_rendition=True)
+    assert [s.method for s in scores] == ["griffin-lim", vocoder_module.SECOND_RENDITION]
+    rendition = scores[1]
+    assert rendition.utterances == 1 and 0.5 < rendition.log_spectral_distance_db < 20.0
+    assert any(p.name.endswith(".second rendition.wav") for p in out.iterdir())
+    with pytest.raises(ValueError, match="not in a synthetic corpus"):
+        compare_resynthesis(tiny_cache, None, split="test", second_rendition=True)
 
 
 def test_synthesize_batches_and_rejects_bad_features(tmp_path):

@@ -393,12 +393,19 @@ def _resonance(freqs: np.ndarray, centre: np.ndarray, bandwidth: np.ndarray) -> 
     return (1 - 2 * r * np.cos(theta) + r**2) / denominator
 
 
-def synthesize_speech(trajectory: np.ndarray, pitch: float, rng: np.random.Generator) -> np.ndarray:
+def synthesize_speech(
+    trajectory: np.ndarray, pitch: float, rng: np.random.Generator, noise_rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Speech-like audio of an articulatory trajectory, float32 ``(16 * samples,)`` at 16 kHz.
 
     ``trajectory`` is ``(samples, 12)`` at 1 kHz; ``pitch`` the mean f0 in Hz
-    (it falls by 20 % over the utterance). RMS-normalised to 0.05.
+    (it falls by 20 % over the utterance). RMS-normalised to 0.05. The pitch
+    contour (vibrato, jitter) comes from ``rng``; the noise sources (breath
+    noise on the glottal pulses, frication and aspiration) from ``noise_rng``,
+    which defaults to ``rng``. A separate ``noise_rng`` gives a second
+    rendition of the same speech: same articulation and pitch, new noise.
     """
+    noise_rng = rng if noise_rng is None else noise_rng
     n = trajectory.shape[0] * AUDIO_PER_EMG
     frames = 1 + n // _HOP
     frame_times = np.minimum(np.arange(frames) * _HOP / AUDIO_PER_EMG, trajectory.shape[0] - 1)
@@ -427,8 +434,8 @@ def synthesize_speech(trajectory: np.ndarray, pitch: float, rng: np.random.Gener
     phase = np.cumsum(f0 / AUDIO_RATE)
     pulses = np.diff(np.floor(phase), prepend=0.0)
     glottal = scipy.signal.lfilter([1.0, -1.0], np.convolve([1.0, -0.96], [1.0, -0.96]), pulses)
-    glottal = glottal / (np.abs(glottal).max() + 1e-9) + 0.03 * rng.normal(0, 1, n)
-    noise = rng.normal(0.0, 1.0, n)
+    glottal = glottal / (np.abs(glottal).max() + 1e-9) + 0.03 * noise_rng.normal(0, 1, n)
+    noise = noise_rng.normal(0.0, 1.0, n)
 
     release = np.clip(-np.gradient(occl) * 8.0, 0.0, 1.0)  # burst as a closure opens
     voiced_gain = effort * voice * (1 - 0.9 * occl)
@@ -631,14 +638,19 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
-def render_utterance(item: PlannedUtterance, seed: int) -> dict:
+def render_utterance(item: PlannedUtterance, seed: int, noise_seed: int | None = None) -> dict:
     """Signals and info of one planned utterance.
 
     Returns ``emg`` float32 ``(samples, 8)`` at 1 kHz, ``audio`` and
     ``audio_clean`` float32 ``(16 * samples,)`` at 16 kHz, ``button`` bool
-    ``(samples,)`` and ``info`` (the ``info.json`` dict).
+    ``(samples,)`` and ``info`` (the ``info.json`` dict). With ``noise_seed``
+    the speech's noise sources and its noise floor are drawn from their own
+    generator seeded by it: a second rendition of the corpus's utterance
+    (same EMG, articulation and pitch contour, new noise), which shows how
+    far two equally real recordings of the same speech lie apart.
     """
     rng = np.random.default_rng([seed, 4, item.serial])
+    noise_rng = rng if noise_seed is None else np.random.default_rng([noise_seed, 5, item.serial])
     session = session_recording(item.session, seed)
     if item.is_silence_clip:
         trajectory = rest_trajectory(int(rng.integers(1000, 3000)), rng)
@@ -650,7 +662,7 @@ def render_utterance(item: PlannedUtterance, seed: int) -> dict:
         clean = room_noise(samples * AUDIO_PER_EMG, 0.001, rng)
     else:
         # Noise reduction leaves a faint floor in the real clean audio too.
-        clean = synthesize_speech(trajectory, session.pitch, rng) + room_noise(samples * AUDIO_PER_EMG, 3e-4, rng)
+        clean = synthesize_speech(trajectory, session.pitch, rng, noise_rng) + room_noise(samples * AUDIO_PER_EMG, 3e-4, noise_rng)
     info = {"book": item.book, "sentence_index": item.sentence_index, "text": item.text, "chunks": _chunks(samples, rng)}
     return {
         "emg": emg,
@@ -659,6 +671,37 @@ def render_utterance(item: PlannedUtterance, seed: int) -> dict:
         "button": np.zeros(samples, dtype=bool),
         "info": info,
     }
+
+
+def second_rendition(audio_path: str | os.PathLike, noise_seed: int = 1) -> np.ndarray:
+    """A second rendition of a synthetic corpus utterance's clean audio, float32 ``(samples,)`` at 16 kHz.
+
+    ``audio_path`` is an ``{i}_audio_clean.flac`` (or ``{i}_audio.flac``) of a
+    corpus written by :func:`generate_corpus`; the utterance is rendered
+    again with the same articulation and pitch contour and new noise
+    (:func:`render_utterance` with ``noise_seed``), as a second recording of
+    the same speech would be. Scored against the file, it measures the
+    distance that no vocoder, however good, can be expected to go below.
+    Raises ``ValueError`` naming the file when it is not part of a synthetic
+    corpus.
+    """
+    path = Path(audio_path)
+    root = next((folder for folder in path.parents if (folder / MARKER).is_file()), None)
+    if root is None:
+        raise ValueError(f"{path}: not in a synthetic corpus (no {MARKER} in any parent folder)")
+    settings = json.loads((root / MARKER).read_text(encoding="utf-8"))
+    if settings.get("version") != GENERATOR_VERSION:
+        raise ValueError(f"{root}: corpus of generator version {settings.get('version')}, this is version {GENERATOR_VERSION}; it cannot render it again")
+    plan, _ = plan_corpus(
+        settings["utterances"], settings["seed"], settings["sessions"], settings["silence_clips"],
+        settings["dev_fraction"], settings["test_fraction"],
+    )
+    folder = path.parent.relative_to(root).as_posix()
+    index = path.name.split("_", 1)[0]
+    item = next((it for it in plan if it.folder == folder and str(it.index) == index), None)
+    if item is None:
+        raise ValueError(f"{path}: no utterance {folder}/{index} in the plan of the corpus at {root}")
+    return render_utterance(item, settings["seed"], noise_seed)["audio_clean"]
 
 
 def _is_complete(folder: Path, index: int) -> bool:
