@@ -37,7 +37,7 @@ from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import SPLITS
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.pipeline import SilentSpeechPipeline, write_wav
-from silentspeech.vocoder import load_vocoder
+from silentspeech.vocoder import SECOND_RENDITION, load_vocoder
 
 if TYPE_CHECKING:
     from silentspeech.quickstart import QuickstartLayout
@@ -122,6 +122,13 @@ def _vocoder_section(resynthesis: dict, vocoder_dir: Path, comparison: Path, bas
             "(`vocoder/README.md` explains why); the audio above keeps both."
         )
         lines.append("")
+    if SECOND_RENDITION in scores:
+        lines += [
+            f"`{SECOND_RENDITION}` is the same speech rendered again by the corpus generator with new noise (same "
+            "articulation and pitch): what a perfect vocoder would score. Both distances reward reproducing the "
+            "recording's own noise, which Griffin-Lim's smooth spectra approximate, so Griffin-Lim can score below it.",
+            "",
+        ]
     lines += [
         f"Vocoder run: {_link(vocoder_dir, base, vocoder_dir.name + '/')} "
         f"({_link(vocoder_dir / 'losses.png', base, 'loss curves')}); "

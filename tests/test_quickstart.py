@@ -73,9 +73,9 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     layout = QuickstartLayout(tmp_path)
     assert (layout.vocoder / "generator.safetensors").is_file()
     methods = {s["method"] for s in json.loads((layout.vocoder_comparison / "resynthesis.json").read_text())["scores"]}
-    assert methods == {"griffin-lim", "hifigan"}
+    assert methods == {"griffin-lim", "hifigan", "second rendition"}
     report = layout.report.read_text()
-    for item in ("emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "LSD dB", "Wall time per stage"):
+    for item in ("emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "LSD dB", "| second rendition |", "Wall time per stage"):
         assert item in report
     for figure in ("emg.png", "spectrogram.png", "alignment.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
