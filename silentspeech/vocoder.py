@@ -1183,11 +1183,13 @@ def score_signals(method: str, source: str, signals: Iterable[tuple[str, np.ndar
 
 #: ``ResynthesisScores.method`` of the second-rendition row of :func:`compare_resynthesis`.
 SECOND_RENDITION = "second rendition"
+#: Noise seed of that row's renditions.
+RENDITION_NOISE_SEED = 1
 
 
 def rendered_again(audio_path: str | os.PathLike, samples: int) -> np.ndarray:
     """A synthetic corpus utterance rendered again with new noise, at 22050 Hz, cut to ``samples``."""
-    audio = audio_features.resample_audio(synthetic.second_rendition(audio_path), synthetic.AUDIO_RATE)
+    audio = audio_features.resample_audio(synthetic.second_rendition(audio_path, RENDITION_NOISE_SEED), synthetic.AUDIO_RATE)
     return np.pad(audio, (0, max(0, samples - audio.size)))[:samples]
 
 
@@ -1233,8 +1235,9 @@ def compare_resynthesis(
             paths[utterance_id] = path
     scores = [score_resynthesis(vocoder, utterances) for vocoder in vocoders]
     if second_rendition:
-        renditions = ((*utterance, rendered_again(paths[utterance[0]], utterance[2].size)) for utterance in utterances)
-        scores.append(score_signals(SECOND_RENDITION, "synthetic corpus, new noise (seed 1)", renditions, len(utterances)))
+        renditions = [rendered_again(paths[i], audio.size) for i, _, audio in tqdm(utterances, desc="rendering again", unit="utt")]
+        signals = [(*utterance, rendition) for utterance, rendition in zip(utterances, renditions)]
+        scores.append(score_signals(SECOND_RENDITION, f"synthetic corpus, new noise (seed {RENDITION_NOISE_SEED})", signals, len(signals)))
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "resynthesis.json", {"cache": str(cache_dir), "split": split, "scores": [dataclasses.asdict(s) for s in scores]})
@@ -1243,7 +1246,7 @@ def compare_resynthesis(
         for vocoder in vocoders:
             examples[vocoder.method] = vocoder.synthesize(first_mfcc)
         if second_rendition:
-            examples[SECOND_RENDITION] = rendered_again(paths[first_id], first_audio.size)
+            examples[SECOND_RENDITION] = renditions[0]
         stem = first_id.replace("/", "_")
         for name, samples in examples.items():
             with atomic_open(out / f"{stem}.{name}.wav", "wb") as handle:

@@ -689,6 +689,16 @@ def second_rendition(audio_path: str | os.PathLike, noise_seed: int = 1) -> np.n
     root = next((folder for folder in path.parents if (folder / MARKER).is_file()), None)
     if root is None:
         raise ValueError(f"{path}: not in a synthetic corpus (no {MARKER} in any parent folder)")
+    seed, plan = _corpus_plan(root)
+    key = f"{path.parent.relative_to(root).as_posix()}/{path.name.split('_', 1)[0]}"
+    if key not in plan:
+        raise ValueError(f"{path}: no utterance {key} in the plan of the corpus at {root}")
+    return render_utterance(plan[key], seed, noise_seed)["audio_clean"]
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_plan(root: Path) -> tuple[int, dict[str, PlannedUtterance]]:
+    """The seed and the planned utterances (by ``folder/index``) of the corpus at ``root``, from its marker file."""
     settings = json.loads((root / MARKER).read_text(encoding="utf-8"))
     if settings.get("version") != GENERATOR_VERSION:
         raise ValueError(f"{root}: corpus of generator version {settings.get('version')}, this is version {GENERATOR_VERSION}; it cannot render it again")
@@ -696,12 +706,7 @@ def second_rendition(audio_path: str | os.PathLike, noise_seed: int = 1) -> np.n
         settings["utterances"], settings["seed"], settings["sessions"], settings["silence_clips"],
         settings["dev_fraction"], settings["test_fraction"],
     )
-    folder = path.parent.relative_to(root).as_posix()
-    index = path.name.split("_", 1)[0]
-    item = next((it for it in plan if it.folder == folder and str(it.index) == index), None)
-    if item is None:
-        raise ValueError(f"{path}: no utterance {folder}/{index} in the plan of the corpus at {root}")
-    return render_utterance(item, settings["seed"], noise_seed)["audio_clean"]
+    return settings["seed"], {f"{item.folder}/{item.index}": item for item in plan}
 
 
 def _is_complete(folder: Path, index: int) -> bool:
