@@ -2,7 +2,7 @@
 
 Each beam width is timed on two paths in the same run, their calls
 interleaved: ``plain`` (pyctcdecode on every frame) and ``fast`` (blank-only
-runs skipped after their first frame, ``silentspeech.decoding.drop_blank_runs``,
+runs skipped after their first frame, ``silentspeech.decoding.beam.drop_blank_runs``,
 the default). ``same text`` compares their hypotheses on every utterance.
 
 Beam-search cost depends on how peaked the posteriors are, so the input is
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from silentspeech.audio import FRAME_RATE
 from silentspeech.benchmark import (
     QUICKSTART,
     bench_arguments,
@@ -33,7 +32,8 @@ from silentspeech.benchmark import (
     test_split_posteriors,
     time_calls,
 )
-from silentspeech.decoding import BeamSearchDecoder, drop_blank_runs, greedy_decode
+from silentspeech.decoding.beam import BeamSearchDecoder, drop_blank_runs, greedy_decode
+from silentspeech.features import FRAME_RATE
 from silentspeech.metrics import error_rates
 
 UTTERANCE_S = 5.0
@@ -44,7 +44,7 @@ def decoding_input(args) -> tuple[list[np.ndarray], list[str], str]:
     if (Path(args.recognizer) / "config.yaml").is_file() and (Path(args.cache) / "manifest.json").is_file():
         split = test_split_posteriors(args.recognizer, args.cache)
         return split.log_probs, split.texts, f"Input: the trained recogniser {args.recognizer} on the test split of {args.cache}."
-    from silentspeech.data.vocabulary import sentences
+    from silentspeech.data.synthetic.language import sentences
     from silentspeech.text import normalize_text
 
     rng = np.random.default_rng(0)

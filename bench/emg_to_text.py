@@ -3,8 +3,8 @@
 Two paths per length, timed in the same run with their calls interleaved:
 
 - ``plain``: eager torch forward (``torch.inference_mode``), pyctcdecode on every frame;
-- ``fast``: the ONNX Runtime graph (``silentspeech.inference``), beam search
-  skipping blank-only runs (``silentspeech.decoding.drop_blank_runs``): what
+- ``fast``: the ONNX Runtime graph (``silentspeech.inference.onnx``), beam search
+  skipping blank-only runs (``silentspeech.decoding.beam.drop_blank_runs``): what
   ``SilentSpeechPipeline`` runs on a CPU.
 
 The forward pass is the full TinyMyo speech model (width 192, 8 blocks,
@@ -45,10 +45,10 @@ from silentspeech.benchmark import (
     test_split_posteriors,
     time_calls,
 )
-from silentspeech.decoding import DEFAULT_BEAM_WIDTH, BeamSearchDecoder, greedy_decode
-from silentspeech.inference import FastSpeechModel
+from silentspeech.decoding.beam import DEFAULT_BEAM_WIDTH, BeamSearchDecoder, greedy_decode
+from silentspeech.inference.onnx import FastSpeechModel
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
-from silentspeech.signals import EMG_RATE, EMGPreprocessing, preprocess_emg
+from silentspeech.preprocessing import EMG_RATE, EMGPreprocessing, preprocess_emg
 
 RAW_RATE = 1000.0  # Hz, the Gaddy corpus's
 
@@ -67,7 +67,7 @@ def posterior_source(args, lengths: list[float]) -> tuple[dict[float, np.ndarray
                 for seconds, samples in frames.items()
             }
         return posteriors, f"Decoding: posteriors of the trained recogniser {args.recognizer} on test EMG of {args.cache} (utterances joined)."
-    from silentspeech.data.vocabulary import sentences
+    from silentspeech.data.synthetic.language import sentences
     from silentspeech.text import normalize_text
 
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 Streams test utterances of a quickstart output (default ``runs/quickstart``
 or ``$SILENTSPEECH_QUICKSTART``:
 its corpus, recognition model and 4-gram LM) through
-:class:`~silentspeech.streaming.StreamingRecognizer` in 200 ms chunks,
+:class:`~silentspeech.inference.streaming.StreamingRecognizer` in 200 ms chunks,
 replayed at recording speed, once per firming setting (``--settings``:
 settle ms : agreement chunks). Prints per setting the latency from a chunk's
 arrival to its text (median, p95, max over all chunks), the final decode's
@@ -25,10 +25,10 @@ import numpy as np
 from silentspeech.benchmark import QUICKSTART, bench_arguments, print_report, set_threads
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import read_corpus
+from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.inference.streaming import StreamingRecognizer, replay_recording
 from silentspeech.metrics import error_rates
-from silentspeech.pipeline import SilentSpeechPipeline
-from silentspeech.quickstart import QuickstartLayout
-from silentspeech.streaming import StreamingRecognizer, replay_recording
+from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.text import normalize_text
 
 

@@ -24,7 +24,7 @@ from silentspeech.benchmark import bench_arguments, peak_memory, print_report, s
 from silentspeech.config import load_recipe
 from silentspeech.models.speech import SpeechModel
 from silentspeech.phonemes import NUM_PHONEMES
-from silentspeech.signals import EMG_PER_FRAME, EMG_RATE
+from silentspeech.preprocessing import EMG_PER_FRAME, EMG_RATE
 from silentspeech.tasks import get_task
 from silentspeech.tasks.production import production_losses
 from silentspeech.tasks.recognition import ctc_log_probs, ctc_loss

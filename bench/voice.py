@@ -1,13 +1,13 @@
 """EMG -> audio speed: preprocessing + the full-size production model + each vocoder, 1, 5 and 10 s of EMG.
 
-Runs :class:`~silentspeech.pipeline.SilentSpeechPipeline` (producer only) on
+Runs :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline` (producer only) on
 raw 1000 Hz EMG, the way ``silentspeech voice`` does, along two paths timed
 in the same run with their calls interleaved:
 
 - ``plain``: eager torch for the speech model and the HiFi-GAN generator
   (weight norm removed, ``torch.inference_mode``): ``fast=False``;
-- ``fast``: both as ONNX Runtime graphs (``silentspeech.inference``, the
-  :class:`~silentspeech.vocoder.Vocoder` ``onnxruntime`` backend): the default on a CPU.
+- ``fast``: both as ONNX Runtime graphs (``silentspeech.inference.onnx``, the
+  :class:`~silentspeech.vocoder.synthesis.Vocoder` ``onnxruntime`` backend): the default on a CPU.
 
 Vocoders: the HiFi-GAN generators of ``vocoder/small.yaml`` and
 ``vocoder/v1.yaml`` with random weights (the cost does not depend on them),
@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 from silentspeech.benchmark import bench_arguments, peak_memory, print_report, real_time_factor, set_threads, time_calls
+from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
-from silentspeech.pipeline import SilentSpeechPipeline
-from silentspeech.vocoder import Vocoder, build_generator, load_vocoder, load_vocoder_recipe
+from silentspeech.vocoder.generator import build_generator
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
+from silentspeech.vocoder.train import load_vocoder_recipe
 
 RAW_RATE = 1000.0  # Hz, the Gaddy corpus's
 CONFIGS = Path(__file__).resolve().parents[1] / "vocoder"

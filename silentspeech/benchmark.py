@@ -249,8 +249,8 @@ def print_report(
 
 def grammar_lm(path: str | os.PathLike, count: int = 5000, seed: int = 1) -> Path:
     """Write a 4-gram ARPA of ``count`` synthetic-grammar sentences to ``path`` (a few seconds); returns it."""
-    from silentspeech.data.vocabulary import sentences
-    from silentspeech.lm import estimate_kneser_ney, write_arpa
+    from silentspeech.data.synthetic.language import sentences
+    from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
     from silentspeech.text import normalize_text
 
     write_arpa(estimate_kneser_ney((normalize_text(text) for text in sentences(count, seed=seed)), order=4), path)

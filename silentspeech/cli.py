@@ -60,7 +60,7 @@ def _add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from silentspeech.data.cache import prepare_cache
-    from silentspeech.signals import EMGPreprocessing
+    from silentspeech.preprocessing import EMGPreprocessing
 
     report = prepare_cache(
         args.root,
@@ -114,7 +114,7 @@ def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_lm(args: argparse.Namespace) -> int:
-    from silentspeech import lm
+    from silentspeech.decoding import ngram as lm
 
     if args.lm_action == "build":
         report = lm.build_lm(
@@ -236,7 +236,7 @@ def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_synth_corpus(args: argparse.Namespace) -> int:
-    from silentspeech.data.synthetic import generate_corpus
+    from silentspeech.data.synthetic.speech import generate_corpus
 
     summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions)
     print(summary)
@@ -313,7 +313,7 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    from silentspeech.quickstart import STAGES, run_quickstart
+    from silentspeech.quickstart.run import STAGES, run_quickstart
 
     stages = STAGES if args.stages == "all" else tuple(s.strip() for s in args.stages.split(",") if s.strip())
     run_quickstart(args.out, utterances=args.utterances, seed=args.seed, stages=stages, workers=args.workers)
@@ -321,7 +321,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def _add_beam_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """--alpha, --beta and --beam, resolved by :func:`silentspeech.evaluation.resolve_lm_settings`."""
+    """--alpha, --beta and --beam, resolved by :func:`silentspeech.evaluation.recognition.resolve_lm_settings`."""
     parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
     parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
     parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
@@ -337,7 +337,7 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from silentspeech.evaluation import evaluate_recognition, evaluation_folder, markdown_report
+    from silentspeech.evaluation.recognition import evaluate_recognition, evaluation_folder, markdown_report
 
     summary = evaluate_recognition(args.checkpoint, args.split, args.cache, args.lm, args.alpha, args.beta, args.beam, args.out)
     print(markdown_report(summary))
@@ -356,7 +356,8 @@ def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_tune_lm(args: argparse.Namespace) -> int:
-    from silentspeech.evaluation import LM_PARAMS, run_directory, tune_lm
+    from silentspeech.evaluation.recognition import tune_lm
+    from silentspeech.runs import LM_PARAMS, run_directory
 
     grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam}
     result = tune_lm(args.checkpoint, args.lm, cache=args.cache, **{k: v for k, v in grid.items() if v is not None})
@@ -384,7 +385,8 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_voice(args: argparse.Namespace) -> int:
     from silentspeech.data.emg_files import read_emg_file
-    from silentspeech.pipeline import SilentSpeechPipeline, write_wav
+    from silentspeech.features import write_wav
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
 
     pipeline = SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
     recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
@@ -432,9 +434,9 @@ def _run_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from silentspeech.data.emg_files import read_emg_file
-    from silentspeech.evaluation import resolve_lm_settings
-    from silentspeech.pipeline import SilentSpeechPipeline
-    from silentspeech.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
+    from silentspeech.evaluation.recognition import resolve_lm_settings
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
+    from silentspeech.inference.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
 
     if args.chunk_ms <= 0:
         raise CLIError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
@@ -503,7 +505,7 @@ def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate_production(args: argparse.Namespace) -> int:
-    from silentspeech.production_eval import default_out, evaluate_production, load_asr
+    from silentspeech.evaluation.production import default_out, evaluate_production, load_asr
 
     asr = load_asr(args.asr, args.device)
     scores = evaluate_production(
@@ -560,9 +562,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    from silentspeech.quickstart import REPO, QuickstartLayout
+    from silentspeech.quickstart.layout import QuickstartLayout
 
     defaults = QuickstartLayout(args.quickstart)
     paths = {
@@ -580,14 +580,10 @@ def _run_demo(args: argparse.Namespace) -> int:
                 f"{args.quickstart}`; it trains the demo's default models), or give {option} (see silentspeech demo --help)"
             )
     recognizer, producer, lm, corpus = (given or default for given, default in paths.values())
-    vocoder = args.vocoder or (defaults.vocoder if (defaults.vocoder / "generator.safetensors").is_file() else None)
-    app_path = REPO / "demo" / "app.py"
-    if not app_path.is_file():
-        raise CLIError(f"{app_path} not found: the demo runs from a source checkout (pip install -e .)")
-
+    vocoder = args.vocoder or (defaults.vocoder if defaults.vocoder_generator.is_file() else None)
     from silentspeech.data.gaddy import read_corpus
-    from silentspeech.evaluation import resolve_lm_settings
-    from silentspeech.pipeline import SilentSpeechPipeline
+    from silentspeech.evaluation.recognition import resolve_lm_settings
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
 
     print(f"loading {recognizer}, {producer}, {vocoder or 'the Griffin-Lim fallback'} and {lm} ...", flush=True)
     settings = resolve_lm_settings(recognizer, lm, args.alpha, args.beta, args.beam)
@@ -596,11 +592,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     pipeline.warm_up()
     examples = {f"{u.id}: {u.text}": u.emg_path for u in read_corpus(corpus).utterances if u.split == "test"}
-    spec = importlib.util.spec_from_file_location("silentspeech_demo_app", app_path)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
     try:
-        app.build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port)
+        from silentspeech.demo import build_demo
+    except ImportError as err:
+        raise CLIError(f"the demo needs gradio: pip install 'silentspeech[demo]' ({err})") from None
+    try:
+        build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port)
     except OSError as err:  # e.g. the port is taken
         raise CLIError(f"cannot serve on {args.host}:{args.port}: {err}") from None
     return 0

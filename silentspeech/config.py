@@ -6,12 +6,18 @@ overrides onto the schema with OmegaConf, so types are checked and an unknown
 key fails with the list of valid keys instead of being silently ignored::
 
     silentspeech train recipes/synthetic/recognition.yaml data.root=/data trainer.max_epochs=3
+
+The checkout's ``recipes/`` and ``vocoder/`` folders are installed with the
+package as ``silentspeech.recipes`` (``setup.py`` maps them), so
+:func:`bundled_recipe` finds the quickstart's recipes in a plain
+``pip install`` as well as in the checkout.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -93,3 +99,19 @@ def recipe_task(path: str | os.PathLike) -> str:
 def config_to_yaml(config: Any) -> str:
     """The resolved config as YAML, for saving beside checkpoints."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def bundled_recipe(name: str) -> Path:
+    """A recipe shipped with the package, by its path in the checkout: ``recipes/synthetic/recognition.yaml``, ``vocoder/small.yaml``.
+
+    Raises ``FileNotFoundError`` naming the recipe and where it was looked for.
+    """
+    parts = Path(name).parts
+    package = {"recipes": "silentspeech.recipes", "vocoder": "silentspeech.recipes.vocoder"}.get(parts[0], "silentspeech.recipes")
+    if parts[0] in ("recipes", "vocoder"):
+        parts = parts[1:]
+    root = resources.files(package)
+    path = Path(str(root.joinpath(*parts)))
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {name} is not installed with the package (looked in {root}); reinstall silentspeech or give the recipe's path")
+    return path

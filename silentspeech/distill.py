@@ -52,7 +52,7 @@ from torch import nn
 from silentspeech.atomic import atomic_write_text
 from silentspeech.config import RecipeError, config_to_yaml, load_recipe, recipe_task
 from silentspeech.models.tinymyo import Attention
-from silentspeech.signals import EMG_RATE
+from silentspeech.preprocessing import EMG_RATE
 from silentspeech.tasks import get_task, load_checkpoint
 from silentspeech.tasks.engine import (
     TEST_METRICS,

@@ -1,4 +1,6 @@
-"""Figures people would rather look at than read: EMG traces and spectrograms.
+"""Figures people would rather look at than read: EMG traces, spectrograms, alignments, losses, confusion matrices.
+
+Every figure of the package is drawn here.
 
 Each function returns a :class:`matplotlib.figure.Figure` built without
 pyplot: no display is needed, and a figure is freed like any object once
@@ -11,15 +13,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from silentspeech.atomic import atomic_open
-from silentspeech.audio import FRAME_RATE, N_MELS, log_mel_from_mfcc
-from silentspeech.signals import EMG_RATE
+from silentspeech.features import FRAME_RATE, N_MELS, log_mel_from_mfcc
+from silentspeech.preprocessing import EMG_RATE
 
 
 def _stacked_traces(axis: Axes, emg: np.ndarray, rate: float, label: str) -> None:
@@ -47,7 +49,7 @@ def emg_figure(raw: np.ndarray, rate: float, filtered: np.ndarray | None = None,
         raw: raw EMG ``(samples, channels)`` in recording units at ``rate`` Hz.
         rate: sampling rate of ``raw``, Hz.
         filtered: preprocessed EMG ``(samples', channels)`` at 689.06 Hz
-            (:func:`~silentspeech.signals.preprocess_emg`), drawn in a second panel.
+            (:func:`~silentspeech.preprocessing.preprocess_emg`), drawn in a second panel.
         title: figure title.
     """
     panels = [("raw", raw, rate)] + ([] if filtered is None else [("filtered", filtered, EMG_RATE)])
@@ -93,7 +95,7 @@ def spectrogram_figure(
 
     Args:
         predicted: ``(frames, n)`` at 86.13 Hz: MFCC (``n <= 80``; inverted to
-            80 log-mel bins by :func:`~silentspeech.audio.log_mel_from_mfcc`)
+            80 log-mel bins by :func:`~silentspeech.features.log_mel_from_mfcc`)
             or log-mel (``n`` mel bins), as ``features`` says.
         true: the reference features, same kind; may differ in length.
         features: ``"mfcc"`` or ``"log_mel"``.
@@ -137,6 +139,69 @@ def dtw_path_figure(
     axis.set_xlabel(f"{col_label} (s)")
     axis.set_ylabel(f"{row_label} (s)")
     axis.set_title(title)
+    return figure
+
+
+def history_figure(history: Sequence[Mapping[str, float]]) -> Figure:
+    """Training losses per step, one panel per loss: ``history`` rows are ``{"step": n, "<loss>": value, ...}``."""
+    names = sorted({key for row in history for key in row if key != "step"}) or ["(no losses)"]
+    figure = Figure(figsize=(7, 2.2 * len(names)), layout="constrained")
+    axes = figure.subplots(len(names), 1, sharex=True, squeeze=False)
+    for axis, name in zip(axes[:, 0], names):
+        rows = [row for row in history if name in row]
+        axis.plot([row["step"] for row in rows], [row[name] for row in rows], linewidth=0.8)
+        axis.set_ylabel(name)
+    axes[-1, 0].set_xlabel("step")
+    return figure
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
+    """A confusion matrix (rows true, columns predicted), each row shaded as fractions of its class, counts written in."""
+    confusion = np.asarray(confusion)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.35 * len(class_names), 20)
+    figure = Figure(figsize=(size, size * 0.85), layout="constrained")
+    axis = figure.subplots()
+    image = axis.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    many = len(class_names) > 8
+    axis.set_xticks(ticks, class_names, rotation=90 if many else 45, ha="center" if many else "right")
+    axis.set_yticks(ticks, class_names)
+    if len(class_names) <= 15:
+        for i in ticks:
+            for j in ticks:
+                if confusion[i, j]:
+                    axis.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title or "confusion matrix")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of the true class")
+    return figure
+
+
+def reconstruction_figure(emg: np.ndarray, predicted: np.ndarray, masked: np.ndarray, patch_len: int, mask_ratio: float) -> Figure:
+    """Masked-reconstruction pretraining on one window: input and reconstruction per channel, masked patches shaded.
+
+    Args:
+        emg: input ``(channels, samples)``, scaled to [-1, 1].
+        predicted: the reconstruction, same shape.
+        masked: ``(channels, patches)`` booleans, True where the patch was masked.
+        patch_len: samples per patch.
+        mask_ratio: the share of masked patches, for the title.
+    """
+    shown = emg.shape[0]
+    figure = Figure(figsize=(10, 1.4 * shown + 0.6), layout="constrained")
+    axes = figure.subplots(shown, 1, sharex=True, squeeze=False)
+    for c, axis in enumerate(axes[:, 0]):
+        for p in np.flatnonzero(masked[c]):
+            axis.axvspan(p * patch_len, (p + 1) * patch_len, color="0.85", lw=0)
+        axis.plot(emg[c], color="k", lw=0.8, label="input")
+        axis.plot(predicted[c], color="tab:red", lw=0.8, label="reconstruction")
+        axis.set_ylabel(f"ch {c}")
+        axis.set_ylim(-1.1, 1.1)
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
+    axes[0, 0].set_title(f"masked reconstruction ({round(mask_ratio * 100)} % of patches masked, shaded)")
+    axes[-1, 0].set_xlabel("sample")
     return figure
 
 

@@ -8,11 +8,11 @@ The edit-distance alignment is jiwer's.
 
 Audio quality: :func:`log_spectral_distance` (dB, on magnitude STFTs of
 equal-length signals) and :func:`mel_cepstral_distortion` (dB, on cepstra
-such as :func:`silentspeech.audio.acoustic_features`, DTW-aligned by
+such as :func:`silentspeech.features.acoustic_features`, DTW-aligned by
 librosa when the lengths differ).
 
 Gestures and kinematics: :func:`classification_scores` (accuracy, macro-F1,
-confusion matrix; :func:`plot_confusion_matrix` draws it) and
+confusion matrix; :func:`silentspeech.figures.confusion_figure` draws it) and
 :func:`regression_scores` (MAE, RMSE, R2 averaged over outputs).
 """
 
@@ -26,7 +26,7 @@ import jiwer
 import librosa
 import numpy as np
 
-from silentspeech.audio import HOP_LENGTH, N_FFT
+from silentspeech.features import HOP_LENGTH, N_FFT
 from silentspeech.text import normalize_text
 
 
@@ -181,7 +181,7 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, n_coeff
 
     ``reference`` ``(N, C)`` and ``estimate`` ``(M, C)`` are frames of
     natural-log cepstra (e.g. the orthonormal-DCT MFCC of
-    :func:`silentspeech.audio.acoustic_features`). Per frame pair
+    :func:`silentspeech.features.acoustic_features`). Per frame pair
     ``10 / ln(10) * sqrt(2 * sum_{k=1..K} (c_k - c'_k)^2)`` with ``K =
     n_coefficients`` (c0, the energy, is left out), averaged over frames. When
     ``N == M`` frames pair up one to one; otherwise over the pairs of the
@@ -243,38 +243,6 @@ def classification_scores(labels: Sequence[int] | np.ndarray, predictions: Seque
         confusion=confusion,
         windows=int(labels.size),
     )
-
-
-def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> None:
-    """Write a PNG of a confusion matrix (rows true, columns predicted), each row as fractions of its class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from silentspeech.atomic import atomic_open
-
-    confusion = np.asarray(confusion)
-    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    size = min(4 + 0.35 * len(class_names), 20)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=90 if len(class_names) > 8 else 45, ha="right" if len(class_names) <= 8 else "center")
-    ax.set_yticks(ticks, class_names)
-    if len(class_names) <= 15:
-        for i in ticks:
-            for j in ticks:
-                if confusion[i, j]:
-                    ax.text(j, i, str(confusion[i, j]), ha="center", va="center", color="white" if rows[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix")
-    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def _torch_threads():
 def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
     """Generate a synthetic corpus of ``utterances`` (seed 0) and prepare its cache; returns the cache folder."""
     from silentspeech.data.cache import prepare_cache
-    from silentspeech.data.synthetic import generate_corpus
+    from silentspeech.data.synthetic.speech import generate_corpus
 
     root = tmp_path_factory.mktemp("corpus")
     generate_corpus(root, utterances=utterances, seed=0, progress=False)

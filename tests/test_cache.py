@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_gaddy import BOOK, LONG_TEXTGRID, write_corpus  # noqa: E402 (tests/ is on sys.path under pytest)
 
 from silentspeech.cli import main
 from silentspeech.data.cache import (
@@ -18,8 +19,7 @@ from silentspeech.data.cache import (
     prepare_cache,
 )
 from silentspeech.data.gaddy import CorpusError
-from silentspeech.signals import EMGPreprocessing
-from test_gaddy import BOOK, LONG_TEXTGRID, write_corpus  # noqa: E402 (tests/ is on sys.path under pytest)
+from silentspeech.preprocessing import EMGPreprocessing
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from silentspeech.decoding import BeamSearchDecoder, drop_blank_runs, greedy_decode, training_unigrams, unigrams_from_texts
-from silentspeech.lm import ArpaError, estimate_kneser_ney, write_arpa
+from silentspeech.decoding.beam import BeamSearchDecoder, drop_blank_runs, greedy_decode, training_unigrams, unigrams_from_texts
+from silentspeech.decoding.ngram import ArpaError, estimate_kneser_ney, write_arpa
 from silentspeech.text import LABELS, NUM_CLASSES
 
 FLOOR = 1e-4

@@ -15,11 +15,11 @@ import torch
 from gradio_client import Client, handle_file
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
-from silentspeech.audio import AUDIO_RATE
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
-from silentspeech.data.synthetic import generate_corpus
-from silentspeech.lm import estimate_kneser_ney, write_arpa
+from silentspeech.data.synthetic.speech import generate_corpus
+from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.features import AUDIO_RATE
 from silentspeech.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

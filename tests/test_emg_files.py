@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from silentspeech.data.emg_files import read_emg_file, read_emg_files
-from silentspeech.signals import EMGError
+from silentspeech.preprocessing import EMGError
 
 
 def test_npy_needs_rate_and_checks_channels(tmp_path):

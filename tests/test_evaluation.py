@@ -13,9 +13,10 @@ from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
-from silentspeech.decoding import DEFAULT_ALPHA
-from silentspeech.evaluation import LM_PARAMS, evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
-from silentspeech.lm import estimate_kneser_ney, write_arpa
+from silentspeech.decoding.beam import DEFAULT_ALPHA
+from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
+from silentspeech.runs import LM_PARAMS
 from silentspeech.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from silentspeech import figures
-from silentspeech.audio import mfcc_from_log_mel
-from silentspeech.signals import EMG_RATE
+from silentspeech.features import mfcc_from_log_mel
+from silentspeech.preprocessing import EMG_RATE
 
 
 def test_emg_figure_has_a_raw_and_a_filtered_panel(tmp_path):

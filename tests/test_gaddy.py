@@ -23,7 +23,7 @@ from silentspeech.data.gaddy import (
     read_split_file,
 )
 from silentspeech.phonemes import NUM_PHONEMES, PHONEMES, SIL, TextGridError, phoneme_frames, read_textgrid
-from silentspeech.signals import EMGPreprocessing, preprocess_emg
+from silentspeech.preprocessing import EMGPreprocessing, preprocess_emg
 
 BOOK = "books/War_of_the_Worlds.txt"
 

@@ -28,8 +28,8 @@ from silentspeech.data.gestures import (
     read_uci_emg,
     split_segments,
 )
-from silentspeech.data.synthetic_gestures import SyntheticGestures, generate_gesture_recordings
-from silentspeech.signals import EMGError
+from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
+from silentspeech.preprocessing import EMGError
 
 RNG = np.random.default_rng(0)
 

@@ -11,7 +11,8 @@ import scipy.io
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.metrics import classification_scores, plot_confusion_matrix, regression_scores
+from silentspeech.figures import confusion_figure, save_figure
+from silentspeech.metrics import classification_scores, regression_scores
 from silentspeech.models.heads import GestureClassifier, KinematicsRegressor, channel_concatenated
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, TinyMyoPretrainer, save_tinymyo
 from silentspeech.tasks import load_checkpoint
@@ -71,7 +72,7 @@ def test_classification_scores_and_confusion_figure(tmp_path):
     # F1: class 0 = 2*1/(2+2) = 0.5, class 1 = 2*2/(2+3) = 0.8, class 2 = 0; class 3 absent everywhere
     assert scores.macro_f1 == pytest.approx((0.5 + 0.8 + 0.0) / 3)
     assert scores.confusion[0].tolist() == [1, 1, 0, 0] and scores.confusion.sum() == 5
-    plot_confusion_matrix(scores.confusion, ["a", "b", "c", "d"], str(tmp_path / "cm.png"))
+    save_figure(confusion_figure(scores.confusion, ["a", "b", "c", "d"]), tmp_path / "cm.png")
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="outside"):
         classification_scores([0, 5], [0, 1], classes=3)

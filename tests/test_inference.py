@@ -1,4 +1,4 @@
-"""Fast inference (silentspeech.inference): the ONNX Runtime graph equals torch, and falls back to it."""
+"""Fast inference (silentspeech.inference.onnx): the ONNX Runtime graph equals torch, and falls back to it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from silentspeech import inference
-from silentspeech.inference import TOLERANCE, FastSpeechModel, load_fast_recognizer
+from silentspeech.inference import onnx as inference
+from silentspeech.inference.onnx import TOLERANCE, FastSpeechModel, load_fast_recognizer
+from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
-from silentspeech.pipeline import SilentSpeechPipeline
 
 
 def small_speech_model(outputs: list[str]) -> SpeechModel:

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from silentspeech.cli import main
-from silentspeech.lm import (
+from silentspeech.decoding.ngram import (
     ArpaError,
     book_sentences,
     build_lm,

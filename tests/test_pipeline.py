@@ -9,13 +9,13 @@ import pytest
 import soundfile
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
-from silentspeech.audio import AUDIO_RATE
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml
+from silentspeech.features import AUDIO_RATE
+from silentspeech.inference.pipeline import SilentSpeechPipeline, check_recording
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
-from silentspeech.pipeline import SilentSpeechPipeline, check_recording
-from silentspeech.signals import EMG_RATE, EMGError
+from silentspeech.preprocessing import EMG_RATE, EMGError
 from silentspeech.tasks.production import ProductionConfig
 
 

@@ -17,7 +17,7 @@ from silentspeech.data.pretraining import (
     minmax_scale,
     source_recordings,
 )
-from silentspeech.data.synthetic_gestures import SyntheticGestures
+from silentspeech.data.synthetic.gestures import SyntheticGestures
 from silentspeech.models.tinymyo import TinyMyoPretrainer, load_tinymyo
 from silentspeech.tasks.pretrain import PretrainConfig, random_patch_mask, reconstruction_loss, train
 

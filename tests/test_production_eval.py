@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import prepared_synthetic_cache
+from test_pipeline import save_production_run
 
-from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
-from silentspeech.config import config_to_yaml
-from silentspeech.production_eval import load_asr
+from silentspeech.evaluation.production import load_asr
 from silentspeech.tasks import load_checkpoint, train_recipe
 from silentspeech.tasks.audio_asr import AudioRecognizer, AudioRecognizerConfig, transcribe_audio
-from test_pipeline import save_production_run
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "synthetic" / "audio_asr.yaml"
 TINY_ASR = ["model.dim=16", "model.depth=1", "model.heads=2", "model.mlp_dim=32"]

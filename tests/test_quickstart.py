@@ -7,9 +7,12 @@ import json
 import pytest
 import soundfile
 
-from silentspeech import evaluation, quickstart
-from silentspeech.quickstart import REPO, STAGES, QuickstartLayout, closing_message, run_quickstart
-from silentspeech.vocoder import load_vocoder_recipe, train_vocoder
+from silentspeech.config import bundled_recipe
+from silentspeech.evaluation import recognition as evaluation
+from silentspeech.quickstart import run as quickstart
+from silentspeech.quickstart.layout import QuickstartLayout
+from silentspeech.quickstart.run import STAGES, closing_message, run_quickstart
+from silentspeech.vocoder.train import load_vocoder_recipe, train_vocoder
 
 #: Tiny recognition/production models and a few steps: seconds on one core.
 TINY_MODEL = [
@@ -96,7 +99,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
 def test_a_killed_vocoder_stage_resumes_and_is_then_compared(tmp_path):
     run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache"), workers=0)
     layout = QuickstartLayout(tmp_path)
-    recipe = load_vocoder_recipe(REPO / "vocoder" / "small.yaml", [f"cache={layout.cache}", f"out_dir={layout.vocoder}", *TINY_VOCODER])
+    recipe = load_vocoder_recipe(bundled_recipe("vocoder/small.yaml"), [f"cache={layout.cache}", f"out_dir={layout.vocoder}", *TINY_VOCODER])
     recipe.max_steps = 1
     train_vocoder(recipe)
     # A run killed mid-training has its checkpoint but not the history written at its end.

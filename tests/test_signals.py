@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from silentspeech.audio import (
+from silentspeech.features import (
     AUDIO_RATE,
     FRAME_RATE,
     AudioError,
@@ -17,7 +17,7 @@ from silentspeech.audio import (
     log_mel_from_mfcc,
     mfcc_from_log_mel,
 )
-from silentspeech.signals import (
+from silentspeech.preprocessing import (
     EMG_PER_FRAME,
     EMG_RATE,
     EMGError,

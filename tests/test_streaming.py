@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
-from silentspeech.audio import FRAME_RATE
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml
 from silentspeech.data.emg_files import EMGRecording
-from silentspeech.lm import estimate_kneser_ney, write_arpa
+from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.features import FRAME_RATE
+from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.inference.streaming import FILTER_CONTEXT_S, StreamingRecognizer, read_float32_chunks, replay_recording
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
-from silentspeech.pipeline import SilentSpeechPipeline
-from silentspeech.signals import EMG_PER_FRAME, EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
-from silentspeech.streaming import FILTER_CONTEXT_S, StreamingRecognizer, read_float32_chunks, replay_recording
+from silentspeech.preprocessing import EMG_PER_FRAME, EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
 from silentspeech.tasks.recognition import RecognitionConfig
 from silentspeech.text import BLANK, LABELS
 

@@ -11,9 +11,10 @@ import scipy.signal
 import soundfile as sf
 
 from silentspeech.cli import main
-from silentspeech.data import synthetic, vocabulary
 from silentspeech.data.gaddy import read_corpus
-from silentspeech.signals import preprocess_emg
+from silentspeech.data.synthetic import language
+from silentspeech.data.synthetic import speech as synthetic
+from silentspeech.preprocessing import preprocess_emg
 from silentspeech.text import CHARACTERS, normalize_text
 
 FOLDERS = (
@@ -164,18 +165,18 @@ def test_too_few_utterances_is_a_clear_error(tmp_path):
 
 
 def test_vocabulary_and_grammar():
-    words = vocabulary.open_vocabulary()
+    words = language.open_vocabulary()
     assert len(words) >= 1000
     rng = np.random.default_rng(0)
     for _ in range(300):
-        text = normalize_text(vocabulary.open_sentence(rng))
+        text = normalize_text(language.open_sentence(rng))
         tokens = text.split()
-        assert vocabulary.MIN_WORDS <= len(tokens) <= vocabulary.MAX_WORDS, text
+        assert language.MIN_WORDS <= len(tokens) <= language.MAX_WORDS, text
         assert set(tokens) <= words, text
     for _ in range(100):
-        text = normalize_text(vocabulary.closed_vocab_sentence(rng))
+        text = normalize_text(language.closed_vocab_sentence(rng))
         assert text and set(text) <= set(CHARACTERS), text
-    assert vocabulary.sentences(5, seed=4) == vocabulary.sentences(5, seed=4)
+    assert language.sentences(5, seed=4) == language.sentences(5, seed=4)
 
 
 def test_every_character_has_a_distinct_articulatory_target():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepared_synthetic_cache
 import pytorch_lightning as pl
 import torch
+from conftest import prepared_synthetic_cache
 from safetensors.torch import load_file
 
 from silentspeech.config import RecipeError, load_recipe

@@ -11,29 +11,20 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from conftest import prepared_synthetic_cache
 from safetensors.torch import load_file
 
-from conftest import prepared_synthetic_cache
-from silentspeech.audio import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.atomic import atomic_save_npz
 from silentspeech.data.cache import CACHE_VERSION
-from silentspeech import vocoder as vocoder_module
+from silentspeech.features import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
-from silentspeech.vocoder import (
-    GeneratorConfig,
-    NoisyHifiganGenerator,
-    align_to_audio_frames,
-    build_generator,
-    compare_resynthesis,
-    dc_offset_loss,
-    import_original_state_dict,
-    load_original_hifigan,
-    load_vocoder,
-    load_vocoder_recipe,
-    predicted_feature_pairs,
-    save_generator,
-    train_vocoder,
-)
+from silentspeech.vocoder import compare as vocoder_compare
+from silentspeech.vocoder import train as vocoder_train
+from silentspeech.vocoder.compare import compare_resynthesis
+from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, save_generator
+from silentspeech.vocoder.original import import_original_state_dict, load_original_hifigan
+from silentspeech.vocoder.synthesis import load_vocoder
+from silentspeech.vocoder.train import align_to_audio_frames, dc_offset_loss, load_vocoder_recipe, predicted_feature_pairs, train_vocoder
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = GeneratorConfig(
@@ -212,7 +203,7 @@ def test_second_rendition_row_scores_new_noise_and_needs_a_synthetic_corpus(tiny
     cache = prepared_synthetic_cache(tmp_path_factory, utterances=20)
     out = tmp_path_factory.mktemp("compare")
     scores = compare_resynthesis(cache, None, split="test", limit=1, out_dir=out, second_rendition=True)
-    assert [s.method for s in scores] == ["griffin-lim", vocoder_module.SECOND_RENDITION]
+    assert [s.method for s in scores] == ["griffin-lim", vocoder_compare.SECOND_RENDITION]
     rendition = scores[1]
     assert rendition.utterances == 1 and 0.5 < rendition.log_spectral_distance_db < 20.0
     assert any(p.name.endswith(".second rendition.wav") for p in out.iterdir())
@@ -304,7 +295,7 @@ def test_adversarial_step_trains_and_saves_the_discriminators(tiny_cache, tmp_pa
 
 def test_training_sets_cpu_threads_and_restores_them(tiny_cache, tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(vocoder_module, "_train_vocoder", lambda recipe, resume: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(vocoder_train, "_train_vocoder", lambda recipe, resume: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     wanted = 2 if before == 1 else 1  # differs from the current count, so the test sees the change
     train_vocoder(tiny_recipe(tiny_cache, tmp_path / "run", "max_steps=1", f"cpu_threads={wanted}", "device=cpu"))
@@ -346,13 +337,13 @@ class StandInProductionModel(torch.nn.Module):
 
 
 def test_finetune_pairs_use_predictions_aligned_to_the_true_audio(tiny_cache, monkeypatch):
-    monkeypatch.setattr(vocoder_module, "load_checkpoint", lambda run, task: (StandInProductionModel(stretch=1.3), None))
+    monkeypatch.setattr(vocoder_train, "load_checkpoint", lambda run, task: (StandInProductionModel(stretch=1.3), None))
     pairs = predicted_feature_pairs(tiny_cache, "runs/production", "train", n_mfcc=80)
     assert len(pairs) == 4
     for pair in pairs:
         assert pair.log_mel.shape[0] * HOP_LENGTH == pair.audio.shape[0]  # DTW put predictions on the audio's frames
         np.testing.assert_allclose(pair.log_mel, np.broadcast_to(pair.log_mel[:1], pair.log_mel.shape), atol=1e-5)
-    monkeypatch.setattr(vocoder_module, "load_checkpoint", lambda run, task: (StandInProductionModel(26), None))
+    monkeypatch.setattr(vocoder_train, "load_checkpoint", lambda run, task: (StandInProductionModel(26), None))
     with pytest.raises(ValueError, match="predicts 26 features per frame, the vocoder takes 80"):
         predicted_feature_pairs(tiny_cache, "runs/production", "train", n_mfcc=80)
 

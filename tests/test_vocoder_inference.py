@@ -9,21 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from silentspeech import vocoder as vocoder_module
-from silentspeech.audio import HOP_LENGTH
 from safetensors import safe_open
 
-from silentspeech.vocoder import (
-    EXPORT_TOLERANCE,
-    GeneratorConfig,
-    NoisyHifiganGenerator,
-    Vocoder,
-    build_generator,
-    load_vocoder,
-    min_generator_frames,
-    save_generator,
-)
+from silentspeech.features import HOP_LENGTH
+from silentspeech.vocoder import synthesis as vocoder_synthesis
+from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, min_generator_frames, save_generator
+from silentspeech.vocoder.synthesis import EXPORT_TOLERANCE, Vocoder, load_vocoder
 
 TINY = GeneratorConfig(
     upsample_rates=[8, 8, 4],
@@ -89,11 +80,11 @@ def _export_fails(*args, **kwargs):
 @pytest.mark.parametrize("break_it", ["export", "onnxruntime", "tolerance"])
 def test_falls_back_to_torch_when_the_fast_path_is_unavailable(monkeypatch, break_it):
     if break_it == "export":
-        monkeypatch.setattr(vocoder_module, "export_generator_onnx", _export_fails)
+        monkeypatch.setattr(vocoder_synthesis, "export_generator_onnx", _export_fails)
     elif break_it == "onnxruntime":
         monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
     else:
-        monkeypatch.setattr(vocoder_module, "EXPORT_TOLERANCE", -1.0)  # every check fails
+        monkeypatch.setattr(vocoder_synthesis, "EXPORT_TOLERANCE", -1.0)  # every check fails
     with pytest.warns(RuntimeWarning, match="running plain torch"):
         fallback = Vocoder(TINY, tiny_generator(), "tiny")
     assert fallback.backend == "torch" and fallback.method == "hifigan"

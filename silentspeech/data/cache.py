@@ -49,7 +49,7 @@ from silentspeech.data.gaddy import (
     load_utterance,
     read_corpus,
 )
-from silentspeech.signals import EMG_PER_FRAME, EMGPreprocessing
+from silentspeech.preprocessing import EMG_PER_FRAME, EMGPreprocessing
 from silentspeech.text import text_to_ids
 
 log = logging.getLogger(__name__)

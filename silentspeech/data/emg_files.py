@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from silentspeech.signals import RAW_EMG_RATE, EMGError, check_emg
+from silentspeech.preprocessing import RAW_EMG_RATE, EMGError, check_emg
 
 
 @dataclass
@@ -95,7 +95,7 @@ def read_emg_file(
         channels: expected channel count, checked when given.
         info: the utterance's ``{i}_info.json`` when it is not beside ``path``.
 
-    Raises :class:`~silentspeech.signals.EMGError` naming the file for a
+    Raises :class:`~silentspeech.preprocessing.EMGError` naming the file for a
     missing, unreadable, empty, NaN-holding or wrongly shaped recording, or a
     missing rate.
     """
@@ -128,7 +128,7 @@ def read_emg_files(paths: Sequence[str | os.PathLike], rate: float | None = None
     ``paths`` holds one EMG file (``.npy``/``.csv``, as :func:`read_emg_file`
     takes) and, for a Gaddy utterance, optionally its ``{i}_info.json``
     from anywhere; other Gaddy files of the utterance (audio, button) are
-    ignored. Raises :class:`~silentspeech.signals.EMGError` when there is no
+    ignored. Raises :class:`~silentspeech.preprocessing.EMGError` when there is no
     EMG file, more than one, or an info file of another utterance.
     """
     paths = [Path(p) for p in paths]

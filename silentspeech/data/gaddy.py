@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from silentspeech.audio import AUDIO_RATE, FRAME_RATE, AudioError, acoustic_features, load_audio
-from silentspeech.phonemes import TextGridError, phoneme_frames, read_textgrid
 from silentspeech.data.emg_files import read_emg_file
-from silentspeech.signals import RAW_EMG_RATE, EMGError, EMGPreprocessing, align_to_frames, preprocess_emg
+from silentspeech.features import AUDIO_RATE, FRAME_RATE, AudioError, acoustic_features, load_audio
+from silentspeech.phonemes import TextGridError, phoneme_frames, read_textgrid
+from silentspeech.preprocessing import RAW_EMG_RATE, EMGError, EMGPreprocessing, align_to_frames, preprocess_emg
 from silentspeech.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -520,7 +520,7 @@ def load_utterance(
     """Preprocessed EMG, acoustic features and phonemes of one utterance.
 
     EMG is filtered together with the previous and next utterance of the same
-    session folder (:func:`silentspeech.signals.preprocess_emg`) and resampled
+    session folder (:func:`silentspeech.preprocessing.preprocess_emg`) and resampled
     to 689.06 Hz; the audio is resampled to 22050 Hz and turned into
     ``n_mfcc`` MFCC; both are trimmed so the EMG is exactly 8 x the frame
     count. Raises :class:`CorpusError` naming the file for bad input.

@@ -43,8 +43,8 @@ import scipy.signal
 import torch
 from torch.utils.data import Dataset
 
-from silentspeech.data.synthetic_gestures import SyntheticGestures, generate_gesture_recordings
-from silentspeech.signals import EMGError, check_emg, notch_harmonics, resample
+from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
+from silentspeech.preprocessing import EMGError, check_emg, notch_harmonics, resample
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def condition_emg(
     """Filter raw EMG ``(samples, channels)`` at ``rate`` Hz and resample it.
 
     Returns float32 ``(samples', channels)`` at ``target_rate`` Hz (``rate``
-    when None). Raises :class:`~silentspeech.signals.EMGError` naming
+    when None). Raises :class:`~silentspeech.preprocessing.EMGError` naming
     ``source`` for NaN, empty or wrongly shaped input.
     """
     x = check_emg(emg, None, source)

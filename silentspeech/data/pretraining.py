@@ -43,7 +43,7 @@ from silentspeech.data.gestures import (
     read_ninapro_db8,
     read_uci_emg,
 )
-from silentspeech.data.synthetic_gestures import SyntheticGestures, generate_gesture_recordings
+from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def source_recordings(source: WindowSource, rate: float, filtering: GestureFilte
         segments = read_labelled_folder(source.root, source.rate, source.folder, filtering, rate).segments
         return [s.emg for s in _even_pick(segments, source.max_recordings)]
     if kind == "synthetic_speech":
-        from silentspeech.data.synthetic import generate_corpus
+        from silentspeech.data.synthetic.speech import generate_corpus
 
         generate_corpus(source.root, utterances=source.utterances, seed=source.seed)
     if kind in ("gaddy", "synthetic_speech"):

@@ -34,6 +34,7 @@ from silentspeech.export.report import (
     render_report,
     summary,
 )
+from silentspeech.runs import config_file
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _windows(dataset, picks: np.ndarray) -> np.ndarray:
 def synthetic_windows(channels: int, samples: int, count: int) -> np.ndarray:
     """Windows of synthetic gesture EMG (2 kHz, TinyMyo's rate), z-scored: for sizing a bare encoder only."""
     from silentspeech.data.gestures import GestureDataConfig, load_gesture_data
-    from silentspeech.data.synthetic_gestures import SyntheticGestures
+    from silentspeech.data.synthetic.gestures import SyntheticGestures
 
     config = GestureDataConfig(
         dataset="synthetic", window=samples, stride=max(1, samples // 2), synthetic=SyntheticGestures(channels=channels, rate=2000.0)
@@ -180,7 +181,7 @@ def export_checkpoint(
     from silentspeech.models.tinymyo import TinyMyoPretrainer, load_tinymyo
 
     checkpoint = Path(checkpoint)
-    run_config = checkpoint / "config.yaml" if checkpoint.is_dir() else checkpoint.with_name("config.yaml")
+    run_config = config_file(checkpoint)
     data_config, labels, tests = None, None, None
     if run_config.is_file():
         from silentspeech.tasks import load_checkpoint

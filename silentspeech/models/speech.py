@@ -27,7 +27,7 @@ from torch import nn
 
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, check_lengths, load_tinymyo
 from silentspeech.phonemes import NUM_PHONEMES
-from silentspeech.signals import EMG_PER_FRAME
+from silentspeech.preprocessing import EMG_PER_FRAME
 from silentspeech.text import NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class SpeechModel(nn.Module):
         1.5x faster on 10 s of EMG on a CPU, and the outputs are the same. A
         traced graph cannot look at the data, so it keeps the mask unless
         ``padded_frames=False`` promises that every item fills all F frames
-        (``silentspeech.inference`` exports one graph of each kind).
+        (``silentspeech.inference.onnx`` exports one graph of each kind).
         """
         if emg.dim() != 3 or emg.shape[1] != self.config.emg_channels:
             raise ValueError(

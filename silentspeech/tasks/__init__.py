@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from silentspeech.config import RecipeError, load_recipe, recipe_task
+from silentspeech.runs import LAST_WEIGHTS, config_file, weights_file
 
 #: Recipe ``task:`` name -> module defining ``TASK``.
 TASK_MODULES = {
@@ -70,16 +71,15 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None) -> tuple[t
     """
     from safetensors import safe_open
 
-    path = Path(path)
-    weights = path / "best.safetensors" if path.is_dir() else path
+    weights = weights_file(path)
     if not weights.is_file():
         hint = "give a run directory or a .safetensors file"
-        if (weights.parent / "last.safetensors").is_file():
-            hint = f"the run has not validated yet; {weights.parent / 'last.safetensors'} holds its latest weights"
+        if (weights.parent / LAST_WEIGHTS).is_file():
+            hint = f"the run has not validated yet; {weights.parent / LAST_WEIGHTS} holds its latest weights"
         raise FileNotFoundError(f"{weights}: no such checkpoint ({hint})")
     if weights.suffix != ".safetensors":
         raise ValueError(f"{weights}: not a .safetensors weights file (resume state in .ckpt files is for `train --resume`)")
-    config_path = weights.parent / "config.yaml"
+    config_path = config_file(weights)
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; a checkpoint needs the config.yaml of its run beside it")
     name = recipe_task(config_path)

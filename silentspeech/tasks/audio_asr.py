@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from silentspeech.audio import acoustic_features
-from silentspeech.decoding import greedy_decode
+from silentspeech.decoding.beam import greedy_decode
+from silentspeech.features import acoustic_features
 from silentspeech.tasks import Task
 from silentspeech.tasks.engine import RunConfig, fit
 from silentspeech.tasks.recognition import RecognitionTask, ctc_loss

@@ -56,14 +56,10 @@ from safetensors.torch import load_file
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml
+from silentspeech.runs import BEST_WEIGHTS, CONFIG_FILE, LAST_CHECKPOINT, LAST_WEIGHTS, TEST_METRICS
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-BEST_WEIGHTS = "best.safetensors"
-LAST_WEIGHTS = "last.safetensors"
-LAST_CHECKPOINT = "last.ckpt"
-TEST_METRICS = "test_metrics.json"
 
 
 # --- configuration -----------------------------------------------------------

@@ -20,14 +20,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWindows, load_gesture_data
-from silentspeech.metrics import classification_scores, plot_confusion_matrix
+from silentspeech.figures import confusion_figure, save_figure
+from silentspeech.metrics import classification_scores
 from silentspeech.models.heads import GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
 from silentspeech.tasks import Task
@@ -185,7 +185,7 @@ class GestureTask(TaskModule):
         self.log(f"{stage}/macro_f1", scores.macro_f1)
         if stage == "test" and self.trainer.is_global_zero:
             title = f"test: accuracy {scores.accuracy:.3f}, macro-F1 {scores.macro_f1:.3f} ({scores.windows} windows)"
-            plot_confusion_matrix(scores.confusion, self.class_names, str(self.run_dir / CONFUSION_FILE), title)
+            save_figure(confusion_figure(scores.confusion, self.class_names, title), self.run_dir / CONFUSION_FILE)
 
 
 def check_window(config: DownstreamModelConfig, window: int) -> None:

@@ -20,17 +20,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from silentspeech.atomic import atomic_open
 from silentspeech.data.pretraining import MixtureBatchSampler, WindowMixtureConfig, build_pretrain_windows
+from silentspeech.figures import reconstruction_figure, save_figure
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoPretrainer, load_tinymyo, patches, save_tinymyo
+from silentspeech.runs import BEST_WEIGHTS
 from silentspeech.tasks import Task
-from silentspeech.tasks.engine import BEST_WEIGHTS, OptimConfig, RunConfig, TaskModule, TrainerConfig, fit, training_loader
+from silentspeech.tasks.engine import OptimConfig, RunConfig, TaskModule, TrainerConfig, fit, training_loader
 
 log = logging.getLogger(__name__)
 
@@ -174,37 +174,18 @@ def build_model(config: PretrainConfig) -> TinyMyoPretrainer:
 
 
 def plot_reconstruction(model: TinyMyoPretrainer, item: dict, mask_ratio: float, path: Path, seed: int = 0) -> None:
-    """PNG of one window: input and reconstruction per real channel, masked patches shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """PNG of one window: input and reconstruction per real channel (up to 6), masked patches shaded."""
     emg = item["emg"][None]
     patch_len = model.config.patch_len
     per_channel = emg.shape[2] // patch_len
-    channels = int(item["channel_mask"].sum())
+    shown = min(int(item["channel_mask"].sum()), 6)
     mask = random_patch_mask(1, emg.shape[1] * per_channel, mask_ratio, torch.Generator().manual_seed(seed))
     model.eval()
     with torch.no_grad():
         predicted = model(emg, mask).reshape(emg.shape[1], -1).numpy()
-    shown = min(channels, 6)
-    fig, axes = plt.subplots(shown, 1, figsize=(10, 1.4 * shown + 0.6), sharex=True, squeeze=False)
-    grid = mask.reshape(emg.shape[1], per_channel).numpy()
-    for c, ax in enumerate(axes[:, 0]):
-        for p in np.flatnonzero(grid[c]):
-            ax.axvspan(p * patch_len, (p + 1) * patch_len, color="0.85", lw=0)
-        ax.plot(emg[0, c].numpy(), color="k", lw=0.8, label="input")
-        ax.plot(predicted[c], color="tab:red", lw=0.8, label="reconstruction")
-        ax.set_ylabel(f"ch {c}")
-        ax.set_ylim(-1.1, 1.1)
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
-    axes[0, 0].set_title(f"masked reconstruction ({round(mask_ratio * 100)} % of patches masked, shaded)")
-    axes[-1, 0].set_xlabel("sample")
-    fig.tight_layout()
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    masked = mask.reshape(emg.shape[1], per_channel).numpy()
+    figure = reconstruction_figure(emg[0, :shown].numpy(), predicted[:shown], masked[:shown], patch_len, mask_ratio)
+    save_figure(figure, path)
 
 
 def train(config: PretrainConfig) -> Path:

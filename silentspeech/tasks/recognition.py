@@ -14,7 +14,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from silentspeech.decoding import greedy_decode
+from silentspeech.decoding.beam import greedy_decode
 from silentspeech.metrics import error_rates
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.tasks import Task

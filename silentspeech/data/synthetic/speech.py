@@ -13,7 +13,7 @@ with ``{i}_emg.npy`` (raw EMG, float32 ``(samples, 8)`` at 1 kHz),
 utterance; each session folder starts with silence clips
 (``sentence_index == -1``, empty text) as in the real corpus.
 
-How a recording is made. The prompt (:mod:`silentspeech.data.vocabulary`) is
+How a recording is made. The prompt (:mod:`silentspeech.data.synthetic.language`) is
 normalised to the CTC characters; every character, and the space as a pause,
 has a fixed articulatory target (jaw, tongue, lips, velum, voicing, ...; the
 same for every corpus seed, like a language). The speaker moves through the
@@ -29,7 +29,7 @@ articulatory trajectory ``(samples, 12)`` at 1 kHz. From it:
   weaker slow component of the trajectory, then the nuisances of real
   recordings: 60 Hz mains hum with harmonics, baseline drift, per-session
   gain and offset, sensor noise. Scaled so that after
-  :func:`silentspeech.signals.preprocess_emg` values are O(1) and the soft
+  :func:`silentspeech.preprocessing.preprocess_emg` values are O(1) and the soft
   clip is rarely reached.
 
 A silent twin repeats a voiced parallel sentence (same book and
@@ -62,8 +62,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from silentspeech.atomic import atomic_open, atomic_write_json
-from silentspeech.data import vocabulary
-from silentspeech.signals import RAW_EMG_RATE
+from silentspeech.data.synthetic import language
+from silentspeech.preprocessing import RAW_EMG_RATE
 from silentspeech.text import CHARACTERS, normalize_text
 
 #: Audio rate of the real corpus's flac files and of ``chunks[:, 1]``, Hz.
@@ -511,7 +511,7 @@ class CorpusSummary:
     skipped: int  #: complete utterances found and kept (a resumed run)
     seconds: float  #: total duration of the EMG, s
     vocabulary_words: int  #: distinct normalised words of the open-vocabulary prompts
-    grammar_words: int = field(default_factory=lambda: len(vocabulary.open_vocabulary()))
+    grammar_words: int = field(default_factory=lambda: len(language.open_vocabulary()))
 
     def __str__(self) -> str:
         lines = [f"synthetic corpus at {self.root} (seed {self.seed})"]
@@ -563,9 +563,9 @@ def plan_corpus(
     nonparallel = max(1, round(utterances * (1 - PARALLEL_SHARE - CLOSED_VOCAB_SHARE)))
     pairs = (utterances - nonparallel - 2 * closed_pairs) // 2
     nonparallel = utterances - 2 * pairs - 2 * closed_pairs
-    parallel_prompts = _unique_prompts(rng, pairs, vocabulary.open_sentence)
-    nonparallel_prompts = _unique_prompts(rng, nonparallel, vocabulary.open_sentence)
-    closed_prompts = _unique_prompts(rng, closed_pairs, vocabulary.closed_vocab_sentence)
+    parallel_prompts = _unique_prompts(rng, pairs, language.open_sentence)
+    nonparallel_prompts = _unique_prompts(rng, nonparallel, language.open_sentence)
+    closed_prompts = _unique_prompts(rng, closed_pairs, language.closed_vocab_sentence)
 
     folders: dict[str, list[tuple[str, str, int, str, bool]]] = {}
 
@@ -757,7 +757,7 @@ def generate_corpus(
     """
     root = Path(out)
     settings = {
-        "generator": "silentspeech.data.synthetic", "version": GENERATOR_VERSION, "seed": seed,
+        "generator": "silentspeech.data.synthetic.speech", "version": GENERATOR_VERSION, "seed": seed,
         "utterances": utterances, "sessions": sessions, "silence_clips": silence_clips,
         "dev_fraction": dev_fraction, "test_fraction": test_fraction,
     }

@@ -31,7 +31,7 @@ import numpy as np
 from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP
 from pyctcdecode.decoder import _log_softmax
 
-from silentspeech.lm import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
+from silentspeech.decoding.ngram import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
 from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
 
 #: Reference settings of TinyMyo's recogniser (FIELD_GUIDE §4); Gaddy used alpha 1.5, beta 1.85, beam 100.
@@ -117,9 +117,9 @@ def training_unigrams(cache: str | os.PathLike) -> list[str]:
 def load_kenlm(lm_path: str | os.PathLike):
     """Load a KenLM model (ARPA or binary) for decoding, after checking it.
 
-    An ARPA file is validated first (:func:`silentspeech.lm.check_arpa`,
+    An ARPA file is validated first (:func:`silentspeech.decoding.ngram.check_arpa`,
     since KenLM may crash or hang on a truncated one) and its vocabulary must
-    fit the recogniser's charset (:func:`silentspeech.lm.check_vocabulary`).
+    fit the recogniser's charset (:func:`silentspeech.decoding.ngram.check_vocabulary`).
     A KenLM binary is handed to KenLM as is.
     """
     import kenlm

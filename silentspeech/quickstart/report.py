@@ -4,7 +4,7 @@
 recogniser's test evaluation, the production model's test metrics, the
 vocoder's comparison with Griffin-Lim, the wall time per stage) and makes
 what only the report shows, for a few silent test utterances run end to end
-from their raw EMG files through :class:`~silentspeech.pipeline.SilentSpeechPipeline`:
+from their raw EMG files through :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline`:
 
 - ``emg.png``: raw and filtered EMG of the first one;
 - ``spectrogram.png``: the production model's prediction vs the features of
@@ -23,24 +23,22 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from silentspeech.alignment import alignment_costs, dtw_path
 from silentspeech.atomic import atomic_write_text
-from silentspeech.audio import AUDIO_RATE, load_audio
 from silentspeech.data.cache import CachedUtterances, read_manifest
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import SPLITS
+from silentspeech.features import AUDIO_RATE, load_audio, write_wav
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
-from silentspeech.pipeline import SilentSpeechPipeline, write_wav
-from silentspeech.vocoder import SECOND_RENDITION, load_vocoder
-
-if TYPE_CHECKING:
-    from silentspeech.quickstart import QuickstartLayout
+from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.quickstart.layout import QuickstartLayout
+from silentspeech.vocoder.compare import SECOND_RENDITION
+from silentspeech.vocoder.synthesis import load_vocoder
 
 #: Test utterances synthesised into audio for the report.
 EXAMPLES = 4

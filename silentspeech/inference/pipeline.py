@@ -7,7 +7,7 @@ frame) and a vocoder (MFCC -> 22050 Hz audio; Griffin-Lim when no HiFi-GAN is
 given, and the result says so). Either model may be left out. Each call of
 :meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
-Runtime graphs (:mod:`silentspeech.inference`, same outputs within 1e-4,
+Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
 several times faster), falling back to torch; ``fast=False`` keeps torch.
 
 Plausible recordings (:func:`check_recording`): surface EMG carries power up
@@ -23,18 +23,18 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from silentspeech.audio import AUDIO_RATE
 from silentspeech.data.emg_files import EMGRecording
-from silentspeech.decoding import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
-from silentspeech.inference import FastSpeechModel
-from silentspeech.signals import EMG_RATE, RAW_EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
-from silentspeech.vocoder import Vocoder, load_vocoder
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.features import AUDIO_RATE
+from silentspeech.inference.onnx import FastSpeechModel
+from silentspeech.preprocessing import EMG_RATE, RAW_EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.runtime import pick_device
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
 #: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
 MIN_EMG_RATE = 900.0
@@ -47,7 +47,7 @@ MIN_SECONDS, MAX_SECONDS = 0.25, 120.0
 def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "EMG") -> np.ndarray:
     """Validate raw EMG ``(samples, channels)`` at ``rate`` Hz for the models; returns it as float64.
 
-    Raises :class:`~silentspeech.signals.EMGError` naming ``source`` for a
+    Raises :class:`~silentspeech.preprocessing.EMGError` naming ``source`` for a
     wrong channel count, NaN, or a rate or duration outside the plausible
     ranges of the module docstring.
     """
@@ -87,10 +87,6 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _pick_device(device: str) -> torch.device:
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
-
-
 def _load_model(model: str | os.PathLike | torch.nn.Module | None, task: str, device: torch.device) -> torch.nn.Module | None:
     """A run directory / .safetensors of ``task`` loaded by ``load_checkpoint``, or an already built model."""
     if model is None:
@@ -110,15 +106,15 @@ class SilentSpeechPipeline:
             :class:`~silentspeech.models.speech.SpeechModel` with a ``ctc`` head); None: no text.
         producer: production run directory / ``.safetensors`` (or a built
             model with an ``acoustic`` head); None: no audio.
-        vocoder: vocoder path (see :func:`~silentspeech.vocoder.load_vocoder`) or a
-            :class:`~silentspeech.vocoder.Vocoder`; None: the Griffin-Lim fallback.
+        vocoder: vocoder path (see :func:`~silentspeech.vocoder.synthesis.load_vocoder`) or a
+            :class:`~silentspeech.vocoder.synthesis.Vocoder`; None: the Griffin-Lim fallback.
         lm: KenLM (ARPA or binary) for beam search; None: beam search without an LM.
         alpha, beta, beam: LM weight, word bonus and beam width; ``beam=0`` skips beam search.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         mains: mains frequency to notch in the raw EMG, Hz (60; 50 in Europe).
-        fast: run the models through :class:`~silentspeech.inference.FastSpeechModel`
+        fast: run the models through :class:`~silentspeech.inference.onnx.FastSpeechModel`
             and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
-            otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.Vocoder` keeps its backend.
+            otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.synthesis.Vocoder` keeps its backend.
     """
 
     def __init__(
@@ -136,7 +132,7 @@ class SilentSpeechPipeline:
     ) -> None:
         if recognizer is None and producer is None:
             raise ValueError("the pipeline needs a recognizer, a producer or both")
-        self.device = _pick_device(device)
+        self.device = pick_device(device)
         self.recognizer = _load_model(recognizer, "recognition", self.device)
         self.producer = _load_model(producer, "production", self.device)
         if self.recognizer is not None and "ctc" not in self.recognizer.config.outputs:
@@ -184,7 +180,7 @@ class SilentSpeechPipeline:
 
         ``recording`` is an :class:`~silentspeech.data.emg_files.EMGRecording`
         (its own rate) or a raw array (samples, channels) with ``rate`` in Hz.
-        Raises :class:`~silentspeech.signals.EMGError` for unusable input.
+        Raises :class:`~silentspeech.preprocessing.EMGError` for unusable input.
         """
         if isinstance(recording, EMGRecording):
             emg, rate, source = recording.emg, recording.rate, recording.source
@@ -225,16 +221,3 @@ class SilentSpeechPipeline:
             result.synthesis_method = self.vocoder.method
             result.timings["vocode"] = time.perf_counter() - start
         return result
-
-
-def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int = AUDIO_RATE) -> Path:
-    """Write mono float audio ``(samples,)`` as 16-bit PCM WAV, atomically; returns the path."""
-    import soundfile
-
-    from silentspeech.atomic import atomic_open
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as handle:
-        soundfile.write(handle, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
-    return path

@@ -10,10 +10,10 @@ How each chunk is processed, and why:
 
 * **Filtering: the current segment is re-filtered whole.** The models were
   trained on zero-phase (``filtfilt``) notch and high-pass filtered EMG
-  (:func:`silentspeech.signals.preprocess_emg`). A causal filter carrying its
+  (:func:`silentspeech.preprocessing.preprocess_emg`). A causal filter carrying its
   state across chunks would be cheaper, but it shifts phase and has half the
   attenuation (one pass instead of two), so the network would see input unlike
-  its training data. Re-running :func:`~silentspeech.signals.preprocess_emg`
+  its training data. Re-running :func:`~silentspeech.preprocessing.preprocess_emg`
   on the segment received so far gives exactly the offline input except for
   the newest few hundred milliseconds (the backward pass starts at the
   segment's end), which are tentative anyway. Resampling the segment from its
@@ -21,7 +21,7 @@ How each chunk is processed, and why:
   grid: frame ``k`` of a segment starting at raw sample ``s`` covers
   ``s / rate + k / 86.13`` seconds onwards.
 * **The Transformer is re-run on the whole segment**, through the
-  pipeline's :class:`~silentspeech.inference.FastSpeechModel` (ONNX Runtime on
+  pipeline's :class:`~silentspeech.inference.onnx.FastSpeechModel` (ONNX Runtime on
   CPU). Its attention is bidirectional, so every frame's posteriors may change
   when later EMG arrives; re-running it is the only exact option. The segment
   is bounded by ``max_segment_s`` (6 s by default, about a Gaddy utterance):
@@ -36,7 +36,7 @@ How each chunk is processed, and why:
   Within one segment the final greedy text is exactly the offline pipeline's.
 * **Decoding: beam search with the LM over the frames not yet firm.** Each
   chunk, the frames after the firm text are decoded by
-  :meth:`~silentspeech.decoding.BeamSearchDecoder.decode_words`, the LM
+  :meth:`~silentspeech.decoding.beam.BeamSearchDecoder.decode_words`, the LM
   continuing from the firm words. A word becomes firm when it ends at least
   ``settle_s`` before the newest frame, another word follows it, and the
   hypotheses of the last ``agreement`` chunks all have the same word in the
@@ -48,7 +48,7 @@ How each chunk is processed, and why:
   against 2.4 % offline with ``settle_s`` 0.8 s, 4.0 % with 0.4 s.
 
 The greedy (best-path) transcript of the segment is reported with the final
-event, for comparison with :attr:`~silentspeech.pipeline.PipelineResult.greedy_text`.
+event, for comparison with :attr:`~silentspeech.inference.pipeline.PipelineResult.greedy_text`.
 """
 
 from __future__ import annotations
@@ -61,15 +61,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from silentspeech.audio import FRAME_RATE
 from silentspeech.data.emg_files import EMGRecording
-from silentspeech.decoding import greedy_decode
-from silentspeech.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline
-from silentspeech.signals import EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.decoding.beam import greedy_decode
+from silentspeech.features import FRAME_RATE
+from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline
+from silentspeech.preprocessing import EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
 
 #: Raw EMG before a new segment that primes its zero-phase filters, seconds.
 FILTER_CONTEXT_S = 1.0
-#: Fewest raw samples :func:`~silentspeech.signals.preprocess_emg` filters; shorter segments wait.
+#: Fewest raw samples :func:`~silentspeech.preprocessing.preprocess_emg` filters; shorter segments wait.
 MIN_SEGMENT_SAMPLES = 64
 
 
@@ -121,7 +121,7 @@ class StreamingRecognizer:
     """Raw EMG chunks -> firm and tentative text (see the module docstring).
 
     Args:
-        pipeline: a :class:`~silentspeech.pipeline.SilentSpeechPipeline` with a
+        pipeline: a :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline` with a
             recognizer and a beam decoder (``beam`` > 0; its LM, alpha and beta are used).
         rate: raw EMG sampling rate, Hz (900-20000).
         source: name of the input, for error messages.
@@ -183,7 +183,7 @@ class StreamingRecognizer:
 
         ``arrival`` is the ``time.perf_counter()`` at which the chunk arrived
         (default: now); the event's latency counts from it. Raises
-        :class:`~silentspeech.signals.EMGError` for a wrong channel count or NaN.
+        :class:`~silentspeech.preprocessing.EMGError` for a wrong channel count or NaN.
         """
         arrival = time.perf_counter() if arrival is None else arrival
         chunk = check_emg(chunk, self.pipeline.channels, f"{self.source} at {self.received / self.rate:.2f} s")
@@ -313,7 +313,7 @@ def read_float32_chunks(stream: BinaryIO, channels: int, chunk_samples: int, sou
     (``samples x channels`` row-major, as ``emg.astype('<f4').tobytes()``
     writes a ``(samples, channels)`` array), no header. A chunk is yielded as
     soon as ``chunk_samples`` samples are in; the last may be shorter. Raises
-    :class:`~silentspeech.signals.EMGError` naming ``source`` when the stream
+    :class:`~silentspeech.preprocessing.EMGError` naming ``source`` when the stream
     ends inside a sample frame.
     """
     frame_bytes = 4 * channels

@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
-from silentspeech.decoding import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
+from silentspeech.runs import LM_PARAMS, run_directory
 
 #: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
-LM_PARAMS = "lm_params.json"
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
 DEFAULT_ALPHAS = (0.25, 0.5, 1.0, 1.5)
 DEFAULT_BETAS = (0.0, 1.0, 1.85, 3.0)
@@ -59,12 +59,6 @@ class LMSettings:
     alpha: float
     beta: float
     beam_width: int
-
-
-def run_directory(checkpoint: str | os.PathLike) -> Path:
-    """The run folder of ``checkpoint`` (a run directory or a ``.safetensors`` file inside one)."""
-    path = Path(checkpoint)
-    return path if path.is_dir() else path.parent
 
 
 def evaluation_folder(checkpoint: str | os.PathLike, split: str) -> Path:

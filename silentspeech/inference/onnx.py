@@ -39,30 +39,13 @@ import torch.nn.functional as F
 
 from silentspeech.models.speech import OUTPUT_KEYS, SpeechModel
 from silentspeech.models.tinymyo import check_lengths
-from silentspeech.signals import EMG_PER_FRAME, EMG_RATE
+from silentspeech.preprocessing import EMG_PER_FRAME, EMG_RATE
+from silentspeech.runtime import cpu_session
 
 #: Largest absolute difference allowed between the exported graph's outputs and torch's.
 TOLERANCE = 1e-4
 #: ``backend`` values.
 BACKENDS = ("onnxruntime", "torch")
-
-
-def cpu_session(graph: bytes, threads: int):
-    """An ONNX Runtime CPU session for a serialised graph, as every fast path here runs it.
-
-    ``threads`` intra-op threads, one inter-op thread, errors-only logging.
-    Idle worker threads sleep instead of spinning: spinning took a core from
-    the beam search that follows and from other processes (2.5x slower
-    forward on a loaded 2-core machine), and was no faster for the vocoder.
-    """
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 class _GraphForward(torch.nn.Module):

@@ -18,7 +18,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
-from silentspeech.audio import FRAME_RATE
+from silentspeech.features import FRAME_RATE
 
 #: Raw EMG rate of the Gaddy corpus (OpenBCI Cyton), Hz.
 RAW_EMG_RATE = 1000.0

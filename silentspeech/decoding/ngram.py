@@ -1,6 +1,6 @@
 """Word n-gram language models: corpus text in, ARPA out, scores and perplexity.
 
-The recogniser's beam search (:mod:`silentspeech.decoding`) scores words
+The recogniser's beam search (:mod:`silentspeech.decoding.beam`) scores words
 with a KenLM model. KenLM's estimator ``lmplz`` ships with no package
 registry, so this module carries its own interpolated modified Kneser-Ney
 estimator (Chen & Goodman 1998) and writes the ARPA text format that

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import librosa
 import numpy as np
 import scipy.fft
 import soundfile as sf
+
+from silentspeech.atomic import atomic_open
 
 AUDIO_RATE = 22050
 N_FFT = 1024
@@ -110,3 +113,12 @@ def log_mel_from_mfcc(mfcc: np.ndarray, n_mels: int = N_MELS) -> np.ndarray:
 def acoustic_features(audio: np.ndarray, n_mfcc: int = N_MELS) -> np.ndarray:
     """MFCC targets of 22050 Hz audio, shape ``(samples // 256, n_mfcc)``."""
     return mfcc_from_log_mel(log_mel(audio), n_mfcc)
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, rate: int = AUDIO_RATE) -> Path:
+    """Write mono float audio ``(samples,)`` as 16-bit PCM WAV, atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as handle:
+        sf.write(handle, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return path

@@ -35,8 +35,9 @@ import torch
 from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
-from silentspeech.audio import AUDIO_RATE, acoustic_features
+from silentspeech.features import AUDIO_RATE, acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
+from silentspeech.runs import run_directory
 
 SPEECHBRAIN_PREFIX = "speechbrain:"
 
@@ -132,7 +133,7 @@ def _rate(rows: list[dict], silent: bool) -> float | None:
 def default_out(checkpoint: str | os.PathLike, split: str) -> Path:
     """``<run dir>/production_eval_<split>`` for a run directory or a weights file in one."""
     checkpoint = Path(checkpoint)
-    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / f"production_eval_{split}"
+    return run_directory(checkpoint) / f"production_eval_{split}"
 
 
 def evaluate_production(
@@ -152,7 +153,7 @@ def evaluate_production(
     summary.json and report.md into ``out`` (default :func:`default_out`).
     """
     from silentspeech.data.cache import CachedUtterances
-    from silentspeech.pipeline import SilentSpeechPipeline
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
     from silentspeech.tasks import load_checkpoint
 
     model, config = load_checkpoint(checkpoint, task="production")

@@ -1,0 +1,1 @@
+"""From CTC posteriors to text: word n-gram language models (estimation, ARPA files) and beam search."""

@@ -1,0 +1,146 @@
+"""Gradio demo: EMG file in, decoded text and synthesised speech out.
+
+UI code only: reading and checking the upload
+(:func:`silentspeech.data.emg_files.read_emg_files`), inference
+(:class:`silentspeech.inference.pipeline.SilentSpeechPipeline`) and figures
+(:mod:`silentspeech.figures`) are the library's. Start it with
+``silentspeech demo`` (or ``make demo``, or ``python demo/app.py``), which
+loads the models and calls :func:`build_demo`. Gradio is an optional
+dependency (the ``demo`` extra): only this module imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import gradio as gr
+import numpy as np
+
+from silentspeech.data.emg_files import read_emg_file, read_emg_files
+from silentspeech.figures import emg_figure, spectrogram_figure
+from silentspeech.inference.pipeline import SilentSpeechPipeline
+
+log = logging.getLogger("silentspeech.demo")
+
+SYNTHESIS_LABELS = {
+    "hifigan": "HiFi-GAN vocoder",
+    "griffin-lim": "Griffin-Lim fallback (no trained vocoder given: a rough rendering of the predicted spectrogram)",
+}
+STAGE_LABELS = {
+    "read": "read file",
+    "preprocess": "EMG filtering and resampling",
+    "recognize": "recognition model + greedy decoding",
+    "beam_search": "beam search",
+    "produce": "production model",
+    "vocode": "vocoder",
+    "figures": "figures",
+}
+
+
+def _timings_table(timings: Mapping[str, float]) -> str:
+    rows = [f"| {STAGE_LABELS.get(stage, stage)} | {1000 * seconds:.0f} |" for stage, seconds in timings.items()]
+    total = f"| **total** | **{1000 * sum(timings.values()):.0f}** |"
+    return "\n".join(["| stage | ms |", "| --- | ---: |", *rows, total])
+
+
+def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None) -> gr.Blocks:
+    """The demo page around a loaded ``pipeline``.
+
+    Args:
+        pipeline: the models; its recognizer gives the text, its producer the audio.
+        examples: label -> EMG file that :func:`~silentspeech.data.emg_files.read_emg_file`
+            reads without a rate (Gaddy ``{i}_emg.npy`` beside its ``{i}_info.json``),
+            offered in a drop-down, e.g. the corpus's test utterances.
+
+    The one event, ``/run`` (inputs: uploaded files, rate in Hz, example label),
+    returns status message, speech (rate, int16 samples), greedy text, beam-search text, prompt,
+    synthesis method, EMG figure, spectrogram figure and the timings table.
+    """
+    examples = dict(examples or {})
+    nothing = (None,) * 8
+
+    def run(files: Sequence[str] | None, rate: float | None, example: str | None) -> tuple:
+        """One recording through the pipeline; any problem becomes the status message."""
+        start = time.perf_counter()
+        try:
+            if files:
+                recording = read_emg_files(files, rate, pipeline.channels)
+            elif example:
+                recording = read_emg_file(examples[example], channels=pipeline.channels)
+            else:
+                return ("Upload an EMG file or pick an example, then press Run.", *nothing)
+            read_seconds = time.perf_counter() - start
+            result = pipeline.run(recording)
+        except ValueError as err:  # EMGError and the readers' errors name the file and the problem
+            message = str(err)
+            # Uploads lie in Gradio's temporary folders; the message names the file alone.
+            for path in files or ():
+                message = message.replace(str(Path(path).parent) + "/", "")
+            return (f"**Cannot use this input:** {message}", *nothing)
+        except Exception as err:  # the page shows one line; the server log keeps the traceback
+            log.exception("demo run failed")
+            return (f"**Unexpected error** ({type(err).__name__}: {err}); the server log has the details.", *nothing)
+        figure_start = time.perf_counter()
+        name = Path(recording.source).name
+        emg_plot = emg_figure(recording.emg, recording.rate, result.emg, title=f"{name}: raw and filtered EMG")
+        spectrogram_plot = speech = None
+        if result.features is not None:
+            spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
+            # 16-bit samples: Gradio writes them to its cache as a WAV (and warns about float input).
+            speech = (result.audio_rate, np.round(np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16))
+        timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
+        seconds = recording.emg.shape[0] / recording.rate
+        status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
+        return (
+            status,
+            speech,
+            result.greedy_text,
+            result.beam_text,
+            recording.text,
+            SYNTHESIS_LABELS.get(result.synthesis_method, result.synthesis_method),
+            emg_plot,
+            spectrogram_plot,
+            _timings_table(timings),
+        )
+
+    # Gradio keeps every returned audio file in its cache; drop those older than a day, hourly.
+    with gr.Blocks(title="silentspeech demo", delete_cache=(3600, 86400)) as demo:
+        gr.Markdown(
+            "# silentspeech\nSurface EMG of silently mouthed words -> text and speech. Upload one recording "
+            f"({pipeline.channels} channels): a `.npy` array (samples, channels) or a `.csv` with the sampling rate "
+            "below, or a Gaddy utterance's `{i}_emg.npy` with its `{i}_info.json` (1000 Hz). Or pick an example."
+        )
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="EMG file(s)", file_count="multiple")
+                rate = gr.Number(label="sampling rate of the file (Hz)", value=1000, minimum=1)
+                example = gr.Dropdown(
+                    choices=list(examples), value=None, label="or an example from the corpus", visible=bool(examples),
+                    elem_id="example",
+                )
+                button = gr.Button("Run", variant="primary")
+            with gr.Column():
+                status = gr.Markdown(elem_id="status")
+                audio = gr.Audio(label="synthesised speech (22050 Hz)")
+                greedy = gr.Textbox(label="text (greedy CTC)", elem_id="greedy-text")
+                beam = gr.Textbox(label="text (beam search + language model)", elem_id="beam-text")
+                prompt = gr.Textbox(label="prompt (the reference text, from the utterance's info.json)")
+                method = gr.Textbox(label="speech synthesis")
+                timings_table = gr.Markdown()
+        with gr.Row():
+            # The figures carry their own titles; a component label would cover them.
+            emg_plot = gr.Plot(show_label=False)
+            spectrogram_plot = gr.Plot(show_label=False)
+        # One input at a time: a new upload clears the example, a picked example the upload.
+        files.upload(lambda: None, outputs=example, api_visibility="private")
+        example.select(lambda: None, outputs=files, api_visibility="private")
+        button.click(
+            run,
+            inputs=[files, rate, example],
+            outputs=[status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings_table],
+            api_name="run",
+        )
+    return demo

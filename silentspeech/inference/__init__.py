@@ -1,0 +1,1 @@
+"""Running trained models: exported ONNX graphs, the raw-EMG pipeline and chunked streaming."""

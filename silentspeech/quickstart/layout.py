@@ -1,0 +1,72 @@
+"""Where each quickstart output lives: one place for the paths the stages, the report and the demo share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from silentspeech.runs import GENERATOR_FILE
+
+#: Default output folder, where ``silentspeech demo`` looks for the models.
+DEFAULT_OUT = Path("runs/quickstart")
+#: Stage -> wall time (s) of the run that did its work.
+STAGE_TIMES = "stage_times.json"
+
+
+@dataclass(frozen=True)
+class QuickstartLayout:
+    """Where each quickstart output lives under ``out`` (the demo reads the same paths)."""
+
+    out: Path
+
+    @property
+    def corpus(self) -> Path:
+        return self.out / "corpus"
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache"
+
+    @property
+    def lm(self) -> Path:
+        return self.out / "lm" / "synthetic_4gram.arpa"
+
+    @property
+    def recognition(self) -> Path:
+        return self.out / "recognition"
+
+    @property
+    def production(self) -> Path:
+        return self.out / "production"
+
+    @property
+    def evaluation(self) -> Path:
+        """The recogniser's test-split evaluation (``summary.json``, ``results.csv``, ``report.md``)."""
+        return self.recognition / "eval_test"
+
+    @property
+    def vocoder(self) -> Path:
+        """Vocoder run folder: ``generator.safetensors`` (what ``load_vocoder`` reads), ``config.yaml``, ..."""
+        return self.out / "vocoder"
+
+    @property
+    def vocoder_comparison(self) -> Path:
+        """Vocoder vs Griffin-Lim on the test audio: ``resynthesis.json``, ``resynthesis.png``, example WAVs."""
+        return self.vocoder / "compare"
+
+    @property
+    def vocoder_generator(self) -> Path:
+        return self.vocoder / GENERATOR_FILE
+
+    @property
+    def stage_times(self) -> Path:
+        return self.out / STAGE_TIMES
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
+
+    @property
+    def audio(self) -> Path:
+        """WAVs of test utterances synthesised from EMG, linked from the report."""
+        return self.out / "audio"

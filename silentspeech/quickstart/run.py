@@ -1,0 +1,288 @@
+"""``make quickstart``: the main job on the embedded synthetic corpus.
+
+Stages run in order and each reuses its output when a previous run finished
+it, so a second run only does what is missing:
+
+1. ``corpus``: a synthetic corpus in the Gaddy layout (:mod:`silentspeech.data.synthetic.speech`);
+2. ``cache``: EMG preprocessing and acoustic features (:mod:`silentspeech.data.cache`);
+3. ``lm``: a 4-gram language model of the training prompts plus 20,000 more
+   sentences of the corpus grammar (the synthetic stand-in for the books the
+   real prompts come from), dev/test prompts excluded (:mod:`silentspeech.decoding.ngram`);
+4. ``recognition``: EMG -> text training with ``recipes/synthetic/recognition.yaml``;
+5. ``production``: EMG -> MFCC training with ``recipes/synthetic/production.yaml``;
+6. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
+   test split (:mod:`silentspeech.evaluation.recognition`), ``recognition/eval_test/``;
+7. ``vocoder``: the small HiFi-GAN (``vocoder/small.yaml``) trained for
+   :data:`VOCODER_MINUTES` on the voiced training audio, then compared with
+   Griffin-Lim on the test audio from true features (``vocoder/compare/``);
+8. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
+
+A training stage is finished when its run wrote its final file
+(``test_metrics.json``; the vocoder's ``history.json``); a killed one
+resumes from ``last.ckpt``. The evaluation and the report are redone when a
+stage they read from did work in this run. Each stage's wall time is kept
+in ``stage_times.json`` (from the run that did the work) for the report.
+The run ends by printing where everything is and how to start the demo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from silentspeech.atomic import atomic_write_json
+from silentspeech.config import bundled_recipe
+from silentspeech.quickstart.layout import DEFAULT_OUT, STAGE_TIMES, QuickstartLayout
+from silentspeech.runs import BEST_WEIGHTS, HISTORY_FILE, LAST_CHECKPOINT, TEST_METRICS
+
+log = logging.getLogger(__name__)
+
+#: Grammar sentences added to the training prompts for the language model.
+GRAMMAR_SENTENCES = 20_000
+#: Vocoder training budget: with the other stages (about 11 minutes on 2 busy
+#: CPU cores) the quickstart takes about 15 minutes.
+VOCODER_MINUTES = 3.0
+
+
+@dataclass
+class QuickstartResult:
+    """Paths the quickstart produced by stage, this run's wall time per stage (s), and the stages it reused."""
+
+    out: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        lines = [f"quickstart stages in {self.out} (this run):"]
+        for stage, path in self.paths.items():
+            note = "reused" if stage in self.reused else "done"
+            lines.append(f"  {stage:<12} {self.seconds.get(stage, 0.0):6.0f} s  {note:<6}  {path}")
+        lines.append(f"  total        {sum(self.seconds.values()):6.0f} s")
+        return "\n".join(lines)
+
+
+def demo_command(layout: QuickstartLayout) -> str:
+    """How to start the demo on these outputs (plain ``make demo`` when they are in the default folder)."""
+    if layout.out.resolve() == DEFAULT_OUT.resolve():
+        return "make demo   (or: .venv/bin/silentspeech demo)"
+    return f"make demo RUNS={layout.out}   (or: .venv/bin/silentspeech demo --quickstart {layout.out})"
+
+
+def closing_message(layout: QuickstartLayout, stage_seconds: Mapping[str, float] | None = None) -> str:
+    """Where everything is, the wall time the stages took when they did their work, and how to start the demo."""
+    rows = [
+        ("report", f"{layout.report}  (figures beside it)"),
+        ("audio", f"{layout.audio}/  (EMG -> production model -> vocoder, and Griffin-Lim)"),
+        ("recognition", f"{layout.recognition}  (EMG -> text; test evaluation in {layout.evaluation})"),
+        ("production", f"{layout.production}  (EMG -> 80 MFCC per frame)"),
+        ("vocoder", f"{layout.vocoder_generator}  (MFCC -> 22050 Hz audio; vs Griffin-Lim in {layout.vocoder_comparison})"),
+        ("language model", f"{layout.lm}"),
+        ("corpus", f"{layout.corpus}  (synthetic, Gaddy layout; preprocessed in {layout.cache})"),
+    ]
+    lines = ["", "Everything is in place:"]
+    lines += [f"  {name:<15} {where}" for name, where in rows]
+    if stage_seconds:
+        total = sum(stage_seconds.values())
+        lines += ["", f"Wall time of the stages when they did their work: {total:.0f} s ({total / 60:.1f} min; {layout.out / STAGE_TIMES})"]
+    lines += ["", f"Start the demo: {demo_command(layout)}"]
+    return "\n".join(lines)
+
+
+def _finished_run(run_dir: Path) -> bool:
+    """A training run that ended (it writes the test metrics last)."""
+    return (run_dir / BEST_WEIGHTS).is_file() and (run_dir / TEST_METRICS).is_file()
+
+
+@dataclass
+class StageContext:
+    """What every stage reads: the layout, the run's settings, and the stages that did work in this run."""
+
+    layout: QuickstartLayout
+    utterances: int
+    seed: int
+    workers: int
+    overrides: Mapping[str, Sequence[str]]
+    redone: set[str] = field(default_factory=set)
+
+
+def make_corpus(ctx: StageContext) -> bool:
+    """Generate the synthetic corpus (reused file by file when it is there)."""
+    from silentspeech.data.gaddy import read_corpus
+    from silentspeech.data.synthetic.speech import generate_corpus
+
+    summary = generate_corpus(ctx.layout.corpus, utterances=ctx.utterances, seed=ctx.seed)
+    print(summary)
+    print(read_corpus(ctx.layout.corpus).summary())
+    return summary.written > 0
+
+
+def make_cache(ctx: StageContext) -> bool:
+    """Preprocess the corpus into the cache."""
+    from silentspeech.data.cache import prepare_cache
+
+    report = prepare_cache(ctx.layout.corpus, ctx.layout.cache, workers=ctx.workers)
+    print(report.summary())
+    return report.written > 0
+
+
+def make_lm(ctx: StageContext) -> bool:
+    """A 4-gram LM of the training prompts plus grammar sentences, dev/test prompts excluded."""
+    layout = ctx.layout
+    if layout.lm.is_file():
+        print(f"reusing {layout.lm}")
+        return False
+    from silentspeech.atomic import atomic_write_text
+    from silentspeech.data.synthetic.language import sentences
+    from silentspeech.decoding.ngram import build_lm
+
+    # Another seed than the corpus: the text is the grammar's, not the prompts'.
+    book = layout.lm.parent / "grammar_sentences.txt"
+    atomic_write_text(book, "\n".join(sentences(GRAMMAR_SENTENCES, seed=ctx.seed + 1)) + "\n")
+    report = build_lm([layout.corpus, book], layout.lm, order=4, one_per_line=True)
+    print(f"{report.order}-gram LM of {report.sentences} sentences ({report.excluded} dev/test excluded): {report.arpa}")
+    return True
+
+
+def train_stage(task: str) -> Callable[[StageContext], bool]:
+    """The stage that trains ``recipes/synthetic/<task>.yaml`` into the layout's folder of that name."""
+
+    def work(ctx: StageContext) -> bool:
+        run_dir = getattr(ctx.layout, task)
+        if _finished_run(run_dir):
+            print(f"reusing the trained model in {run_dir}")
+            return False
+        from silentspeech.tasks import train_recipe
+
+        layout = ctx.layout
+        train_recipe(
+            bundled_recipe(f"recipes/synthetic/{task}.yaml"),
+            [f"out={run_dir}", f"data.cache={layout.cache}", f"data.root={layout.corpus}", *ctx.overrides.get(task, ())],
+            resume=(run_dir / LAST_CHECKPOINT).is_file(),
+        )
+        return True
+
+    work.__doc__ = f"Train recipes/synthetic/{task}.yaml (a killed run resumes)."
+    return work
+
+
+def evaluate(ctx: StageContext) -> bool:
+    """Greedy and beam-search WER/CER of the recogniser on the test split."""
+    layout = ctx.layout
+    if (layout.evaluation / "summary.json").is_file() and not ctx.redone & {"cache", "lm", "recognition"}:
+        print(f"reusing the evaluation in {layout.evaluation}")
+        return False
+    from silentspeech.evaluation.recognition import evaluate_recognition, markdown_report
+
+    summary = evaluate_recognition(layout.recognition, split="test", cache=layout.cache, lm=layout.lm, out=layout.evaluation)
+    print(markdown_report(summary))
+    return True
+
+
+def vocoder(ctx: StageContext) -> bool:
+    """Train the small HiFi-GAN for :data:`VOCODER_MINUTES` and compare it with Griffin-Lim on true test features."""
+    layout = ctx.layout
+    comparison = layout.vocoder_comparison / "resynthesis.json"
+    if comparison.is_file() and not ctx.redone & {"cache"}:
+        print(f"reusing the trained vocoder in {layout.vocoder}")
+        return False
+    from silentspeech.vocoder.compare import compare_resynthesis
+    from silentspeech.vocoder.train import load_vocoder_recipe, train_vocoder
+
+    # history.json is written when a training run ends; a killed run resumes from last.ckpt.
+    if not (layout.vocoder / HISTORY_FILE).is_file():
+        recipe = load_vocoder_recipe(
+            bundled_recipe("vocoder/small.yaml"),
+            [f"cache={layout.cache}", f"out_dir={layout.vocoder}", f"max_minutes={VOCODER_MINUTES:g}", *ctx.overrides.get("vocoder", ())],
+        )
+        train_vocoder(recipe, resume=(layout.vocoder / LAST_CHECKPOINT).is_file())
+    # The corpus is synthetic, so the same speech can be rendered again: the score a perfect vocoder would get.
+    for scores in compare_resynthesis(layout.cache, layout.vocoder, split="test", out_dir=layout.vocoder_comparison, second_rendition=True):
+        print(
+            f"{scores.method:<16} on {scores.utterances} test utterances (true features): "
+            f"LSD {scores.log_spectral_distance_db:.2f} dB, MCD {scores.mel_cepstral_distortion_db:.2f} dB"
+        )
+    return True
+
+
+def report(ctx: StageContext) -> bool:
+    """``report.md`` with figures and audio, redone when any stage did work."""
+    layout = ctx.layout
+    if layout.report.is_file() and not ctx.redone:
+        print(f"reusing {layout.report}")
+        return False
+    from silentspeech.quickstart.report import write_quickstart_report
+
+    times = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
+    write_quickstart_report(layout, times)
+    return True
+
+
+#: Stage name -> (the folder or file it makes, the work; False when it reused earlier output), in running order.
+STAGE_WORK: dict[str, tuple[Callable[[QuickstartLayout], Path], Callable[[StageContext], bool]]] = {
+    "corpus": (lambda layout: layout.corpus, make_corpus),
+    "cache": (lambda layout: layout.cache, make_cache),
+    "lm": (lambda layout: layout.lm, make_lm),
+    "recognition": (lambda layout: layout.recognition, train_stage("recognition")),
+    "production": (lambda layout: layout.production, train_stage("production")),
+    "evaluate": (lambda layout: layout.evaluation, evaluate),
+    "vocoder": (lambda layout: layout.vocoder, vocoder),
+    "report": (lambda layout: layout.report, report),
+}
+STAGES = tuple(STAGE_WORK)
+#: Stages whose recipes take ``key=value`` overrides.
+OVERRIDABLE = ("recognition", "production", "vocoder")
+
+
+def run_quickstart(
+    out: str | Path = DEFAULT_OUT,
+    utterances: int = 300,
+    seed: int = 0,
+    stages: Sequence[str] = STAGES,
+    workers: int = 2,
+    overrides: Mapping[str, Sequence[str]] | None = None,
+) -> QuickstartResult:
+    """Run the quickstart ``stages`` into ``out``; finished stages are reused.
+
+    Args:
+        out: output folder (layout: :class:`QuickstartLayout`).
+        utterances: spoken utterances of the synthetic corpus.
+        seed: corpus seed.
+        stages: a subset of :data:`STAGES`, run in the order of :data:`STAGES`.
+        workers: worker processes for preprocessing.
+        overrides: extra ``key=value`` recipe overrides for the stages in
+            :data:`OVERRIDABLE` (e.g. ``{"vocoder": ["max_minutes=10"]}``).
+    """
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown quickstart stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+    unknown = set(overrides or {}) - set(OVERRIDABLE)
+    if unknown:
+        raise ValueError(f"overrides for {sorted(unknown)}: only the {', '.join(OVERRIDABLE[:-1])} and {OVERRIDABLE[-1]} stages take recipe overrides")
+    layout = QuickstartLayout(Path(out))
+    ctx = StageContext(layout, utterances, seed, workers, dict(overrides or {}))
+    result = QuickstartResult(out=layout.out)
+    times: dict[str, float] = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
+    for name, (where, work) in STAGE_WORK.items():
+        if name not in stages:
+            continue
+        path = where(layout)
+        print(f"== {name} -> {path}", flush=True)
+        start = time.perf_counter()
+        did_work = work(ctx)
+        seconds = time.perf_counter() - start
+        result.paths[name], result.seconds[name] = path, seconds
+        if did_work:
+            ctx.redone.add(name)
+            times[name] = seconds
+            atomic_write_json(layout.stage_times, times)
+        else:
+            result.reused.add(name)
+    print(result.summary())
+    if "report" in stages:
+        print(closing_message(layout, times))
+    return result

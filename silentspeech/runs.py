@@ -1,0 +1,46 @@
+"""The run folder: the files a training run writes, and how a checkpoint path finds its run.
+
+Every command that takes "a run directory or its ``best.safetensors``"
+resolves it here, so the layout is written down once::
+
+    RUN/
+      config.yaml          the resolved recipe (what load_checkpoint rebuilds the model from)
+      best.safetensors     model weights at the best value of the monitored metric
+      last.safetensors     model weights at the latest save
+      last.ckpt            everything needed to resume (Lightning checkpoint, or the vocoder's GAN state)
+      test_metrics.json    metrics of the best weights on the test split
+      lm_params.json       LM weights tuned on dev (tune-lm), used by evaluate, stream and the demo
+      generator.safetensors  a vocoder run's generator (weights + its config as metadata)
+      history.json         a vocoder run's losses per step (written when the run ends)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONFIG_FILE = "config.yaml"
+BEST_WEIGHTS = "best.safetensors"
+LAST_WEIGHTS = "last.safetensors"
+LAST_CHECKPOINT = "last.ckpt"
+TEST_METRICS = "test_metrics.json"
+LM_PARAMS = "lm_params.json"
+GENERATOR_FILE = "generator.safetensors"
+HISTORY_FILE = "history.json"
+
+
+def run_directory(checkpoint: str | os.PathLike) -> Path:
+    """The run folder of ``checkpoint`` (a run directory, or a file inside one)."""
+    path = Path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
+def weights_file(checkpoint: str | os.PathLike) -> Path:
+    """The weights ``checkpoint`` names: a run directory's ``best.safetensors``, or the file itself."""
+    path = Path(checkpoint)
+    return path / BEST_WEIGHTS if path.is_dir() else path
+
+
+def config_file(checkpoint: str | os.PathLike) -> Path:
+    """The ``config.yaml`` of the run that ``checkpoint`` belongs to."""
+    return run_directory(checkpoint) / CONFIG_FILE

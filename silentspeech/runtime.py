@@ -1,0 +1,53 @@
+"""Where models run: the torch device and ONNX Runtime sessions.
+
+One convention for every command: ``"auto"`` (or ``None``) is CUDA when a
+GPU is present, else the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are
+taken as given, and asking for CUDA on a machine without it is a one-line
+error instead of a traceback deep in torch. Lightning's accelerator name
+(``"gpu"``) is made from this in :func:`silentspeech.tasks.engine.resolve_accelerator`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: What ``--device`` accepts besides an explicit ``cuda:N``.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(ValueError):
+    """A device that cannot be used here (CUDA asked for without a GPU, or a name torch does not know)."""
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The torch device for ``device``: ``"auto"``/``None`` -> CUDA when available, else CPU.
+
+    Raises :class:`DeviceError` for CUDA without a GPU or an unknown name.
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({err})") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} asked for, but torch sees no CUDA GPU on this machine: use --device cpu or auto")
+    return chosen
+
+
+def cpu_session(graph: bytes, threads: int):
+    """An ONNX Runtime CPU session for a serialised graph, as every fast path here runs it.
+
+    ``threads`` intra-op threads, one inter-op thread, errors-only logging.
+    Idle worker threads sleep instead of spinning: spinning took a core from
+    the beam search that follows and from other processes on a loaded 2-core
+    machine, and was no faster for the vocoder (bench/results.md).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,250 @@
+"""The vocoder people use: MFCC frames -> 22050 Hz audio, by a HiFi-GAN generator or by Griffin-Lim.
+
+:func:`load_vocoder` reads any of our generator files, a run folder or an
+original-layout checkpoint and returns a :class:`Vocoder`. Every result says
+which method made it (:attr:`Vocoder.method`: ``"hifigan"`` or
+``"griffin-lim"``), because Griffin-Lim output is a fallback, not the
+system's speech.
+
+The acoustic models predict the 80 orthonormal-DCT MFCC of
+:mod:`silentspeech.features`, which invert exactly to log-mel; one generator
+serves any ``n_mfcc <= 80`` (truncated coefficients read as zero).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from silentspeech import features as audio_features
+from silentspeech.runs import GENERATOR_FILE
+from silentspeech.runtime import cpu_session, pick_device
+from silentspeech.vocoder.generator import (
+    GeneratorConfig,
+    check_generator_config,
+    export_generator_onnx,
+    generator_inputs,
+    load_generator_safetensors,
+    min_generator_frames,
+)
+from silentspeech.vocoder.griffin_lim import griffin_lim
+from silentspeech.vocoder.original import load_original_hifigan
+
+log = logging.getLogger(__name__)
+
+GRIFFIN_LIM = "griffin-lim"
+HIFIGAN = "hifigan"
+
+#: ``Vocoder.backend`` values for a HiFi-GAN: the generator run by ONNX Runtime (CPU) or by torch.
+GENERATOR_BACKENDS = ("onnxruntime", "torch")
+#: Largest absolute sample difference allowed between the exported generator's audio and torch's.
+EXPORT_TOLERANCE = 1e-4
+
+
+class Vocoder:
+    """MFCC frames -> audio, by a HiFi-GAN generator or by Griffin-Lim.
+
+    Build it with :func:`load_vocoder`. ``method`` is ``"hifigan"`` or
+    ``"griffin-lim"``; write it into reports and file names, because
+    Griffin-Lim output is a fallback, not the system's speech.
+
+    Speed. The generator loses its weight norm (a training device: folding
+    it into the weights leaves the outputs unchanged) and, on CPU, runs as an
+    ONNX Runtime graph exported when the vocoder is built (a few seconds
+    for V1): on this project's 2-core CPU it synthesises about twice as fast
+    as eager torch (``bench/voice.py`` prints both), where a traced and frozen
+    TorchScript graph gained little and synthesis in overlapping chunks
+    (better cache use on long inputs) gained nothing measurable. Before the
+    graph is used its audio is checked against torch's on random features
+    of another length; beyond :data:`EXPORT_TOLERANCE`, or when the export
+    or onnxruntime fails, the vocoder warns and stays on torch. ``backend``
+    says which runs (``None`` for Griffin-Lim); ``method`` is the same
+    either way.
+
+    Args:
+        config: the generator's architecture and features.
+        generator: a speechbrain ``HifiganGenerator`` (its weight norm is
+            removed in place), or None for Griffin-Lim.
+        source: where it came from, for messages.
+        device: torch device of the generator.
+        backend: ``"auto"`` (ONNX Runtime on CPU, torch on CUDA or when the
+            export fails), ``"onnxruntime"`` (raise instead of falling back) or ``"torch"``.
+        threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
+    """
+
+    def __init__(
+        self,
+        config: GeneratorConfig,
+        generator: torch.nn.Module | None,
+        source: str,
+        device: str = "cpu",
+        backend: str = "auto",
+        threads: int | None = None,
+    ):
+        check_generator_config(config, source)
+        if backend not in ("auto",) + GENERATOR_BACKENDS:
+            raise ValueError(f"backend must be auto, {' or '.join(GENERATOR_BACKENDS)}; got {backend!r}")
+        self.config = config
+        self.source = source
+        self.device = torch.device(device)
+        self.generator = generator
+        self.backend: str | None = None
+        self._session = None
+        if generator is None:
+            return
+        generator.remove_weight_norm()  # weight norm only matters for training
+        self.generator = generator.to(self.device).eval()
+        self.backend = "torch"
+        if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
+            return
+        try:
+            self._session = self._onnx_session(threads or torch.get_num_threads())
+            self.backend = "onnxruntime"
+        except Exception as err:  # no onnxruntime, an export or a check that failed: torch still works
+            if backend == "onnxruntime":
+                raise
+            warnings.warn(f"vocoder {source}: fast synthesis unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=2)
+
+    def _onnx_session(self, threads: int):
+        if self.device.type != "cpu":
+            raise RuntimeError(f"the ONNX Runtime backend runs on CPU; the generator is on {self.device}")
+        session = cpu_session(export_generator_onnx(self.generator, self.config.n_mels), threads)
+        # A batch of two and a frame count other than the export's.
+        log_mel = torch.randn(2, self.config.n_mels, min_generator_frames(self.config) + 37, generator=torch.Generator().manual_seed(0))
+        inputs = generator_inputs(self.generator, log_mel)
+        with torch.inference_mode():
+            expected = self.generator(*inputs.values()).numpy()
+        difference = float(np.abs(session.run(None, {name: value.numpy() for name, value in inputs.items()})[0] - expected).max())
+        if not difference <= EXPORT_TOLERANCE:
+            raise RuntimeError(f"the exported generator's audio differs from torch's by {difference:.3g} (> {EXPORT_TOLERANCE:g})")
+        return session
+
+    @property
+    def method(self) -> str:
+        """``"hifigan"`` or ``"griffin-lim"``."""
+        return GRIFFIN_LIM if self.generator is None else HIFIGAN
+
+    @property
+    def n_mfcc(self) -> int:
+        """Coefficients per input frame."""
+        return self.config.n_mfcc
+
+    def __repr__(self) -> str:
+        return f"Vocoder(method={self.method!r}, backend={self.backend!r}, source={self.source!r}, n_mfcc={self.n_mfcc})"
+
+    def synthesize(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Audio from MFCC frames.
+
+        Args:
+            features: ``(N, n_mfcc)`` frames at 86.13 Hz, or a batch
+                ``(B, N, n_mfcc)`` of equal-length sequences.
+
+        Returns:
+            float32 audio at 22050 Hz: ``(256 N,)``, or ``(B, 256 N)`` for a batch.
+        """
+        features = self._checked(features, ndims=(2, 3))
+        single = features.ndim == 2
+        log_mel = audio_features.log_mel_from_mfcc(features[None] if single else features, self.config.n_mels)
+        if self.generator is None:
+            audio = np.stack([griffin_lim(frames) for frames in log_mel])
+        else:
+            audio = self._generate(np.ascontiguousarray(log_mel.transpose(0, 2, 1), dtype=np.float32))
+        return audio[0] if single else audio
+
+    def _generate(self, log_mel: np.ndarray) -> np.ndarray:
+        """Generator audio ``(B, 256 N)`` float32 from log-mel ``(B, n_mels, N)``, on :attr:`backend`."""
+        fewest = min_generator_frames(self.config)
+        if log_mel.shape[2] < fewest:
+            raise ValueError(f"features hold {log_mel.shape[2]} frames; vocoder {self.source} needs at least {fewest}")
+        inputs = generator_inputs(self.generator, torch.from_numpy(log_mel))
+        if self._session is not None:
+            return self._session.run(None, {name: value.numpy() for name, value in inputs.items()})[0][:, 0]
+        with torch.inference_mode():
+            return self.generator(*(value.to(self.device) for value in inputs.values()))[:, 0].float().cpu().numpy()
+
+    def _checked(self, features: np.ndarray | torch.Tensor, ndims: tuple[int, ...]) -> np.ndarray:
+        """``features`` as float32 numpy, or ``ValueError`` for a wrong shape, no frames or NaN."""
+        if isinstance(features, torch.Tensor):
+            features = features.detach().cpu().numpy()
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim not in ndims or features.shape[-1] != self.n_mfcc:
+            raise ValueError(
+                f"features of shape {features.shape}: vocoder {self.source} expects (frames, {self.n_mfcc}) "
+                f"or (batch, frames, {self.n_mfcc}) MFCC"
+            )
+        if features.shape[-2] == 0:
+            raise ValueError("features hold no frames")
+        if not np.all(np.isfinite(features)):
+            raise ValueError("features hold NaN or infinite values")
+        return features
+
+    def synthesize_many(self, features: Sequence[np.ndarray | torch.Tensor], batch_size: int = 8) -> list[np.ndarray]:
+        """Audio for sequences of different lengths, ``[(N_i, n_mfcc)] -> [(256 N_i,)]``.
+
+        Sequences are padded into batches for the generator (by repeating
+        their last frame) and the audio of each is cut back to its own length.
+        """
+        results: list[np.ndarray] = []
+        for start in range(0, len(features), batch_size):
+            chunk = [self._checked(f, ndims=(2,)) for f in features[start : start + batch_size]]
+            if self.generator is None:
+                results.extend(self.synthesize(f) for f in chunk)
+                continue
+            longest = max(f.shape[0] for f in chunk)
+            padded = np.stack([np.pad(f, ((0, longest - f.shape[0]), (0, 0)), mode="edge") for f in chunk])
+            audio = self.synthesize(padded)
+            results.extend(a[: f.shape[0] * self.config.hop_length] for a, f in zip(audio, chunk))
+        return results
+
+
+
+def load_vocoder(
+    path: str | os.PathLike | None, n_mfcc: int | None = None, device: str = "auto", backend: str = "auto"
+) -> Vocoder:
+    """The vocoder saved at ``path``, or Griffin-Lim when ``path`` is ``None``.
+
+    ``path`` is a training run folder (holding ``generator.safetensors``), a
+    generator ``.safetensors`` file of ours, or a HiFi-GAN checkpoint in the
+    original layout (architecture from a ``config.json`` beside it, else V1).
+    ``n_mfcc``, when given, is the width of the features it will receive
+    (e.g. an acoustic model's output); a mismatch is an error naming both.
+    ``backend`` runs the generator: ``"auto"`` (ONNX Runtime on CPU, else
+    torch), ``"onnxruntime"`` or ``"torch"``; see :class:`Vocoder`.
+    """
+    if path is None:
+        log.warning("no vocoder checkpoint given: using the Griffin-Lim fallback (method=%r)", GRIFFIN_LIM)
+        config = GeneratorConfig(n_mfcc=n_mfcc or audio_features.N_MELS)
+        vocoder = Vocoder(config, None, "griffin-lim fallback")
+    else:
+        path = Path(path)
+        config, generator = read_generator(path)
+        vocoder = Vocoder(config, generator, str(path), device=pick_device(device), backend=backend)
+    if n_mfcc is not None and n_mfcc != vocoder.n_mfcc:
+        raise ValueError(f"vocoder {vocoder.source} takes {vocoder.n_mfcc} MFCC per frame, but the features have {n_mfcc}")
+    return vocoder
+
+
+def read_generator(path: str | os.PathLike) -> tuple[GeneratorConfig, torch.nn.Module]:
+    """The generator (weight norm still in place, for training) and its config from a checkpoint.
+
+    ``path`` is a run folder or a file. ``.safetensors`` files are ours; anything else is read as an
+    original-layout HiFi-GAN checkpoint, which must set every parameter.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / GENERATOR_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no vocoder checkpoint there")
+    if path.suffix == ".safetensors":
+        return load_generator_safetensors(path)
+    config, generator, report = load_original_hifigan(path)
+    if report.missing:
+        raise ValueError(f"{path}: original-layout checkpoint lacks {len(report.missing)} generator parameters: {report.missing[:5]}")
+    return config, generator
+
