@@ -1,7 +1,8 @@
 """Dynamic time warping between predicted and target frames, and the silent-speech loss.
 
 A silent utterance has no audio of its own: its targets are the features of
-its voiced twin, spoken at another pace. The loss (FIELD_GUIDE §1) builds a
+its voiced twin, spoken at another pace. The loss (Gaddy & Klein 2020, 2021; docs/design.md, *The silent-speech
+loss*) builds a
 cost matrix between the predicted frames and the twin's frames, finds the
 cheapest monotonic alignment on the *detached* costs, and averages the costs
 along that path, so gradients flow through the costs but not through the
@@ -94,7 +95,7 @@ def aligned_distance(predicted: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 
 class SilentDTWLoss(torch.nn.Module):
-    """Loss of one silent utterance against its voiced twin's frames (FIELD_GUIDE §1).
+    """Loss of one silent utterance against its voiced twin's frames (Gaddy & Klein 2021).
 
     ``forward(predicted (N, F), target (M, F), phoneme_logits (N, P) or None,
     target_phonemes (M,) or None) -> scalar``: Euclidean distance plus

@@ -1,4 +1,6 @@
-"""Knowledge distillation: train a small student to imitate a trained teacher (FIELD_GUIDE §6).
+"""Knowledge distillation: train a small student to imitate a trained teacher.
+
+Background: Mehlman et al. 2025 (TMLR) and Hinton et al. 2015; docs/design.md, *Distillation*.
 
 ``silentspeech distill TEACHER RECIPE`` trains the model of ``RECIPE`` (a
 ``gesture``, ``recognition`` or ``production`` recipe whose ``model``

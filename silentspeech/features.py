@@ -1,6 +1,7 @@
 """Acoustic features: the 22050 Hz log-mel of the Gaddy recipe and its MFCC.
 
-Log-mel (FIELD_GUIDE §1): n_fft 1024, hop 256, Hann window 1024, 80 Slaney
+Log-mel (the Gaddy reference code's, itself HiFi-GAN's ``meldataset.py``;
+docs/design.md, *Acoustic features*): n_fft 1024, hop 256, Hann window 1024, 80 Slaney
 mel bins from 0 to 8000 Hz, magnitude ``sqrt(power + 1e-9)``, input
 reflect-padded by 384 samples each side and not centred, natural log with a
 1e-5 floor. A signal of ``L`` samples gives exactly ``L // 256`` frames at

@@ -1,6 +1,7 @@
 """Evaluation metrics.
 
-Word and character error rates follow FIELD_GUIDE §4: both sides go through
+Word and character error rates follow the Gaddy reference code's scoring
+(github.com/dgaddy/silent_speech; docs/design.md, *Text, decoding and scoring*): both sides go through
 :func:`silentspeech.text.normalize_text` (unidecode, lower case, punctuation
 removed, digits kept as digits), and rates are corpus-level: all edits over
 all reference words (or characters), not a mean of per-utterance rates.

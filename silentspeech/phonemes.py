@@ -1,6 +1,6 @@
 """Phoneme labels per acoustic frame, from Montreal Forced Aligner TextGrids.
 
-The inventory is the 48-symbol set used on the Gaddy corpus (FIELD_GUIDE §1):
+The inventory is the 48-symbol set used on the Gaddy corpus (Gaddy & Klein 2021; docs/design.md, *Phonemes*):
 ARPAbet without stress marks, including the TIMIT-style reductions (``ax``,
 ``dx``, ``el`` ...), plus ``sil``. MFA writes ``AH0``-style phones with stress
 digits and marks pauses as ``""``, ``sil``, ``sp`` or ``spn`` (spoken noise);

@@ -1,6 +1,7 @@
 """EMG preprocessing of the Gaddy recipe, every constant a parameter.
 
-Steps (FIELD_GUIDE §1): concatenate the neighbouring utterances so the
+Steps (Gaddy reference code, github.com/dgaddy/silent_speech; docs/design.md,
+*EMG preprocessing*): concatenate the neighbouring utterances so the
 zero-phase filters have no edge transients, notch the mains frequency and its
 harmonics, high-pass at 2 Hz, cut the utterance back out, resample to
 689.0625 Hz (8 samples per 86.13 Hz acoustic frame), divide by 20 and soft

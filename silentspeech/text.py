@@ -1,7 +1,8 @@
 """Text normalisation and the CTC character set.
 
 Normalisation follows the evaluation protocol of the Gaddy corpus
-(FIELD_GUIDE §4): unidecode, lower case, punctuation removed, no number to
+(Gaddy reference code, github.com/dgaddy/silent_speech; docs/design.md,
+*Text, decoding and scoring*): unidecode, lower case, punctuation removed, no number to
 words. The recogniser's targets, the language model's corpus and WER/CER
 references all go through :func:`normalize_text`, so they agree exactly.
 """

@@ -22,7 +22,7 @@ TINY = TinyMyoConfig(channels=3, patch_len=4, dim=16, depth=2, heads=2, mlp_dim=
 
 
 def released_state(config: TinyMyoConfig, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the released checkpoint's key names and shapes (FIELD_GUIDE §2)."""
+    """Random tensors under the released checkpoint's key names and shapes (docs/design.md, *TinyMyo: the encoder*)."""
     generator = torch.Generator().manual_seed(seed)
     d, m, p = config.dim, config.mlp_dim, config.patch_len
     shapes = {

@@ -1,4 +1,8 @@
-"""Reader of the Gaddy & Klein silent-speech EMG corpus (FIELD_GUIDE §1).
+"""Reader of the Gaddy & Klein silent-speech EMG corpus.
+
+Corpus: Gaddy & Klein 2020 (Zenodo record 4064409); conventions from their
+reference code, github.com/dgaddy/silent_speech (docs/design.md, *The Gaddy
+silent-speech corpus*).
 
 Layout under the corpus root::
 

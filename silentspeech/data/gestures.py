@@ -6,8 +6,8 @@ Data flow, one way::
           split unit each) --split_segments--> train/val/test segments
           --GestureWindows--> sliding windows, z-scored with training statistics
 
-Each reader reads one dataset in its own published file format (FIELD_GUIDE
-§3): NinaPro DB5 and DB8 ``.mat`` files, EPN-612 per-user JSON, the UCI
+Each reader reads one dataset in its own published file format (docs/design.md,
+*Downstream heads and published results*): NinaPro DB5 and DB8 ``.mat`` files, EPN-612 per-user JSON, the UCI
 "EMG data for gestures" text files, and a generic folder of labelled CSV or
 NPY recordings. A reader filters each whole recording first (zero-phase
 filters need the context), resamples it if asked, and only then cuts it into

@@ -9,7 +9,7 @@ beyond Nyquist are dropped) and resampled to the encoder's rate, then cut
 into windows (50 % overlap by default). Recordings with more channels than
 the encoder are split into groups of channels; fewer are zero-padded, and a
 per-channel mask says which channels are real. Each window is scaled per
-channel to [-1, 1] (min-max, FIELD_GUIDE §2).
+channel to [-1, 1] (min-max, as TinyMyo's pretraining does; docs/design.md, *TinyMyo: the encoder*).
 
 Training batches mix the sources by weight (:class:`MixtureBatchSampler`),
 so a small corpus is not drowned by a large one; a fraction of each source's

@@ -16,8 +16,8 @@ search, which returns the same text faster the more peaked the posteriors
 (``bench/decode.py`` times both). By default decoding is
 lexicon-free: pyctcdecode would otherwise take every ARPA unigram as its
 lexicon, and a lexicon holding test words leaks the test set
-(FIELD_GUIDE §4). A lexicon from training text only comes from
-:func:`training_unigrams`.
+(docs/design.md, *Text, decoding and scoring*). A lexicon from training
+text only comes from :func:`training_unigrams`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from pyctcdecode.decoder import _log_softmax
 from silentspeech.decoding.ngram import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
 from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
 
-#: Reference settings of TinyMyo's recogniser (FIELD_GUIDE §4); Gaddy used alpha 1.5, beta 1.85, beam 100.
+#: Reference settings of TinyMyo's recogniser (Fasulo et al. 2025); Gaddy used alpha 1.5, beta 1.85,
+#: beam 100 (docs/design.md, *Text, decoding and scoring*).
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 1.5
 DEFAULT_BEAM_WIDTH = 250

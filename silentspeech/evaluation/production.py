@@ -1,6 +1,7 @@
 """Scoring speech production: synthesise a split, transcribe it with an ASR, report WER/CER and MCD.
 
-The Gaddy protocol (FIELD_GUIDE §4): the audio a production model and a
+The Gaddy protocol (Gaddy & Klein 2020; docs/design.md, *Text, decoding and
+scoring*): the audio a production model and a
 vocoder make from EMG is transcribed by an independent ASR, and WER/CER
 (corpus level, normalised text) are computed against the prompts. Voiced
 utterances also have their true audio, so their mel-cepstral distortion

@@ -8,7 +8,8 @@ voiced and all utterances) and ``report.md``. :func:`tune_lm` grid-searches
 the LM weight alpha and word bonus beta on dev, computing the model's log
 posteriors once and re-decoding them for every pair, and saves the best pair
 as ``lm_params.json`` beside the checkpoint, where evaluation finds it.
-Scoring follows FIELD_GUIDE §4 (:func:`silentspeech.metrics.error_rates`:
+Scoring follows the Gaddy reference code's protocol (github.com/dgaddy/silent_speech;
+docs/design.md, *Text, decoding and scoring*) (:func:`silentspeech.metrics.error_rates`:
 normalised text, corpus-level rates, jiwer alignment); decoding is
 lexicon-free so no test word can leak through a lexicon.
 """

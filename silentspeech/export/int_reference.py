@@ -24,7 +24,7 @@ patches per channel, N = C * P channel-major tokens, D = dim)::
       --blocks: x += proj(attention(norm1(x))); x += fc2(gelu(fc1(norm2(x))))
       --norm--> (N, D) int8 [--mean over patches--> (C, D) --head--> (K,) int32]
 
-Integer LayerNorm (FIELD_GUIDE §7): with ``S = sum q``, ``d = D q - S``,
+Integer LayerNorm (part of the integer-only recipe in docs/design.md, *GAP9*): with ``S = sum q``, ``d = D q - S``,
 ``U = (sum d^2) // D + E`` (E stands for eps) the standard deviation in units
 of d is ``sqrt(U)``; ``R = isqrt(U << 16)`` and ``inv = 2**47 // R`` make
 ``n = round_shift(d * inv, 23)`` the normalised value in Q16, and a

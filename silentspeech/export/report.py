@@ -5,7 +5,7 @@ into cycles, latency and energy on GAP9 under stated assumptions
 (:class:`GAP9Assumptions`); :func:`compare_accuracy` measures the int8
 network against the float model on labelled windows; :func:`render_report`
 writes it all as markdown beside TinyMyo's published GAP9 figures
-(FIELD_GUIDE §7).
+(Fasulo et al. 2025, arXiv 2512.15729; docs/design.md, *GAP9*).
 
 The cost model is an estimate, not a measurement: MACs at an assumed
 sustained int8 SIMD rate, the per-element work (requantisation, LayerNorm,

@@ -3,7 +3,7 @@
 Both heads first regroup the encoder's channel-major tokens
 ``(B, C * P, dim)`` so that each of the ``P`` patch times carries the
 concatenation of its ``C`` channel tokens, ``(B, P, C * dim)``
-(FIELD_GUIDE §2):
+(TinyMyo, Fasulo et al. 2025; docs/design.md, *Downstream heads and published results*):
 
 - :class:`GestureClassifier`: mean over patch times, then ``Linear(C * dim, K)``.
 - :class:`KinematicsRegressor`: over patch times, 1x1 conv to 256, SiLU,

@@ -1,6 +1,7 @@
 """The speech model: EMG at 689.06 Hz -> per-frame outputs at the 86.13 Hz audio frame rate.
 
-Architecture (the TinyMyo silent-speech model, FIELD_GUIDE §2)::
+Architecture (the silent-speech model of TinyMyo's code, Fasulo et al. 2025,
+github.com/pulp-bio/BioFoundation; docs/design.md, *The speech model*)::
 
     emg (B, 8, T)
       -> 3 residual downsampling blocks, each halving the rate (8x: 689.06 -> 86.13 Hz)

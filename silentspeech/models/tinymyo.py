@@ -1,6 +1,7 @@
 """TinyMyo: a small Transformer encoder for surface EMG, and its checkpoint import.
 
-TinyMyo (Fasulo et al. 2025, FIELD_GUIDE §2) cuts every EMG channel into
+TinyMyo (Fasulo et al. 2025, arXiv 2512.15729, github.com/pulp-bio/BioFoundation;
+docs/design.md, *TinyMyo: the encoder*) cuts every EMG channel into
 patches of ``patch_len`` samples, embeds each patch with one projection shared
 by all channels, and runs pre-LayerNorm Transformer blocks over the
 channel-major token sequence (all patches of channel 0, then channel 1, ...)::

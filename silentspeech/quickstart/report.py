@@ -212,7 +212,7 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
         "",
         f"Everything here is measured on the **synthetic** corpus `{layout.corpus}` ({split_text} utterances; "
         "'excluded' are the voiced twins of dev and test sentences, kept out of training), "
-        "not on real EMG; FIELD_GUIDE §4 and the README give the published figures on the Gaddy corpus.",
+        "not on real EMG; the README's Results and docs/design.md give the published figures on the Gaddy corpus.",
         "",
     ]
     lines += _recognition_section(summary, layout.evaluation, out)

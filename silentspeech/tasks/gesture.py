@@ -1,6 +1,7 @@
 """Gesture classification: TinyMyo + the classification head on windows of a gesture dataset.
 
-Fine-tuning follows FIELD_GUIDE §2 (AdamW lr 5e-4, label smoothing 0.1,
+Fine-tuning follows TinyMyo (Fasulo et al. 2025; docs/design.md, *Downstream
+heads and published results*) (AdamW lr 5e-4, label smoothing 0.1,
 the best weights by validation loss standing in for early stopping).
 ``model.mode`` chooses a full fine-tune (``finetune``) or a linear probe
 (``probe``: encoder frozen, only the head trains); ``model.pretrained``

@@ -1,4 +1,7 @@
-"""Hand kinematics regression: TinyMyo + the DB8 regression head (FIELD_GUIDE §2).
+"""Hand kinematics regression: TinyMyo + the DB8 regression head.
+
+Head and protocol are TinyMyo's (Fasulo et al. 2025; docs/design.md, *Downstream
+heads and published results*).
 
 The model predicts every sample of the window's targets (NinaPro DB8: five
 degrees of actuation, in degrees). Targets are standardised with training

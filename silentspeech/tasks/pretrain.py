@@ -1,4 +1,7 @@
-"""Pretraining: masked patch reconstruction of TinyMyo on a mixture of EMG sources (FIELD_GUIDE §2).
+"""Pretraining: masked patch reconstruction of TinyMyo on a mixture of EMG sources.
+
+The recipe is TinyMyo's (Fasulo et al. 2025, arXiv 2512.15729; docs/design.md,
+*TinyMyo: the encoder*).
 
 Half of the patch grid (channels x patches) of every min-max scaled window
 is replaced by a learned mask token; a linear decoder reconstructs every

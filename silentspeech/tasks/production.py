@@ -1,6 +1,6 @@
 """Production: EMG -> acoustic features (MFCC frames at 86.13 Hz) for the vocoder.
 
-Losses (FIELD_GUIDE §1):
+Losses (Gaddy & Klein 2020, 2021; docs/design.md, *The silent-speech loss*):
 
 * voiced utterance: the Euclidean distance between each predicted frame and
   the utterance's own audio frame, averaged over frames, plus

@@ -49,7 +49,8 @@ class SpeechDataConfig:
     workers: int = 0
     #: Utterance kinds to train on: ``silent`` and/or ``voiced``.
     train_kinds: list[str] = field(default_factory=lambda: ["silent", "voiced"])
-    #: Training augmentation: shift each utterance's EMG left by 0..max_shift samples (FIELD_GUIDE §1).
+    #: Training augmentation: shift each utterance's EMG left by 0..max_shift samples
+    #: (Gaddy reference code; docs/design.md, *EMG preprocessing*).
     max_shift: int = 7
 
 

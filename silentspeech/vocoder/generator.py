@@ -36,7 +36,8 @@ from silentspeech.atomic import atomic_save_safetensors
 class GeneratorConfig:
     """HiFi-GAN generator architecture and the features it was trained on.
 
-    Defaults are V1 (FIELD_GUIDE §5). ``product(upsample_rates)`` must equal
+    Defaults are V1 (Kong et al. 2020, ``config_v1.json`` of
+    github.com/jik876/hifi-gan; docs/design.md, *HiFi-GAN V1*). ``product(upsample_rates)`` must equal
     ``hop_length`` so that one feature frame becomes one hop of audio.
     """
 

@@ -1,6 +1,7 @@
 """The language of the synthetic corpus: word lists and a sentence grammar.
 
-Two kinds of prompt, as in the real corpus (FIELD_GUIDE §1):
+Two kinds of prompt, as in the real corpus (Gaddy & Klein 2020; docs/design.md, *The Gaddy
+silent-speech corpus*):
 
 * open-vocabulary sentences from a small English-like grammar (subject,
   verb phrase with tense and agreement, objects chosen by meaning,

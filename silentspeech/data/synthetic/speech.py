@@ -1,7 +1,7 @@
 """A synthetic EMG/speech corpus in the exact layout of the Gaddy corpus.
 
 ``generate_corpus(out, utterances, seed)`` writes, deterministically for a
-seed, what the Gaddy reader expects (FIELD_GUIDE §1)::
+seed, what the Gaddy reader expects (docs/design.md, *The Gaddy silent-speech corpus*)::
 
     voiced_parallel_data/<s>/  silent_parallel_data/<s>_silent/  nonparallel_data/<s>/
     closed_vocab/voiced/<s>/   closed_vocab/silent/<s>_silent/   testset.json
