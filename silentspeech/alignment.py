@@ -9,11 +9,8 @@ along that path, so gradients flow through the costs but not through the
 choice of path.
 
 The path search is ``librosa.sequence.dtw`` (numba-compiled, standard steps
-(1,1), (1,0), (0,1)). Measured on this project's CPU (one thread): 2.6 ms for
-a 400 x 450 cost matrix (a typical Gaddy silent/voiced pair), 14 ms for
-900 x 1000; our own batched anti-diagonal PyTorch wavefront took 6.5 ms per
-400 x 450 matrix (batch of 40, no backtracking yet), 2.5 times slower, so
-librosa is kept. The path is found on CPU; only the cost matrix travels
+(1,1), (1,0), (0,1)); it was faster than a batched PyTorch wavefront of
+our own (docs/measurements.md), so librosa is kept. The path is found on CPU; only the cost matrix travels
 there, the loss itself stays on the model's device.
 """
 

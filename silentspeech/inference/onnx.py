@@ -6,23 +6,21 @@ pipeline, the demo and the streaming decoder can swap one for the other.
 :func:`load_fast_recognizer` and :func:`load_fast_producer` load a run
 directory straight into one.
 
-Why ONNX Runtime: on one thread of an AMD EPYC VM, 5 s of EMG through the
-full-size model (width 192, 8 blocks) took 37 ms in ONNX Runtime, 62 ms as a
-traced, frozen TorchScript graph and 65 ms in eager torch; on 2 threads of
-an Intel Xeon VM the graph and eager torch are about even at 5 s
-(``bench/emg_to_text.py`` prints both side by side). ``torch.compile`` was
-no faster there and needs a C++ toolchain at run time. The graph is
-exported once, in memory, when the wrapper is built (about a second for
-the full model), with the EMG length as a dynamic axis.
+Why ONNX Runtime: on CPU it ran the full-size model faster than eager
+torch or a traced TorchScript graph, and ``torch.compile`` was no faster
+and needs a C++ toolchain at run time (timings: docs/measurements.md;
+``bench/emg_to_text.py`` prints both paths side by side). The graph is
+exported once, in memory, when the wrapper is built, with the EMG length as
+a dynamic axis.
 
-Two graphs: attention without a padding mask runs 1.4x faster at 5 s and
-1.5x at 10 s of EMG (Intel VM), so batches in which every item fills all its
-frames (every single utterance) run a graph without the mask, built with
-the wrapper; a padded batch gets the masked graph, exported the first time
-one arrives. Exactness: both take the lengths path of
-:meth:`SpeechModel.forward` (EMG zero-padded to a multiple of 8 samples plus
-the true lengths), which gives a lone utterance the same outputs as the
-unmasked path. Before a graph is used it is checked against the torch model
+Two graphs: attention without a padding mask is faster (docs/measurements.md),
+so batches in which every item fills all its frames (every single
+utterance) run a graph without the mask, built with the wrapper; a padded
+batch gets the masked graph, exported the first time one arrives.
+
+Exactness: both take the lengths path of :meth:`SpeechModel.forward` (EMG
+zero-padded to a multiple of 8 samples plus the true lengths), which gives a
+lone utterance the same outputs as the unmasked path. Before a graph is used it is checked against the torch model
 on random EMG of odd length; beyond :data:`TOLERANCE` (or when onnxruntime or
 the export fails) the wrapper warns and stays on torch, and ``backend`` says
 which one runs. ONNX Runtime is used on CPU only; on CUDA torch runs.

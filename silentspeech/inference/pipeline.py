@@ -8,7 +8,7 @@ given, and the result says so). Either model may be left out. Each call of
 :meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
-several times faster), falling back to torch; ``fast=False`` keeps torch.
+faster: docs/measurements.md), falling back to torch; ``fast=False`` keeps torch.
 
 Plausible recordings (:func:`check_recording`): surface EMG carries power up
 to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the

@@ -29,10 +29,8 @@ How each chunk is processed, and why:
   firm text, so the network keeps some left context, and its filters are
   primed with the raw second before it (as neighbouring utterances are in the
   offline cache). The cost per chunk thus stays bounded on an endless stream:
-  filtering grows linearly with the segment and attention quadratically (CPU
-  time per chunk for the synthetic quickstart recogniser: about 15 ms of
-  filtering and 17 ms of network at 4 s, 23 and 64 ms at 8 s, 33 and 141 ms
-  at 15 s; the full-size TinyMyo model takes 42 ms wall at 6 s on 2 threads).
+  filtering grows linearly with the segment and attention quadratically
+  (CPU time per chunk by segment length: docs/measurements.md).
   Within one segment the final greedy text is exactly the offline pipeline's.
 * **Decoding: beam search with the LM over the frames not yet firm.** Each
   chunk, the frames after the firm text are decoded by
@@ -44,8 +42,8 @@ How each chunk is processed, and why:
   search only ever covers the unfirm tail: its cost does not grow with the
   utterance. The final call decodes the tail and firms all. Firming early
   costs some accuracy (a word's first letters may still change once the
-  utterance's end arrives): on the synthetic test split 3.2 % WER streamed
-  against 2.4 % offline with ``settle_s`` 0.8 s, 4.0 % with 0.4 s.
+  utterance's end arrives; streamed against offline WER for two
+  ``settle_s`` values: docs/measurements.md).
 
 The greedy (best-path) transcript of the segment is reported with the final
 event, for comparison with :attr:`~silentspeech.inference.pipeline.PipelineResult.greedy_text`.

@@ -123,8 +123,8 @@ class SpeechModel(nn.Module):
         ``frame_lengths(emg_lengths)`` are padding.
 
         Attention skips its padding mask when no item has padding frames (one
-        utterance, or equal frame counts): the unmasked kernel is fused, about
-        1.5x faster on 10 s of EMG on a CPU, and the outputs are the same. A
+        utterance, or equal frame counts): the unmasked kernel is fused and
+        faster (docs/measurements.md), and the outputs are the same. A
         traced graph cannot look at the data, so it keeps the mask unless
         ``padded_frames=False`` promises that every item fills all F frames
         (``silentspeech.inference.onnx`` exports one graph of each kind).

@@ -57,10 +57,9 @@ class Vocoder:
     Speed. The generator loses its weight norm (a training device: folding
     it into the weights leaves the outputs unchanged) and, on CPU, runs as an
     ONNX Runtime graph exported when the vocoder is built (a few seconds
-    for V1): on this project's 2-core CPU it synthesises about twice as fast
-    as eager torch (``bench/voice.py`` prints both), where a traced and frozen
-    TorchScript graph gained little and synthesis in overlapping chunks
-    (better cache use on long inputs) gained nothing measurable. Before the
+    for V1), faster than eager torch, a traced TorchScript graph or
+    synthesis in overlapping chunks (``bench/voice.py`` prints both paths;
+    docs/measurements.md). Before the
     graph is used its audio is checked against torch's on random features
     of another length; beyond :data:`EXPORT_TOLERANCE`, or when the export
     or onnxruntime fails, the vocoder warns and stays on torch. ``backend``

@@ -296,9 +296,9 @@ def dc_offset_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
     The offset and drift below about 20 Hz: the mel loss cannot see them (its
     lowest filter is zero at 0 Hz) and the log-STFT loss weighs them as one
-    bin in 513, so without this term the generator carries an offset of up to
-    +17 dB in the 0 Hz bin where the recording has -30 dB, which the
-    log-spectral distance counts in every frame.
+    bin in 513, so without this term the generator carries a large offset
+    in the 0 Hz bin, which the log-spectral distance counts in every frame
+    (vocoder/README.md has the figures).
     """
     window, hop = audio_features.N_FFT, audio_features.HOP_LENGTH
     return torch.nn.functional.avg_pool1d(fake - real, window, hop).abs().mean()
