@@ -7,7 +7,7 @@ github.com/pulp-bio/BioFoundation; docs/design.md, *The speech model*)::
       -> 3 residual downsampling blocks, each halving the rate (8x: 689.06 -> 86.13 Hz)
       -> Linear(width, dim)
       -> TinyMyo Transformer blocks + final LayerNorm over frames (pretrained or fresh)
-      -> heads: acoustic (MFCC), phoneme logits, CTC logits
+      -> heads: acoustic (MFCC), phoneme logits, CTC logits, EMG reconstruction (pretraining)
 
 Each frame is one token; attention runs within an utterance (batch and time
 are never mixed). Variable-length batches are handled exactly: every stage
@@ -34,7 +34,7 @@ from silentspeech.text import NUM_CLASSES
 log = logging.getLogger(__name__)
 
 #: Head name -> key of its output in :meth:`SpeechModel.forward`.
-OUTPUT_KEYS = {"acoustic": "acoustic", "phoneme": "phoneme_logits", "ctc": "ctc_logits"}
+OUTPUT_KEYS = {"acoustic": "acoustic", "phoneme": "phoneme_logits", "ctc": "ctc_logits", "reconstruction": "reconstruction"}
 #: Downsampling blocks, each halving the rate: 2 ** 3 = EMG_PER_FRAME.
 DOWNSAMPLING_BLOCKS = 3
 
@@ -51,8 +51,8 @@ class SpeechModelConfig:
     #: embedding; they must match a pretrained checkpoint). Rotary positions by
     #: default: the frames need an order and rope adds no weights to load.
     encoder: TinyMyoConfig = field(default_factory=lambda: TinyMyoConfig(position="rope"))
-    #: Heads to build, any of ``acoustic``, ``phoneme``, ``ctc``
-    #: (production: acoustic + phoneme; recognition: ctc).
+    #: Heads to build, any of ``acoustic``, ``phoneme``, ``ctc``, ``reconstruction``
+    #: (production: acoustic + phoneme; recognition: ctc; speech pretraining: reconstruction).
     outputs: list[str] = field(default_factory=lambda: ["acoustic", "phoneme"])
     #: Acoustic features per frame (MFCC coefficients).
     n_mfcc: int = 80
@@ -60,6 +60,10 @@ class SpeechModelConfig:
     #: (read by ``SpeechModel(config)``; set it to None when rebuilding a
     #: trained model whose weights are loaded afterwards).
     pretrained: str | None = None
+    #: A speech model run (e.g. ``task: speech_pretrain``) whose downsampler,
+    #: input projection and encoder initialise this model; its heads are not
+    #: used. The architecture must match (errors name the tensors that do not).
+    init_from: str | None = None
 
 
 class ResidualDownsample(nn.Module):
@@ -103,8 +107,41 @@ class SpeechModel(nn.Module):
         # Frames come from the downsampler, not from patches: frozen so optimisers
         # and DDP skip it; kept so the encoder exports whole (tinymyo.save_tinymyo).
         self.encoder.patch_embedding.requires_grad_(False)
-        sizes = {"acoustic": config.n_mfcc, "phoneme": NUM_PHONEMES, "ctc": NUM_CLASSES}
+        sizes = {
+            "acoustic": config.n_mfcc,
+            "phoneme": NUM_PHONEMES,
+            "ctc": NUM_CLASSES,
+            "reconstruction": config.emg_channels * EMG_PER_FRAME,
+        }
         self.heads = nn.ModuleDict({name: nn.Linear(config.encoder.dim, sizes[name]) for name in config.outputs})
+        if config.init_from:
+            self.load_trunk(config.init_from)
+
+    def load_trunk(self, run: str) -> None:
+        """Copy the downsampler, input projection and encoder of the speech model saved in ``run`` (heads left as they are).
+
+        ``run`` is a run directory (its ``best.safetensors``) or a weights
+        file. Raises ``ValueError`` naming the tensors that are missing or
+        have other shapes, so a pretrained run of another size is refused.
+        """
+        from safetensors.torch import load_file
+
+        from silentspeech.runs import weights_file
+
+        path = weights_file(run)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no speech model weights to initialise from (model.init_from)")
+        try:
+            saved = load_file(str(path))
+        except Exception as err:  # safetensors raises its own types for damaged files
+            raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+        trunk = {key: value for key, value in self.state_dict().items() if not key.startswith("heads.")}
+        missing = sorted(set(trunk) - set(saved))
+        shapes = [f"{key} {tuple(saved[key].shape)} vs {tuple(value.shape)}" for key, value in trunk.items() if key in saved and saved[key].shape != value.shape]
+        if missing or shapes:
+            raise ValueError(f"{path} does not fit this speech model: missing {missing[:5]}, shape mismatch (file vs model) {shapes[:5]}")
+        self.load_state_dict({key: saved[key] for key in trunk}, strict=False)
+        log.info("speech model trunk (%d tensors) from %s", len(trunk), path)
 
     @staticmethod
     def frame_lengths(emg_lengths: torch.Tensor) -> torch.Tensor:
@@ -118,7 +155,8 @@ class SpeechModel(nn.Module):
         item's end; T need not be a multiple of 8. ``emg_lengths``: (B,) valid
         samples per item (default: all T). Returns a dict with, per configured
         head, ``acoustic`` (B, F, n_mfcc), ``phoneme_logits`` (B, F, 48),
-        ``ctc_logits`` (B, F, 38) (unnormalised), plus ``hidden`` (B, F, dim), the
+        ``ctc_logits`` (B, F, 38) (unnormalised), ``reconstruction``
+        (B, F, channels x 8: each frame's EMG samples, channel-major), plus ``hidden`` (B, F, dim), the
         encoder output, with F = ceil(T / 8); frames past
         ``frame_lengths(emg_lengths)`` are padding.
 

@@ -28,6 +28,7 @@ TASK_MODULES = {
     "gesture": "silentspeech.tasks.gesture",
     "kinematics": "silentspeech.tasks.kinematics",
     "audio_asr": "silentspeech.tasks.audio_asr",
+    "speech_pretrain": "silentspeech.tasks.speech_pretrain",
 }
 
 
@@ -89,6 +90,8 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None) -> tuple[t
     config = load_recipe(spec.schema, config_path)
     if hasattr(getattr(config, "model", None), "pretrained"):
         config.model.pretrained = None  # the checkpoint holds every weight
+    if hasattr(getattr(config, "model", None), "init_from"):
+        config.model.init_from = None
     model = spec.build_model(config)
 
     with safe_open(weights, framework="pt") as handle:
