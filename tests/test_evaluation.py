@@ -6,8 +6,10 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import prepared_synthetic_cache
+from test_decoding import spelled_with_pauses
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
@@ -15,6 +17,7 @@ from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
 from silentspeech.decoding.beam import DEFAULT_ALPHA
 from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.evaluation import recognition
 from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
 from silentspeech.runs import LM_PARAMS
 from silentspeech.tasks import get_task
@@ -81,12 +84,29 @@ def test_unknown_split_lists_the_valid_ones(run):
     assert main(["evaluate", str(run), "--split", "validation"]) == 2
 
 
-def test_tune_lm_saves_the_best_pair_and_evaluate_uses_it(run, lm, capsys):
+@pytest.fixture()
+def noisy_spelling(monkeypatch):
+    """Replace the untrained model's posteriors by noisy spellings of the references, so LM weights matter."""
+    real = recognition.split_posteriors
+
+    def spelled(*args, **kwargs):
+        posteriors = real(*args, **kwargs)
+        rng = np.random.default_rng(0)
+        posteriors.log_probs = [spelled_with_pauses(text, rng, noise=4.0) for text in posteriors.texts]
+        return posteriors
+
+    monkeypatch.setattr(recognition, "split_posteriors", spelled)
+
+
+def test_tune_lm_saves_the_best_pair_and_evaluate_uses_it(run, lm, noisy_spelling, capsys):
     assert main(["tune-lm", str(run), "--lm", str(lm), "--alphas", "0.5", "2", "--betas", "0", "1", "--beam", "4"]) == 0
     printed = capsys.readouterr().out
     assert "alpha\\beta" in printed and "best: alpha" in printed
     saved = json.loads((run / LM_PARAMS).read_text())
-    assert (saved["alpha"], saved["beta"]) in {(0.5, 0.0), (0.5, 1.0), (2.0, 0.0), (2.0, 1.0)}
+    # The saved pair is the grid's best, found again here on the same posteriors.
+    again = tune_lm(run, lm, alphas=[0.5, 2.0], betas=[0.0, 1.0], beam_width=4)
+    assert (saved["alpha"], saved["beta"]) == again.best
+    assert saved["wer"] == pytest.approx(again.rates[again.best].wer)
     assert saved["beam_width"] == 4 and saved["split"] == "dev"
     summary = evaluate_recognition(run, split="test")
     assert summary["lm"]["alpha"] == saved["alpha"] and summary["lm"]["beta"] == saved["beta"]
@@ -97,9 +117,17 @@ def test_tune_lm_saves_the_best_pair_and_evaluate_uses_it(run, lm, capsys):
     assert resolve_lm_settings(run, other).alpha == DEFAULT_ALPHA
 
 
-def test_tune_lm_grid_result(run, lm):
-    result = tune_lm(run, lm, alphas=[0.5], betas=[0.0, 2.0], beam_width=2)
-    assert set(result.rates) == {(0.5, 0.0), (0.5, 2.0)} and result.best in result.rates
+def test_tune_lm_grid_result(run, lm, noisy_spelling):
+    """Each grid cell is what evaluation with that pair scores on dev; the best is the lowest WER (then CER)."""
+    grid = {(0.5, 0.0), (0.5, 8.0), (3.0, 0.0)}
+    result = tune_lm(run, lm, alphas=[0.5, 3.0], betas=[0.0, 8.0], beam_width=2)
+    assert set(result.rates) == grid | {(3.0, 8.0)}
+    for alpha, beta in grid:
+        summary = evaluate_recognition(run, split="dev", lm=lm, alpha=alpha, beta=beta, beam_width=2, out=run / f"dev_{alpha}_{beta}")
+        scored = summary["beam"]["all"]
+        assert (result.rates[(alpha, beta)].wer, result.rates[(alpha, beta)].cer) == pytest.approx((scored["wer"], scored["cer"]))
+    assert result.best == min(result.rates, key=lambda pair: (result.rates[pair].wer, result.rates[pair].cer))
+    assert len({(r.wer, r.cer) for r in result.rates.values()}) > 1  # the pairs decode differently: the check can tell them apart
     assert "*" in result.table()
 
 

@@ -13,6 +13,7 @@ from test_pipeline import save_production_run
 
 from silentspeech.cli import main
 from silentspeech.evaluation.production import load_asr
+from silentspeech.metrics import error_rates
 from silentspeech.tasks import load_checkpoint, train_recipe
 from silentspeech.tasks.audio_asr import AudioRecognizer, AudioRecognizerConfig, transcribe_audio
 
@@ -63,9 +64,14 @@ def test_evaluate_production_writes_results(cache, asr_run, tmp_path, capsys):
     assert "WER" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synthesis_method"] == "griffin-lim" and summary["utterances"] == 3
-    assert 0 <= summary["cer"] and summary["wer"] >= 0
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 3 and {"id", "text", "transcript", "wer", "cer", "mcd_db"} <= set(rows[0])
+    # The summary is the corpus-level rate of the transcripts it lists, each row its own rate.
+    rates = error_rates([r["text"] for r in rows], [r["transcript"] for r in rows])
+    assert (summary["wer"], summary["cer"]) == pytest.approx((rates.wer, rates.cer))
+    for row in rows:
+        alone = error_rates([row["text"]], [row["transcript"]])
+        assert (float(row["wer"]), float(row["cer"])) == pytest.approx((alone.wer, alone.cer))
     voiced = [r for r in rows if r["silent"] == "False"]
     assert all(float(r["mcd_db"]) > 0 for r in voiced)
     assert (summary["mcd_db"] is None) == (not voiced)
