@@ -189,8 +189,8 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     gap9.add_argument("--check-windows", type=int, default=32, help="windows for the ONNX and C checks (default 32)")
     gap9.add_argument("--l1-kb", type=float, default=96.0, help="L1 kB the kernels may tile into (default 96 of GAP9's ~104 usable)")
     gap9.add_argument(
-        "--macs-per-cycle", type=float, default=16.0,
-        help="assumed sustained int8 MAC/cycle of the 8-core cluster for the cost estimate (default 16)",
+        "--macs-per-cycle", type=float, default=None,
+        help="sustained int8 MAC/cycle of the 8-core cluster for the cost estimate (default 6.3, TinyMyo's published rate)",
     )
     gap9.add_argument("--no-build", action="store_true", help="write the C package but do not compile and check it")
 
@@ -210,7 +210,7 @@ def _run_export(args: argparse.Namespace) -> int:
         percentile=args.percentile,
         check_windows=args.check_windows,
         l1_budget=int(args.l1_kb * 1024),
-        assumptions=GAP9Assumptions(macs_per_cycle=args.macs_per_cycle),
+        assumptions=GAP9Assumptions() if args.macs_per_cycle is None else GAP9Assumptions(macs_per_cycle=args.macs_per_cycle),
         build_c=not args.no_build,
         progress=True,
     )

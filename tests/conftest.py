@@ -8,6 +8,7 @@ fresh clone.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (a fresh clone has no shared data)")
     return SHARED_DATA
+
+
+def require_tool(found: object, what: str) -> None:
+    """Skip the test when ``found`` is None (``what`` is missing), except in CI (``CI=true``), where it fails.
+
+    ``.ci/run`` installs every tool the tests use, so a missing one there is a
+    broken set-up, not a reason to pass without checking.
+    """
+    if found is not None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} is missing in CI (.ci/run installs it): the test cannot be skipped there")
+    pytest.skip(f"{what} is missing")
+
+
+@pytest.fixture(scope="session")
+def c_compiler() -> str:
+    """The C compiler the export builds with (gcc, cc or clang on PATH)."""
+    from silentspeech.export.c_codegen import find_compiler
+
+    compiler = find_compiler()
+    require_tool(compiler, "a C compiler (gcc, cc or clang on PATH)")
+    return compiler
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium on PATH, which the demo's browser test drives through playwright."""
+    browser = shutil.which("chromium")
+    require_tool(browser, "chromium on PATH")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require_tool(None, "the playwright package (the dev extra)")
+    return browser
 
 
 @pytest.fixture(autouse=True)

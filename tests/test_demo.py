@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from pathlib import Path
 
@@ -146,11 +145,8 @@ def test_demo_without_quickstart_outputs_says_how_to_make_them(tmp_path, capsys)
     assert "--recognizer" in capsys.readouterr().err
 
 
-def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(client, demo_url, emg_file, tmp_path):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(client, demo_url, emg_file, chromium, tmp_path):
+    import playwright.sync_api as playwright
     expected = client.predict([handle_file(emg_file)], 1000, None, api_name="/run")[2]
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])

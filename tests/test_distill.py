@@ -64,6 +64,7 @@ def test_count_macs_linear_conv_and_attention():
     assert count_macs(TinyMyoEncoder(config), torch.zeros(1, 2, 40)) == patch + block
 
 
+@pytest.mark.slow
 def test_gesture_distillation_run_and_report(tmp_path):
     teacher_run = train_recipe(
         REPO / "recipes/synthetic/gestures.yaml",
@@ -83,6 +84,7 @@ def test_gesture_distillation_run_and_report(tmp_path):
     assert student(torch.randn(2, 8, 200)).shape == (2, 6)
 
 
+@pytest.mark.slow
 def test_distill_refuses_teacher_of_another_task(tmp_path):
     teacher_run = train_recipe(
         REPO / "recipes/synthetic/gestures.yaml",

@@ -19,7 +19,6 @@ from silentspeech.export import export_gap9
 from silentspeech.export.c_codegen import (
     TEMPLATES,
     build_host,
-    find_compiler,
     memory_plan,
     run_host,
     write_c_package,
@@ -42,12 +41,12 @@ from silentspeech.export.quantize import (
     quantize_model,
     torch_forward,
 )
-from silentspeech.export.report import PUBLISHED_TINYMYO, compare_accuracy, estimate_cost, render_report
+from silentspeech.export.report import PUBLISHED_TINYMYO, GAP9Assumptions, compare_accuracy, estimate_cost, render_report
 from silentspeech.models.heads import GestureClassifier, KinematicsRegressor
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, save_tinymyo
 
 TINY = TinyMyoConfig(channels=4, patch_len=10, dim=32, depth=2, heads=2, mlp_dim=64, dropout=0.0, drop_path=0.0)
-needs_compiler = pytest.mark.skipif(find_compiler() is None, reason="no C compiler (gcc, cc, clang) on PATH")
+needs_compiler = pytest.mark.usefixtures("c_compiler")
 
 
 def tiny_model(position: str = "none", classes: int | None = 5, seed: int = 0, mlp_dim: int = TINY.mlp_dim) -> nn.Module:
@@ -188,8 +187,7 @@ def test_host_c_build_is_bit_exact_with_the_integer_reference(tmp_path, position
     assert np.array_equal(got, expected)
 
 
-@needs_compiler
-def test_gap9_branch_compiles_against_the_pmsis_calls_it_uses(tmp_path):
+def test_gap9_branch_compiles_against_the_pmsis_calls_it_uses(tmp_path, c_compiler):
     """Syntax check of the GAP9 side of net_port.h with a stand-in pmsis.h declaring the SDK calls."""
     (tmp_path / "pmsis.h").write_text(
         """#include <stdint.h>
@@ -213,7 +211,7 @@ int __builtin_pulp_sdotsp4(stand_in_v4s a, stand_in_v4s b, int c);
     )
     for define in ("-DGAP9", "-DNET_WEIGHTS_IN_L3"):
         result = subprocess.run(
-            [find_compiler(), "-std=gnu99", "-fsyntax-only", "-Wall", "-Werror", "-Wno-pointer-to-int-cast",
+            [c_compiler, "-std=gnu99", "-fsyntax-only", "-Wall", "-Werror", "-Wno-pointer-to-int-cast",
              "-Wno-int-to-pointer-cast", "-DGAP9", define, f"-I{tmp_path}", str(TEMPLATES / "net_kernels.c")],
             capture_output=True, text=True,
         )  # fmt: skip
@@ -225,8 +223,7 @@ int __builtin_pulp_sdotsp4(stand_in_v4s a, stand_in_v4s b, int c);
 
 @pytest.mark.parametrize("position, classes", [("rope", 5), ("none", None)])
 def test_qdq_onnx_runs_and_matches_the_fake_quantised_model(tmp_path, position, classes):
-    onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    import onnx
 
     model = tiny_model(position, classes)
     network = quantize_model(model, windows(32, seed=1), percentile=100.0)  # no clipping: bound the float gap
@@ -247,6 +244,7 @@ def test_qdq_onnx_runs_and_matches_the_fake_quantised_model(tmp_path, position, 
 # --- accuracy on a trained classifier -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_int8_accuracy_is_within_a_point_of_float_on_synthetic_gestures():
     from silentspeech.data.gestures import GestureDataConfig, load_gesture_data
 
@@ -288,9 +286,17 @@ def test_report_for_the_published_deployment_size():
     assert network.tokens == 400
     assert abs(cost.macs - PUBLISHED_TINYMYO["macs"]) < 0.01 * PUBLISHED_TINYMYO["macs"]
     assert not plan.weights_fit_l2 and plan.l1_bytes <= 96 * 1024
+    # The headline estimate is within 10 % of TinyMyo's published 305 M cycles (its 785 ms imply a 389 MHz
+    # clock; at the assumed 370 MHz the latency and energy come out 11 % above the published ones) ...
+    assert abs(cost.cycles - PUBLISHED_TINYMYO["cycles"]) < 0.10 * PUBLISHED_TINYMYO["cycles"]
+    assert cost.latency_s == pytest.approx(cost.cycles / 370e6) and cost.energy_mj == pytest.approx(cost.latency_s * 57.18)
+    # ... and the ideal-rate bound is a bound: fewer cycles than both.
+    bound = estimate_cost(network, plan, dataclasses.replace(GAP9Assumptions(), macs_per_cycle=16.0))
+    assert bound.cycles < 0.6 * cost.cycles and bound.cycles < 305e6
     report = render_report(network, plan, "TinyMyo, 8 channels")
-    for text in ("L3 (too large for L2", "1.92 G", "305.00 M", "44.91 mJ", "| MACs | 1.909 G"):
-        assert text in report
+    assert "L3 (too large for L2" in report
+    assert f"**{cost.cycles / 1e6:,.2f} M cycles, {cost.latency_s * 1e3:,.1f} ms, {cost.energy_mj:,.2f} mJ per window**" in report
+    assert f"| cycles | {cost.cycles / 1e6:,.2f} M | {bound.cycles / 1e6:,.2f} M | 305.00 M |" in report
 
 
 def test_report_for_a_small_student_keeps_weights_in_l2():
@@ -320,8 +326,7 @@ def test_export_gap9_writes_and_checks_everything(tmp_path):
     assert result.checks.accuracy is not None and result.checks.accuracy.windows == 24
     report = (tmp_path / "report.md").read_text()
     assert "24 of 24 windows bit-exact" in report and "model_qdq.onnx" in report
-    if result.checks.onnx is not None:  # onnx and onnxruntime installed
-        assert (tmp_path / "model_qdq.onnx").is_file() and result.checks.onnx.windows == 24
+    assert (tmp_path / "model_qdq.onnx").is_file() and result.checks.onnx.windows == 24  # onnx is a dependency
     assert "Classes: a, b, c, d, e" in (tmp_path / "c" / "network.h").read_text()
 
 
@@ -339,7 +344,7 @@ def test_cli_exports_a_bare_encoder_checkpoint(tmp_path, capsys):
 
 def test_cli_exports_a_gesture_run_with_its_test_split(tmp_path, monkeypatch, capsys):
     """A run folder as the engine writes it: config.yaml and best.safetensors (here untrained)."""
-    gesture = pytest.importorskip("silentspeech.tasks.gesture")
+    from silentspeech.tasks import gesture
     from silentspeech import tasks
 
     monkeypatch.setitem(tasks.TASK_MODULES, "gesture", "silentspeech.tasks.gesture")

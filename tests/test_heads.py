@@ -152,8 +152,9 @@ def test_real_myo_gestures_fine_tune_beats_chance(shared_data, tmp_path):
     """8 classes (rest + 7 wrist gestures); test windows come from held-out rest/gesture runs."""
     root = shared_data / "real/myo_gestures/_readings_right_hand"
     metrics = real_run("recipes/generic/myo_armband.yaml", root, tmp_path, ["trainer.max_epochs=3"])
-    assert metrics["test/accuracy"] > 2 / 8  # chance 1/8; rest is 45 % of the windows
-    assert metrics["test/macro_f1"] > 1.5 / 8
+    # Always answering "rest" scores 45 % accuracy and macro F1 0.08; 3 epochs reach 67 % and 0.49.
+    assert metrics["test/accuracy"] > 0.55
+    assert metrics["test/macro_f1"] > 0.3
 
 
 def test_real_mouthed_words_fine_tune_beats_chance(shared_data, tmp_path):

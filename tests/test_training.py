@@ -185,6 +185,7 @@ class _Kill(pl.Callback):
             raise RuntimeError("simulated kill")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["production", "recognition"])
 def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
     torch.use_deterministic_algorithms(True)
@@ -205,6 +206,7 @@ def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
             assert torch.equal(straight[key], resumed[key]), f"{name}: {key} differs"
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(cache, tmp_path):
     command = [
         sys.executable, "-m", "silentspeech.cli", "train", str(REPO / "recipes/synthetic/recognition.yaml"),

@@ -12,11 +12,23 @@ sustained int8 SIMD rate, the per-element work (requantisation, LayerNorm,
 softmax, tables) at assumed cycles per element shared by the cores, the
 blocking L2<->L1 DMA of this implementation at an assumed bandwidth, and the
 weight stream from external RAM where the weights do not fit L2.
+
+The headline MAC rate is calibrated on TinyMyo's published deployment
+(Fasulo et al. 2025, arXiv 2512.15729: 1.92 G MAC in 305 M cycles on GAP9,
+6.3 MAC/cycle, 0.785 s, 44.91 mJ per 8-channel, 1000-sample window). That
+rate is end to end, so it already holds the published kernels' overheads;
+adding this model's own overhead terms on top leans pessimistic (about 6 %
+above the published cycles for the published configuration). The ideal rate
+of the cluster (4-way int8 sdotp on 8 cores at 50 % utilisation, 16
+MAC/cycle) is reported beside it as a lower bound, not a prediction. The
+published 305 M cycles in 0.785 s imply a 389 MHz clock; the estimate keeps
+GAP9's nominal 370 MHz cluster clock, so its latency and energy for the
+published configuration come out about 11 % above the published ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -31,8 +43,10 @@ class GAP9Assumptions:
 
     clock_hz: float = 370e6  #: cluster clock
     cores: int = CORES
-    #: Sustained int8 MACs per cycle over the 8 cores: 4-way sdotp per core at 50 % utilisation.
-    macs_per_cycle: float = 16.0
+    #: Sustained int8 MACs per cycle over the 8 cores, calibrated: TinyMyo's published 1.92 G MAC in 305 M cycles.
+    macs_per_cycle: float = 1.92e9 / 305e6
+    #: The ideal rate (4-way sdotp per core at 50 % utilisation): the lower bound the report gives beside the estimate.
+    ideal_macs_per_cycle: float = 16.0
     #: Cycles per element and core: requantisation (multiply, round, shift, clamp, table).
     requant_cycles: float = 5.0
     #: Cycles per element and core of integer LayerNorm (sum, square, normalise, gain).
@@ -268,37 +282,39 @@ def render_report(
         tile = f"{t.tile_rows} x {t.tile_cols}" if t.tile_cols else f"{t.tile_rows} rows"
         lines.append(f"| {t.name} ({t.kind}) | {tile} | {t.l1_bytes:,} | {t.dma_bytes:,} |")
     published = PUBLISHED_TINYMYO
-    at_published_rate = cost.macs / (published["macs"] / published["cycles"])
+    bound = estimate_cost(network, plan, replace(a, macs_per_cycle=a.ideal_macs_per_cycle))
     lines += [
         "",
         "## Estimated cost on GAP9",
         "",
-        "Assumptions: cluster at {:.0f} MHz, {} cores; int8 SIMD sustained {:g} MAC/cycle over the cluster "
-        "(4-way sdotp per core at 50 % utilisation); per element and core {:g} cycles of requantisation, "
+        "Assumptions: cluster at {:.0f} MHz, {} cores; int8 SIMD sustained {:.2f} MAC/cycle over the cluster "
+        "(calibrated: TinyMyo's published 1.92 G MAC in 305 M cycles; the bound uses the ideal {:g} MAC/cycle, "
+        "4-way sdotp per core at 50 % utilisation); per element and core {:g} cycles of requantisation, "
         "{:g} of LayerNorm, {:g} per attention score, {:g} of pooling; blocking cluster DMA at {:g} B/cycle; "
         "{:g} cycles per fork/join; external RAM at {:g} MB/s when the weights sit in L3; "
         "{:.2f} mW average power (TinyMyo's measured average).".format(
-            a.clock_hz / 1e6, a.cores, a.macs_per_cycle, a.requant_cycles, a.layernorm_cycles,
+            a.clock_hz / 1e6, a.cores, a.macs_per_cycle, a.ideal_macs_per_cycle, a.requant_cycles, a.layernorm_cycles,
             a.softmax_cycles, a.pool_cycles, a.dma_bytes_per_cycle, a.fork_cycles,
             a.l3_bytes_per_second / 1e6, a.power_w * 1e3,
         ),  # fmt: skip
         "",
-        "| cycles by cause | this export (estimate) |",
-        "| --- | ---: |",
-        f"| MACs | {_mega(cost.mac_cycles)} |",
-        f"| requantisation, LayerNorm, softmax, pooling | {_mega(cost.elementwise_cycles)} |",
-        f"| L2<->L1 DMA | {_mega(cost.dma_cycles)} |",
-        f"| weights from L3 | {_mega(cost.l3_cycles)} |",
-        f"| fork/join | {_mega(cost.fork_cycles)} |",
+        f"Estimated on GAP9 (calibrated {a.macs_per_cycle:.2f} MAC/cycle): **{_mega(cost.cycles)} cycles, "
+        f"{cost.latency_s * 1e3:,.1f} ms, {cost.energy_mj:,.2f} mJ per window**.",
         "",
-        "| per window | this export (estimate) | same MACs at TinyMyo's measured {:.2f} MAC/cycle | TinyMyo published (8 ch, 1000 samples, 400 tokens) |".format(
-            published["macs"] / published["cycles"]
-        ),
+        f"| cycles by cause | estimate ({a.macs_per_cycle:.2f} MAC/cycle, calibrated) | lower bound ({a.ideal_macs_per_cycle:g} MAC/cycle, ideal) |",
+        "| --- | ---: | ---: |",
+        f"| MACs | {_mega(cost.mac_cycles)} | {_mega(bound.mac_cycles)} |",
+        f"| requantisation, LayerNorm, softmax, pooling | {_mega(cost.elementwise_cycles)} | {_mega(bound.elementwise_cycles)} |",
+        f"| L2<->L1 DMA | {_mega(cost.dma_cycles)} | {_mega(bound.dma_cycles)} |",
+        f"| weights from L3 | {_mega(cost.l3_cycles)} | {_mega(bound.l3_cycles)} |",
+        f"| fork/join | {_mega(cost.fork_cycles)} | {_mega(bound.fork_cycles)} |",
+        "",
+        "| per window | this export: estimate (calibrated) | this export: lower bound (ideal) | TinyMyo published (8 ch, 1000 samples, 400 tokens) |",
         "| --- | ---: | ---: | ---: |",
         f"| MACs | {cost.macs / 1e9:.3f} G | {cost.macs / 1e9:.3f} G | {published['macs'] / 1e9:.2f} G |",
-        f"| cycles | {_mega(cost.cycles)} | {_mega(at_published_rate)} | {_mega(published['cycles'])} |",
-        f"| latency | {cost.latency_s * 1e3:,.1f} ms | {at_published_rate / a.clock_hz * 1e3:,.1f} ms | {published['latency_s'] * 1e3:,.0f} ms |",
-        f"| energy | {cost.energy_mj:,.2f} mJ | {at_published_rate / a.clock_hz * a.power_w * 1e3:,.2f} mJ | {published['energy_mj']:.2f} mJ |",
+        f"| cycles | {_mega(cost.cycles)} | {_mega(bound.cycles)} | {_mega(published['cycles'])} |",
+        f"| latency | {cost.latency_s * 1e3:,.1f} ms | {bound.latency_s * 1e3:,.1f} ms | {published['latency_s'] * 1e3:,.0f} ms |",
+        f"| energy | {cost.energy_mj:,.2f} mJ | {bound.energy_mj:,.2f} mJ | {published['energy_mj']:.2f} mJ |",
         f"| average power | {a.power_w * 1e3:.2f} mW | {a.power_w * 1e3:.2f} mW | {published['power_mw']:.2f} mW |",
         "",
         "## Checks",
@@ -330,6 +346,7 @@ def render_report(
 def summary(network: IntNetwork, plan: MemoryPlan, checks: ExportChecks, assumptions: GAP9Assumptions = GAP9Assumptions()) -> dict:
     """The report's figures as a JSON-ready dict."""
     cost = estimate_cost(network, plan, assumptions)
+    bound = estimate_cost(network, plan, replace(assumptions, macs_per_cycle=assumptions.ideal_macs_per_cycle))
     return {
         "channels": network.channels,
         "samples": network.samples,
@@ -340,6 +357,7 @@ def summary(network: IntNetwork, plan: MemoryPlan, checks: ExportChecks, assumpt
         "l1_bytes": plan.l1_bytes,
         "weights_in": "L2" if plan.weights_fit_l2 else "L3",
         "estimate": {"cycles": cost.cycles, "latency_s": cost.latency_s, "energy_mj": cost.energy_mj},
+        "ideal_bound": {"cycles": bound.cycles, "latency_s": bound.latency_s, "energy_mj": bound.energy_mj},
         "assumptions": asdict(assumptions),
         "onnx": asdict(checks.onnx) if checks.onnx else None,
         "c_bit_exact": list(checks.c_bit_exact) if checks.c_bit_exact else None,
