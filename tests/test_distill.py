@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import prepared_synthetic_cache
 import torch
 from torch import nn
 
 from silentspeech.config import RecipeError
-from silentspeech.distill import REPORT_FILE, SETTINGS_FILE, count_macs, distill, hidden_mse, soft_target_kl
+from silentspeech.distill import REPORT_FILE, SETTINGS_FILE, count_macs, count_parameters, distill, hidden_mse, macs_per_second, soft_target_kl
+from silentspeech.evaluation.recognition import evaluate_recognition
+from silentspeech.preprocessing import EMG_RATE
 from silentspeech.models.heads import GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder
 from silentspeech.tasks import load_checkpoint, train_recipe
@@ -95,3 +99,42 @@ def test_distill_refuses_teacher_of_another_task(tmp_path):
         distill(teacher_run, REPO / "recipes/synthetic/recognition.yaml", [f"out={tmp_path / 'x'}"])
     with pytest.raises(RecipeError, match="distillation supports"):
         distill(teacher_run, REPO / "recipes/synthetic/gestures_pretrain.yaml", [f"out={tmp_path / 'y'}"])
+
+
+# --- speech teachers ------------------------------------------------------------------------------
+
+#: A few steps of a tiny speech model on the tiny cache.
+SPEECH_QUICK = ["trainer.max_steps=3", "trainer.progress_bar=false", "trainer.log_every_steps=1", "data.max_total_samples=24000"]
+SPEECH_TEACHER = ["model.width=24", "model.encoder.dim=32", "model.encoder.depth=2", "model.encoder.heads=2", "model.encoder.mlp_dim=64"]
+
+
+@pytest.fixture(scope="module")
+def speech_cache(tmp_path_factory) -> Path:
+    return prepared_synthetic_cache(tmp_path_factory, utterances=20)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, metric", [("recognition", "test/cer"), ("production", "test/distance")])
+def test_speech_distillation_reports_true_sizes_costs_and_test_scores(task, metric, speech_cache, tmp_path):
+    data = [f"data.cache={speech_cache}", *SPEECH_QUICK]
+    teacher_run = train_recipe(REPO / f"recipes/synthetic/{task}.yaml", [f"out={tmp_path / 'teacher'}", *SPEECH_TEACHER, *data])
+    result = distill(teacher_run, REPO / f"recipes/synthetic/distill_{task}.yaml", [f"out={tmp_path / 'student'}", *data])
+    teacher, _ = load_checkpoint(teacher_run, task=task)
+    student, config = load_checkpoint(result.run_dir, task=task)
+    assert config.model.encoder.dim == 24 and config.model.width == 12  # the recipe's student
+    # Sizes and costs are the two models' own ...
+    assert (result.teacher_parameters, result.student_parameters) == (count_parameters(teacher), count_parameters(student))
+    assert result.teacher_parameters > 2 * result.student_parameters
+    samples = round(EMG_RATE)
+    assert result.student_macs_per_second == pytest.approx(macs_per_second(student, 8, EMG_RATE, samples))
+    assert result.teacher_macs_per_second > 2 * result.student_macs_per_second
+    # ... and the test scores are those the teacher's own run measured on the same split.
+    teacher_scores = json.loads((teacher_run / "test_metrics.json").read_text())
+    assert result.teacher_metrics[metric] == pytest.approx(teacher_scores[metric], rel=1e-5)
+    assert result.student_metrics[metric] >= 0 and metric in result.teacher_metrics
+    if task == "recognition":  # the student's CER is what evaluation of its checkpoint gives
+        greedy = evaluate_recognition(result.run_dir, split="test", cache=speech_cache)["greedy"]["all"]
+        assert result.student_metrics["test/cer"] == pytest.approx(greedy["cer"], rel=1e-5)
+    report = (result.run_dir / REPORT_FILE).read_text()
+    assert f"| parameters | {result.teacher_parameters:,} | {result.student_parameters:,} |" in report
+    assert f"| {metric} | {result.teacher_metrics[metric]:.4f} | {result.student_metrics[metric]:.4f} |" in report
