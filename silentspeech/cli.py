@@ -388,6 +388,8 @@ def _run_voice(args: argparse.Namespace) -> int:
     from silentspeech.features import write_wav
     from silentspeech.inference.pipeline import SilentSpeechPipeline
 
+    if args.out.is_dir():  # checked before loading anything: a WAV cannot replace a folder
+        raise CLIError(f"--out {args.out} is a folder; give the WAV file to write, e.g. {args.out / 'speech.wav'}")
     pipeline = SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
     recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
     result = pipeline.run(recording)  # EMGError (a ValueError) names the file and the problem
@@ -561,8 +563,23 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """CLIError unless ``host:port`` can be served on, checked before the models load (that takes a while)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise CLIError(f"--port {port}: a port lies between 1 and 65535")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        raise CLIError(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from silentspeech.quickstart.layout import QuickstartLayout
+
+    _check_port_free(args.host, args.port)
 
     defaults = QuickstartLayout(args.quickstart)
     paths = {
@@ -650,11 +667,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError) as err:
-        # Library errors carry the file and the problem; a traceback adds nothing for a user.
+    except (CLIError, ValueError, OSError) as err:
+        # Library errors carry the file and the problem, and OSError its path (an output folder that
+        # is a file or read-only, a full disk): a traceback adds nothing for a user. DeviceError and
+        # RecipeError are ValueErrors.
         if args.verbose:
             raise
-        print(f"silentspeech {args.command}: error: {err}", file=sys.stderr)
+        print(f"silentspeech {args.command}: error: {str(err) or type(err).__name__}", file=sys.stderr)
         return 2
 
 

@@ -59,6 +59,20 @@ def _merge(base: DictConfig, other: Any, schema: Any, what: str) -> DictConfig:
         raise RecipeError(f"{what}: bad value for {key!r}: {str(err).splitlines()[0]}") from None
 
 
+def read_recipe_file(path: str | os.PathLike) -> DictConfig:
+    """The mapping a recipe YAML file holds; :class:`RecipeError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml's parser and scanner errors, undecodable bytes
+        raise RecipeError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(loaded, DictConfig):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping of keys, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_recipe(schema: type[T], path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
     """Build a ``schema`` instance from a YAML recipe and ``key=value`` overrides.
 
@@ -68,14 +82,7 @@ def load_recipe(schema: type[T], path: str | os.PathLike | None = None, override
     """
     config = OmegaConf.structured(schema)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"{path}: recipe file not found")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as err:
-            raise RecipeError(f"{path}: not valid YAML ({err})") from None
-        config = _merge(config, loaded, schema, str(path))
+        config = _merge(config, read_recipe_file(path), schema, str(path))
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
@@ -86,11 +93,7 @@ def load_recipe(schema: type[T], path: str | os.PathLike | None = None, override
 
 def recipe_task(path: str | os.PathLike) -> str:
     """The ``task`` named at the top of a recipe file (which schema to load it with)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    loaded = OmegaConf.load(path)
-    task = loaded.get("task") if isinstance(loaded, DictConfig) else None
+    task = read_recipe_file(path).get("task")
     if not task:
         raise RecipeError(f"{path}: the recipe names no 'task' at its top level")
     return str(task)

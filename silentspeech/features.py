@@ -48,13 +48,30 @@ def load_audio(path: str | os.PathLike, rate: int = AUDIO_RATE) -> np.ndarray:
     Returns float32 samples, shape ``(samples,)``. Raises :class:`AudioError`
     naming the file when it is unreadable or empty.
     """
+    audio, file_rate = read_audio(path)
+    return resample_audio(audio, file_rate, rate)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Mono float32 samples ``(samples,)`` of an audio file at its own rate, and that rate in Hz.
+
+    Raises :class:`AudioError` naming the file when it is missing, not a
+    regular file (a FIFO would block), unreadable, empty or holds NaN or
+    infinite samples (a float WAV can; librosa fails on them deep inside).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: {'not a regular file' if path.exists() else 'missing'}")
     try:
         audio, file_rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for bad files
         raise AudioError(f"{path}: unreadable audio ({err})") from None
     if audio.shape[0] == 0:
         raise AudioError(f"{path}: audio file holds no samples")
-    return resample_audio(audio.mean(axis=1), file_rate, rate)
+    mono = audio.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{path}: audio holds {int((~np.isfinite(mono)).sum())} NaN or infinite samples")
+    return mono, int(file_rate)
 
 
 def resample_audio(audio: np.ndarray, rate: int, target_rate: int = AUDIO_RATE) -> np.ndarray:

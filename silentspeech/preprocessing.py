@@ -27,6 +27,8 @@ RAW_EMG_RATE = 1000.0
 EMG_PER_FRAME = 8
 #: Model EMG rate, Hz: 8 x 86.1328125 = 689.0625.
 EMG_RATE = EMG_PER_FRAME * FRAME_RATE
+#: Fewest raw samples the zero-phase filters accept (their padding needs this many).
+MIN_FILTER_SAMPLES = 64
 
 
 class EMGError(ValueError):
@@ -63,6 +65,8 @@ def check_emg(emg: np.ndarray, channels: int | None = None, source: str = "EMG")
         raise EMGError(f"{source}: EMG holds no samples")
     if not np.issubdtype(arr.dtype, np.number):
         raise EMGError(f"{source}: EMG is not numeric (dtype {arr.dtype})")
+    if np.iscomplexobj(arr):  # casting would silently drop the imaginary part
+        raise EMGError(f"{source}: EMG is complex (dtype {arr.dtype}); expected real samples")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
@@ -138,8 +142,8 @@ def preprocess_emg(
     clipped. Raises :class:`EMGError` naming ``source`` for bad input.
     """
     emg = check_emg(emg, config.channels, source)
-    if emg.shape[0] < 64:
-        raise EMGError(f"{source}: {emg.shape[0]} samples is too short to filter (need at least 64)")
+    if emg.shape[0] < MIN_FILTER_SAMPLES:
+        raise EMGError(f"{source}: {emg.shape[0]} samples is too short to filter (need at least {MIN_FILTER_SAMPLES})")
     before = None if before is None else check_emg(before, config.channels, f"{source} (previous utterance)")
     after = None if after is None else check_emg(after, config.channels, f"{source} (next utterance)")
     filtered = filter_emg(emg, config, before, after)

@@ -250,7 +250,7 @@ def test_nan_emg_is_found_by_the_value_check_and_by_the_loader(corpus_root):
 
 
 def test_single_file_readers_raise_naming_the_file(tmp_path):
-    with pytest.raises(CorpusError, match="7_info.json: cannot read"):
+    with pytest.raises(CorpusError, match="7_info.json: missing"):
         read_info(tmp_path / "7_info.json")
     (tmp_path / "7_info.json").write_text(json.dumps({"book": BOOK, "sentence_index": "3", "text": "x"}))
     with pytest.raises(CorpusError, match="7_info.json: field 'sentence_index' missing or not a int"):
@@ -259,7 +259,7 @@ def test_single_file_readers_raise_naming_the_file(tmp_path):
     with pytest.raises(CorpusError, match="7_emg.npy: EMG holds no samples"):
         read_emg_header(tmp_path / "7_emg.npy")
     (tmp_path / "8_emg.npy").write_text("1,2,3\n")
-    with pytest.raises(CorpusError, match="8_emg.npy: not a readable .npy array"):
+    with pytest.raises(CorpusError, match="8_emg.npy: not a .npy file: it starts with text"):
         read_emg_header(tmp_path / "8_emg.npy")
 
 

@@ -41,13 +41,47 @@ def _gaddy_info(path: Path, info_path: Path | None = None) -> dict | None:
         info_path = path.with_name(path.name[: -len("_emg.npy")] + "_info.json")
         if not info_path.is_file():
             return None
+    if not info_path.is_file():  # a FIFO or a folder under the name would block or fail deep in open()
+        raise EMGError(f"{info_path}: not a regular file")
     try:
-        return json.loads(info_path.read_text())
+        info = json.loads(info_path.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise EMGError(f"{info_path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise EMGError(f"{info_path}: not UTF-8 text (a Gaddy info file is UTF-8 JSON)") from None
     except json.JSONDecodeError as err:
         raise EMGError(f"{info_path}: not valid JSON ({err})") from None
+    if not isinstance(info, dict):
+        raise EMGError(f"{info_path}: expected a JSON object, got a JSON {type(info).__name__}")
+    if not isinstance(info.get("text", ""), str):
+        raise EMGError(f"{info_path}: field 'text' is not a string (got {info['text']!r})")
+    return info
+
+
+#: First bytes of every ``.npy`` file (numpy's format specification).
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def npy_format_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a ``.npy`` file at all, or None when it starts like one.
+
+    numpy reports any file without the ``.npy`` magic bytes as "pickled
+    data", which misleads for the common case of a text or CSV file saved
+    under a ``.npy`` name.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(len(NPY_MAGIC))
+    if head == NPY_MAGIC:
+        return None
+    if head and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in head):
+        return "not a .npy file: it starts with text, not the .npy header (a CSV or text file renamed .npy? use the .csv suffix)"
+    return "not a .npy file: it does not start with the .npy header (a pickle or another format renamed .npy?)"
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    problem = npy_format_problem(path)
+    if problem:
+        raise EMGError(f"{path}: {problem}")
     try:
         return np.load(path, allow_pickle=False)
     except Exception as err:  # truncated files raise ValueError/EOFError/OSError
@@ -100,8 +134,8 @@ def read_emg_file(
     missing rate.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EMGError(f"{path}: no such file")
+    if not path.is_file():  # is_file is False for a FIFO too: opening one would block
+        raise EMGError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     if path.stat().st_size == 0:
         raise EMGError(f"{path}: the file is empty")
     suffix = path.suffix.lower()

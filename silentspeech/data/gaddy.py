@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +46,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from silentspeech.data.emg_files import read_emg_file
-from silentspeech.features import AUDIO_RATE, FRAME_RATE, AudioError, acoustic_features, load_audio
+from silentspeech.data.emg_files import npy_format_problem, read_emg_file
+from silentspeech.features import AUDIO_RATE, FRAME_RATE, HOP_LENGTH, AudioError, acoustic_features, load_audio, read_audio
 from silentspeech.phonemes import TextGridError, phoneme_frames, read_textgrid
-from silentspeech.preprocessing import RAW_EMG_RATE, EMGError, EMGPreprocessing, align_to_frames, preprocess_emg
+from silentspeech.preprocessing import (
+    EMG_PER_FRAME,
+    MIN_FILTER_SAMPLES,
+    RAW_EMG_RATE,
+    EMGError,
+    EMGPreprocessing,
+    align_to_frames,
+    preprocess_emg,
+)
 from silentspeech.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -218,6 +227,22 @@ def find_corpus_root(root: str | os.PathLike) -> Path:
     raise CorpusError(root, f"not a Gaddy corpus (none of {names} found)")
 
 
+def require_regular_file(path: str | os.PathLike) -> None:
+    """Raise :class:`CorpusError` unless ``path`` is a regular file.
+
+    Checked before opening: opening a FIFO named like a corpus file would
+    block for ever, and a folder fails with a less clear message.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CorpusError(path, "missing") from None
+    except OSError as err:
+        raise CorpusError(path, f"cannot read ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise CorpusError(path, "not a regular file (a folder, FIFO or device under a corpus file's name)")
+
+
 def read_info(path: str | os.PathLike) -> dict:
     """Read and validate a ``{i}_info.json``.
 
@@ -225,15 +250,18 @@ def read_info(path: str | os.PathLike) -> dict:
     (str) and ``chunks`` (list of ``[emg, audio, button]`` sample counts, or
     None when absent). Raises :class:`CorpusError` naming the file.
     """
+    require_regular_file(path)
     try:
         with open(path, encoding="utf-8") as handle:
             info = json.load(handle)
     except OSError as err:
         raise CorpusError(path, f"cannot read ({err.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError:
+        raise CorpusError(path, "not UTF-8 text (a Gaddy info file is UTF-8 JSON)") from None
+    except json.JSONDecodeError as err:
         raise CorpusError(path, f"not valid JSON ({err})") from None
     if not isinstance(info, dict):
-        raise CorpusError(path, f"expected a JSON object, got {type(info).__name__}")
+        raise CorpusError(path, f"expected a JSON object, got a JSON {type(info).__name__}")
     for key, kind in (("book", str), ("sentence_index", int), ("text", str)):
         if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
             raise CorpusError(path, f"field {key!r} missing or not a {kind.__name__} (got {info.get(key)!r})")
@@ -254,14 +282,18 @@ def read_emg_header(path: str | os.PathLike, channels: int = 8) -> int:
     channel count is caught without reading the data. Raises
     :class:`CorpusError` naming the file.
     """
+    require_regular_file(path)
+    problem = npy_format_problem(path)
+    if problem:
+        raise CorpusError(path, problem)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise CorpusError(path, "missing") from None
     except Exception as err:  # numpy raises ValueError, EOFError, OSError for damaged files
         raise CorpusError(path, f"not a readable .npy array, truncated or damaged ({err})") from None
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise CorpusError(path, f"EMG is not numeric (dtype {array.dtype})")
+    if np.iscomplexobj(array):
+        raise CorpusError(path, f"EMG is complex (dtype {array.dtype}); expected real samples")
     if array.ndim != 2 or array.shape[1] != channels:
         raise CorpusError(path, f"expected EMG of shape (samples, {channels}), got {array.shape}")
     if array.shape[0] == 0:
@@ -269,17 +301,42 @@ def read_emg_header(path: str | os.PathLike, channels: int = 8) -> int:
     return int(array.shape[0])
 
 
-def check_emg_values(path: str | os.PathLike) -> None:
-    """Raise :class:`CorpusError` when the EMG ``.npy`` holds NaN or infinite values."""
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
-    block = 1 << 16
-    bad = sum(int((~np.isfinite(array[i : i + block])).sum()) for i in range(0, array.shape[0], block))
-    if bad:
-        raise CorpusError(path, f"EMG holds {bad} NaN or infinite values")
+def check_utterance(utterance: "Utterance", preprocessing: EMGPreprocessing = EMGPreprocessing()) -> None:
+    """Raise :class:`CorpusError` for every utterance :func:`load_utterance` would refuse, without its work.
+
+    Reads the EMG, the audio and the TextGrid in full through the same
+    readers :func:`load_utterance` uses (NaN or infinite EMG or audio, a bad
+    TextGrid) and applies its length rules (EMG long enough to filter, at
+    least one acoustic frame) from the lengths alone, without filtering,
+    resampling or MFCC. ``silentspeech inspect`` runs it on every utterance
+    so that it finds what ``silentspeech prepare`` finds.
+    """
+    emg_path = utterance.emg_path
+    try:
+        emg = read_emg_file(emg_path, rate=preprocessing.rate, channels=preprocessing.channels).emg
+    except EMGError as err:
+        raise CorpusError.wrap(emg_path, err) from None
+    if emg.shape[0] < MIN_FILTER_SAMPLES:
+        raise CorpusError(emg_path, f"{emg.shape[0]} samples is too short to filter (need at least {MIN_FILTER_SAMPLES})")
+    try:
+        audio, audio_rate = read_audio(utterance.audio_path)
+    except AudioError as err:
+        raise CorpusError.wrap(utterance.audio_path, err) from None
+    emg_frames = round(emg.shape[0] * preprocessing.target_rate / preprocessing.rate) // EMG_PER_FRAME
+    audio_frames = round(audio.shape[0] * AUDIO_RATE / audio_rate) // HOP_LENGTH
+    n_frames = min(emg_frames, audio_frames)
+    if n_frames == 0:
+        raise CorpusError(emg_path, "utterance is shorter than one acoustic frame")
+    if utterance.alignment is not None:
+        try:
+            phoneme_frames(read_textgrid(utterance.alignment), n_frames, FRAME_RATE, source=str(utterance.alignment))
+        except TextGridError as err:
+            raise CorpusError.wrap(utterance.alignment, err) from None
 
 
 def read_audio_header(path: str | os.PathLike) -> float:
     """Duration in seconds of an audio file, from its header; :class:`CorpusError` if unreadable."""
+    require_regular_file(path)
     try:
         info = sf.info(os.fspath(path))
     except Exception as err:  # soundfile raises several types for damaged files
@@ -339,15 +396,8 @@ def scan_session(
             audio_s = read_audio_header(audio_path)
             if info["chunks"] is not None:
                 _check_chunks(info_path, info["chunks"], emg_path, emg_samples, audio_path, audio_s)
-            if check_values:
-                check_emg_values(emg_path)
-        except CorpusError as err:
-            skipped.append(Skip(err.path, err.reason, kind))
-            log.debug("skipped %s", err)
-            continue
-        alignment = alignments / folder.name / f"{folder.name}_{index}_audio.TextGrid"
-        utterances.append(
-            Utterance(
+            alignment = alignments / folder.name / f"{folder.name}_{index}_audio.TextGrid"
+            utterance = Utterance(
                 id=f"{folder_name}/{folder.name}/{index}",
                 kind=kind,
                 silent=silent,
@@ -361,7 +411,13 @@ def scan_session(
                 audio_path=audio_path.resolve(),
                 alignment=alignment if alignment.is_file() else None,
             )
-        )
+            if check_values:
+                check_utterance(utterance)
+        except CorpusError as err:
+            skipped.append(Skip(err.path, err.reason, kind))
+            log.debug("skipped %s", err)
+            continue
+        utterances.append(utterance)
         session.seconds += emg_samples / RAW_EMG_RATE
     session.utterances = len(utterances)
     session.skipped = len(skipped)
@@ -431,8 +487,9 @@ def read_corpus(
         split_file: dev/test sentence lists; None uses the corpus's own
             (:func:`find_split_file`) or, without one, :func:`hash_split`.
         closed_vocab: select the closed-vocabulary subset instead of the open one.
-        check_values: also read every EMG array and skip those with NaN/inf
-            (slower: reads all EMG once).
+        check_values: also read every utterance's EMG, audio and TextGrid
+            in full and skip what :func:`load_utterance` would refuse
+            (:func:`check_utterance`; slower: reads every file once).
         alignments: folder of MFA TextGrids; default ``<root>/text_alignments``.
 
     Every kind is scanned (``scanned``, ``skipped`` and ``sessions`` cover the

@@ -94,9 +94,12 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None) -> tuple[t
         config.model.init_from = None
     model = spec.build_model(config)
 
-    with safe_open(weights, framework="pt") as handle:
-        saved_by = (handle.metadata() or {}).get("model")
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            saved_by = (handle.metadata() or {}).get("model")
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as err:  # safetensors raises its own error types for damaged or foreign files
+        raise ValueError(f"{weights}: not a readable safetensors file ({err})") from None
     expected = model.state_dict()
     problems = []
     if saved_by and saved_by != type(model).__name__:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import random
 import signal
 from dataclasses import dataclass, field
@@ -344,10 +345,25 @@ def training_loader(
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoints written to a temporary file and renamed into place."""
+    """Lightning checkpoints written to a temporary file and renamed into place, read back as data only.
+
+    Reading passes ``weights_only=True`` whatever Lightning or torch default
+    to: a ``last.ckpt`` holds tensors and plain containers, and a crafted
+    file that needs any other class (a pickle payload) is refused with a
+    one-line :class:`ValueError` naming it instead of running its code.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         atomic_torch_save(path, checkpoint)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{path}: not a checkpoint of plain tensors (refused to unpickle it: {reason})") from None
+        except (RuntimeError, EOFError) as err:  # a truncated or foreign file
+            raise ValueError(f"{path}: not a readable checkpoint ({err})") from None
 
 
 class RunCheckpoint(pl.Callback):
