@@ -393,6 +393,8 @@ def _run_voice(args: argparse.Namespace) -> int:
     pipeline = SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
     recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
     result = pipeline.run(recording)  # EMGError (a ValueError) names the file and the problem
+    for warning in result.warnings:
+        print(f"silentspeech voice: warning: {warning}", file=sys.stderr)
     write_wav(args.out, result.audio, result.audio_rate)
     method = "HiFi-GAN" if result.synthesis_method == "hifigan" else "griffin-lim fallback"
     seconds = len(result.audio) / result.audio_rate
@@ -473,8 +475,6 @@ def _run_stream(args: argparse.Namespace) -> int:
         shown = event.firm
     if tty:
         print("\r\033[K", end="")
-    if not latencies:
-        raise CLIError(f"{source}: no EMG received")
     final = event
     print(f"final: {final.firm}")
     print(f"greedy: {final.greedy}")

@@ -94,6 +94,7 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
         seconds = recording.emg.shape[0] / recording.rate
         status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
+        status += "".join(f"\n\n**Warning:** {warning.replace(recording.source, name)}" for warning in result.warnings)
         return (
             status,
             speech,

@@ -103,6 +103,32 @@ def resample(emg: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
     return resampled.T
 
 
+#: Plausible range of the median absolute value of preprocessed EMG (model units, after the division by
+#: 20): the synthetic corpus measures 0.2 to 0.4 per utterance, zero-mean noise of 20 raw units 0.67.
+#: Outside this range by more than an order of magnitude the recording is almost surely in other
+#: units (volts, or millivolts x 1000) or flat: the models then decode confident gibberish.
+MODEL_AMPLITUDE_RANGE = (0.01, 5.0)
+
+
+def amplitude_warning(model_emg: np.ndarray, source: str = "EMG") -> str | None:
+    """A warning when preprocessed EMG ``(samples, channels)`` is far outside the trained amplitude, else None.
+
+    The statistic is the median absolute value over all samples and
+    channels (robust to a few artefact spikes), compared with
+    :data:`MODEL_AMPLITUDE_RANGE`. Far above it the soft clip saturates and
+    the signal's shape is lost; far below it the input is nearly flat.
+    """
+    median = float(np.median(np.abs(model_emg))) if np.size(model_emg) else 0.0
+    low, high = MODEL_AMPLITUDE_RANGE
+    if low <= median <= high:
+        return None
+    side = "larger" if median > high else "smaller"
+    return (
+        f"{source}: EMG amplitude is far {side} than the models were trained on (median |x| {median:.3g} after "
+        f"scaling, expected {low:g} to {high:g}); check the recording's units: the results are likely meaningless"
+    )
+
+
 def scale_and_clip(emg: np.ndarray, scale: float = 20.0, clip: float = 50.0) -> np.ndarray:
     """``clip * tanh(emg / scale / clip)``: unit scaling with a soft limit."""
     return clip * np.tanh(np.asarray(emg) / scale / clip)

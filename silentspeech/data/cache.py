@@ -263,6 +263,10 @@ def prepare_cache(
         if u.id not in done:
             continue
         if u.silent and u.twin not in done:
+            # Another voiced recording of the sentence stands in, the first as read_corpus orders them,
+            # so that prepare keeps what `inspect` (which drops bad twins before pairing) keeps.
+            u.twin = next((v.id for v in corpus.utterances if not v.silent and v.sentence == u.sentence and v.id in done), u.twin)
+        if u.silent and u.twin not in done:
             skip = Skip(str(u.emg_path), f"its voiced twin {u.twin} was skipped", u.kind)
             log.warning("skipped %s: %s", skip.path, skip.reason)
             skipped.append(skip)

@@ -523,6 +523,11 @@ def read_corpus(
     if split_file is not None:
         dev, test = read_split_file(split_file)
         split_source = f"split file {split_file}"
+        if not (dev | test) & {u.sentence for u in selected if u.silent}:
+            log.warning(
+                "%s: none of its %d dev/test sentences is among this corpus's silent utterances, so dev and test "
+                "are empty (a split file of another corpus or subset?)", split_file, len(dev | test),
+            )
     else:
         keys = {u.sentence for u in selected if u.silent}
         dev = {k for k in keys if hash_split(k) == "dev"}

@@ -32,7 +32,15 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.onnx import FastSpeechModel
-from silentspeech.preprocessing import EMG_RATE, RAW_EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.preprocessing import (
+    EMG_RATE,
+    RAW_EMG_RATE,
+    EMGError,
+    EMGPreprocessing,
+    amplitude_warning,
+    check_emg,
+    preprocess_emg,
+)
 from silentspeech.runtime import pick_device
 from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
@@ -85,6 +93,9 @@ class PipelineResult:
     synthesis_method: str | None = None
     #: Seconds spent per stage: preprocess, recognize, beam_search, produce, vocode.
     timings: dict[str, float] = field(default_factory=dict)
+    #: Reasons to distrust the result, e.g. EMG far outside the trained amplitude
+    #: (:func:`~silentspeech.preprocessing.amplitude_warning`); shown by the CLI and the demo.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _load_model(model: str | os.PathLike | torch.nn.Module | None, task: str, device: torch.device) -> torch.nn.Module | None:
@@ -193,6 +204,9 @@ class SilentSpeechPipeline:
         preprocess_seconds = time.perf_counter() - start
         result = self.run_preprocessed(model_emg)
         result.timings = {"preprocess": preprocess_seconds, **result.timings}
+        warning = amplitude_warning(model_emg, source)
+        if warning:
+            result.warnings.append(warning)
         return result
 
     @torch.inference_mode()

@@ -198,8 +198,16 @@ class StreamingRecognizer:
         return self._event(self.segment.unfirm(), arrival)
 
     def finish(self, arrival: float | None = None) -> StreamEvent:
-        """End of the stream: decode the tail, firm every word; returns the final event."""
+        """End of the stream: decode the tail, firm every word; returns the final event.
+
+        Raises :class:`~silentspeech.preprocessing.EMGError` when the whole
+        stream held too few samples to recognise anything (an empty or
+        1-sample file would otherwise end "successfully" with no text).
+        """
         arrival = time.perf_counter() if arrival is None else arrival
+        if self.received < MIN_SEGMENT_SAMPLES:
+            got = f"only {self.received} EMG samples received" if self.received else "no EMG received"
+            raise EMGError(f"{self.source}: {got}; at least {MIN_SEGMENT_SAMPLES} are needed to recognise anything")
         greedy = None
         if self.segment.samples >= MIN_SEGMENT_SAMPLES:
             log_probs = self._log_probs()

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from silentspeech.atomic import atomic_save_safetensors
+from silentspeech.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -386,10 +387,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 metadata = handle.metadata() or {}
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch_file(path)
             if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
                 state = state["state_dict"]
-    except Exception as err:
+    except ValueError:
+        raise
+    except Exception as err:  # safetensors raises its own error types for damaged files
         raise ValueError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not a state dict of tensors (nor a Lightning checkpoint with one)")

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import random
 import signal
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from safetensors.torch import load_file
 from silentspeech.atomic import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml
 from silentspeech.runs import BEST_WEIGHTS, CONFIG_FILE, LAST_CHECKPOINT, LAST_WEIGHTS, TEST_METRICS
+from silentspeech.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +357,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(path, checkpoint)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        try:
-            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:
-            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-            raise ValueError(f"{path}: not a checkpoint of plain tensors (refused to unpickle it: {reason})") from None
-        except (RuntimeError, EOFError) as err:  # a truncated or foreign file
-            raise ValueError(f"{path}: not a readable checkpoint ({err})") from None
+        return load_torch_file(path, map_location)
 
 
 class RunCheckpoint(pl.Callback):

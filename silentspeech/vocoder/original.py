@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from silentspeech import features as audio_features
+from silentspeech.torch_files import load_torch_file
 from silentspeech.vocoder.generator import GeneratorConfig, build_generator, check_generator_config
 
 log = logging.getLogger(__name__)
@@ -137,10 +138,7 @@ def load_original_hifigan(
     ``config`` defaults to the ``config.json`` beside the file, else V1.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({err})") from None
+    state = load_torch_file(path)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
     if config is None:

@@ -57,6 +57,7 @@ from silentspeech.figures import history_figure, save_figure
 from silentspeech.runs import CONFIG_FILE, GENERATOR_FILE, HISTORY_FILE, LAST_CHECKPOINT
 from silentspeech.runtime import pick_device
 from silentspeech.tasks import load_checkpoint
+from silentspeech.torch_files import load_torch_file
 from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, check_generator_config, save_generator
 from silentspeech.vocoder.synthesis import read_generator
 
@@ -366,8 +367,8 @@ class GanState:
 
     def load(self, path: Path, device: torch.device) -> None:
         """Restore a ``last.ckpt`` written by :meth:`save` (``weights_only``: a crafted file cannot run code)."""
+        state = load_torch_file(path, device)
         try:
-            state = torch.load(path, map_location=device, weights_only=True)
             self.generator.load_state_dict(state["generator"])
             if "discriminator" in state:
                 self.discriminator.load_state_dict(state["discriminator"])
@@ -375,7 +376,7 @@ class GanState:
             for module, key in ((self.optimizer_g, "optimizer_g"), (self.scheduler_g, "scheduler_g"), (self.scheduler_d, "scheduler_d")):
                 module.load_state_dict(state[key])
             self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-        except Exception as err:  # unpickling refused, missing keys, wrong shapes: all one problem for the user
+        except Exception as err:  # missing keys, wrong shapes: all one problem for the user
             raise ValueError(f"{path}: not a vocoder training state this recipe can resume ({type(err).__name__}: {str(err)[:200]})") from None
 
     def save(self, path: Path, generator_path: Path) -> None:
