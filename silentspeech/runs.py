@@ -44,3 +44,20 @@ def weights_file(checkpoint: str | os.PathLike) -> Path:
 def config_file(checkpoint: str | os.PathLike) -> Path:
     """The ``config.yaml`` of the run that ``checkpoint`` belongs to."""
     return run_directory(checkpoint) / CONFIG_FILE
+
+
+def run_cache(checkpoint: str | os.PathLike, cache: str | os.PathLike) -> Path:
+    """The preprocessing cache of a run's ``data.cache`` setting, as a path usable from the working directory.
+
+    Runs store it absolute (:func:`silentspeech.tasks.train_recipe`); a
+    relative one, from runs trained before that, is relative to the folder
+    training ran in. When it is not found from here, the error says so and
+    how to name the cache instead of blaming a missing ``prepare``.
+    """
+    path = Path(cache)
+    if path.is_absolute() or path.exists():
+        return path
+    raise ValueError(
+        f"{config_file(checkpoint)}: data.cache {cache} is relative to the folder the run was trained in and is "
+        f"not found from {Path.cwd()}; run from that folder or give the cache with --cache"
+    )

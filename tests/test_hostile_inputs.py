@@ -439,6 +439,36 @@ def test_a_missing_flac_is_called_missing(corpus_root):
     assert skipped[str(corpus_root / VOICED / "3_audio_clean.flac")] == "missing"
 
 
+def test_evaluate_from_another_folder_names_the_relative_cache(tmp_path, capsys, monkeypatch):
+    from test_streaming import tiny_recognizer
+
+    from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
+    from silentspeech.config import config_to_yaml
+    from silentspeech.tasks.recognition import RecognitionConfig
+
+    run = tmp_path / "run"
+    model = tiny_recognizer()
+    config = RecognitionConfig(out=str(run))
+    config.model, config.data.cache = model.config, "runs/x/cache"  # as runs trained before caches were stored absolute
+    atomic_write_text(run / "config.yaml", config_to_yaml(config))
+    atomic_save_safetensors(run / "best.safetensors", model.state_dict(), {"task": "recognition", "model": "SpeechModel"})
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["evaluate", run], capsys)
+    line = one_error_line(err, "evaluate")
+    assert code == 2 and "data.cache runs/x/cache is relative to the folder the run was trained in" in line
+    assert "prepare" not in line
+
+
+def test_a_binary_file_given_as_lm_is_described_not_dumped(tmp_path):
+    from silentspeech.decoding.ngram import ArpaError, read_arpa
+
+    lm = tmp_path / "lm.arpa"
+    lm.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ArpaError, match="lm.arpa: line 1: .* found binary data") as caught:
+        read_arpa(lm)
+    assert "\\x0" not in str(caught.value) and "\x01" not in str(caught.value)
+
+
 # --- item 9: a FIFO must not hang inspect or prepare -----------------------------------------
 
 

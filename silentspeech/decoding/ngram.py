@@ -379,7 +379,9 @@ def _scan_arpa(path: Path, on_entry: Callable[[int, tuple[str, ...], float, floa
                 continue
             if not started:
                 if line != "\\data\\":
-                    raise ArpaError(f"{path}: line {number}: expected '\\data\\' to open an ARPA file, found {line[:60]!r}")
+                    # Binary bytes in the message would only garble the terminal.
+                    found = repr(line[:60]) if line[:60].isprintable() else "binary data (neither an ARPA text file nor a KenLM binary)"
+                    raise ArpaError(f"{path}: line {number}: expected '\\data\\' to open an ARPA file, found {found}")
                 started = True
                 continue
             if section == 0 and line.startswith("ngram "):

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.features import AUDIO_RATE, acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
-from silentspeech.runs import run_directory
+from silentspeech.runs import run_cache, run_directory
 
 SPEECHBRAIN_PREFIX = "speechbrain:"
 
@@ -159,7 +159,7 @@ def evaluate_production(
 
     model, config = load_checkpoint(checkpoint, task="production")
     pipeline = SilentSpeechPipeline(producer=model, vocoder=vocoder, device=device)
-    cache = Path(cache or config.data.cache)
+    cache = Path(cache) if cache else run_cache(checkpoint, config.data.cache)
     data = CachedUtterances(cache, split, kinds=("silent", "voiced"))
     if len(data) == 0:
         raise ValueError(f"{cache}: the {split} split holds no utterances")

@@ -32,7 +32,7 @@ from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
-from silentspeech.runs import LM_PARAMS, run_directory
+from silentspeech.runs import LM_PARAMS, run_cache, run_directory
 
 #: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
@@ -228,7 +228,7 @@ def evaluate_recognition(
     from silentspeech.tasks import load_checkpoint
 
     model, config = load_checkpoint(checkpoint, task="recognition")
-    cache = Path(cache if cache is not None else config.data.cache)
+    cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
     settings = resolve_lm_settings(checkpoint, lm, alpha, beta, beam_width)
     out = Path(out) if out is not None else evaluation_folder(checkpoint, split)
 
@@ -299,7 +299,7 @@ def tune_lm(
     if not alphas or not betas:
         raise ValueError("give at least one alpha and one beta")
     model, config = load_checkpoint(checkpoint, task="recognition")
-    cache = Path(cache if cache is not None else config.data.cache)
+    cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
     posteriors = split_posteriors(model, cache, split, batch_size)
     if not posteriors.ids:
         raise ValueError(f"{cache}: the {split} split holds no utterances to tune on")

@@ -55,6 +55,9 @@ def train_recipe(path: str | os.PathLike, overrides: Sequence[str] = (), resume:
     """Train what the recipe at ``path`` describes, with ``key=value`` overrides; returns the run directory."""
     task = get_task(recipe_task(path))
     config = load_recipe(task.schema, path, overrides)
+    data = getattr(config, "data", None)
+    if getattr(data, "cache", None):  # stored absolute: evaluate, voice and export work from any folder
+        data.cache = str(Path(data.cache).resolve())
     if resume:
         config.resume = True
     return task.train(config)
