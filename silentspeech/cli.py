@@ -610,11 +610,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     pipeline.warm_up()
     examples = {f"{u.id}: {u.text}": u.emg_path for u in read_corpus(corpus).utterances if u.split == "test"}
     try:
-        from silentspeech.demo import build_demo
+        from silentspeech.demo import MAX_UPLOAD_BYTES, build_demo
     except ImportError as err:
         raise CLIError(f"the demo needs gradio: pip install 'silentspeech[demo]' ({err})") from None
     try:
-        build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port)
+        build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
     except OSError as err:  # e.g. the port is taken
         raise CLIError(f"cannot serve on {args.host}:{args.port}: {err}") from None
     return 0

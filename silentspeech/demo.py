@@ -11,7 +11,9 @@ dependency (the ``demo`` extra): only this module imports it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -20,10 +22,18 @@ import gradio as gr
 import numpy as np
 
 from silentspeech.data.emg_files import read_emg_file, read_emg_files
+from silentspeech.features import write_wav
 from silentspeech.figures import emg_figure, spectrogram_figure
-from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, SilentSpeechPipeline
 
 log = logging.getLogger("silentspeech.demo")
+
+#: Largest accepted upload, bytes (Gradio refuses bigger files before they reach the server's memory).
+#: 120 s of 8-channel float64 EMG at 5 kHz is 38 MB; at Gaddy's 1 kHz, 7.7 MB.
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Requests run at once: others keep being served while a long recording is decoded (the models are
+#: only read; ONNX Runtime and torch inference are safe to run from several threads).
+CONCURRENT_REQUESTS = 2
 
 SYNTHESIS_LABELS = {
     "hifigan": "HiFi-GAN vocoder",
@@ -44,6 +54,22 @@ def _timings_table(timings: Mapping[str, float]) -> str:
     rows = [f"| {STAGE_LABELS.get(stage, stage)} | {1000 * seconds:.0f} |" for stage, seconds in timings.items()]
     total = f"| **total** | **{1000 * sum(timings.values()):.0f}** |"
     return "\n".join(["| stage | ms |", "| --- | ---: |", *rows, total])
+
+
+#: Synthesised speech handed to Gradio, one file per distinct output, removed when the process ends.
+_SPEECH_FOLDER = tempfile.TemporaryDirectory(prefix="silentspeech-demo-")
+
+
+def _speech_file(audio: np.ndarray, rate: int) -> str:
+    """The speech as a 16-bit WAV named by its content, written atomically; its path.
+
+    Handing Gradio an array made it write the WAV under a content-hash name in
+    place, so two requests with the same output could serve a half-rewritten
+    file; a whole file renamed into place (which Gradio copies atomically)
+    cannot be read truncated.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()[:24]
+    return str(write_wav(Path(_SPEECH_FOLDER.name) / f"{digest}.wav", audio, rate))
 
 
 def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None) -> gr.Blocks:
@@ -89,8 +115,7 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         spectrogram_plot = speech = None
         if result.features is not None:
             spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
-            # 16-bit samples: Gradio writes them to its cache as a WAV (and warns about float input).
-            speech = (result.audio_rate, np.round(np.clip(result.audio, -1.0, 1.0) * 32767).astype(np.int16))
+            speech = _speech_file(result.audio, result.audio_rate)
         timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
         seconds = recording.emg.shape[0] / recording.rate
         status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
@@ -112,7 +137,8 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         gr.Markdown(
             "# silentspeech\nSurface EMG of silently mouthed words -> text and speech. Upload one recording "
             f"({pipeline.channels} channels): a `.npy` array (samples, channels) or a `.csv` with the sampling rate "
-            "below, or a Gaddy utterance's `{i}_emg.npy` with its `{i}_info.json` (1000 Hz). Or pick an example."
+            "below, or a Gaddy utterance's `{i}_emg.npy` with its `{i}_info.json` (1000 Hz). Or pick an example. "
+            f"Limits: {MAX_UPLOAD_BYTES // 2**20} MB per file, {MIN_SECONDS:g} to {MAX_SECONDS:g} s of EMG."
         )
         with gr.Row():
             with gr.Column():
@@ -143,5 +169,6 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             inputs=[files, rate, example],
             outputs=[status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings_table],
             api_name="run",
+            concurrency_limit=CONCURRENT_REQUESTS,
         )
     return demo

@@ -96,6 +96,26 @@ def test_upload_gives_audio_text_figures_and_timings(client, emg_file):
         assert stage in timings
 
 
+@pytest.mark.slow
+def test_concurrent_requests_all_succeed_with_whole_wavs(demo_url, emg_file):
+    """20 loopback clients at once, one upload: every answer a complete WAV (identical outputs once raced)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one_request(_: int) -> tuple[float, int]:
+        start = time.perf_counter()
+        result = Client(demo_url, verbose=False).predict([handle_file(emg_file)], 1000, None, api_name="/run")
+        samples, _ = soundfile.read(result[1])
+        return time.perf_counter() - start, len(samples)
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(one_request, range(20)))
+    lengths = {length for _, length in answers}
+    assert len(lengths) == 1 and lengths.pop() > AUDIO_RATE
+    seconds = sorted(s for s, _ in answers)
+    print(f"20 concurrent requests: median {seconds[9]:.2f} s, p95 {seconds[18]:.2f} s")
+
+
 def test_gaddy_files_and_corpus_examples_carry_their_prompt(client, tmp_path, emg_file):
     np.save(tmp_path / "7_emg.npy", np.load(emg_file))
     (tmp_path / "7_info.json").write_text(json.dumps({"text": "The man saw the house."}))
