@@ -56,6 +56,9 @@ def _add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0 = in this process)")
     parser.add_argument("--n-mfcc", type=int, default=80, help="MFCC per frame (default 80, exactly invertible)")
     parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+    parser.add_argument(
+        "--notch-harmonics", type=int, default=7, help="notch mains x 1..N (default 7: 60..420 Hz, the Gaddy reference's)"
+    )
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -69,7 +72,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         n_mfcc=args.n_mfcc,
         closed_vocab=args.closed_vocab,
-        preprocessing=EMGPreprocessing(mains=args.mains),
+        preprocessing=EMGPreprocessing(mains=args.mains, notch_harmonics=args.notch_harmonics),
         alignments=args.alignments,
     )
     print(report.summary())

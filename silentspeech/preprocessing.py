@@ -43,6 +43,8 @@ class EMGPreprocessing:
     channels: int = 8  #: expected channel count
     mains: float = 60.0  #: mains frequency, Hz (50 for European recordings)
     notch_q: float = 30.0  #: quality factor of each notch
+    #: Notches at mains x 1..notch_harmonics (7: 60..420 Hz, as the Gaddy reference), all below Nyquist.
+    notch_harmonics: int = 7
     highpass_hz: float = 2.0
     highpass_order: int = 3
     target_rate: float = EMG_RATE  #: output rate, Hz
@@ -74,17 +76,20 @@ def check_emg(emg: np.ndarray, channels: int | None = None, source: str = "EMG")
     return arr
 
 
-def notch_harmonics(emg: np.ndarray, rate: float, mains: float = 60.0, q: float = 30.0) -> np.ndarray:
-    """Zero-phase notch at ``mains`` and every harmonic below Nyquist.
+def notch_harmonics(emg: np.ndarray, rate: float, mains: float = 60.0, q: float = 30.0, harmonics: int | None = None) -> np.ndarray:
+    """Zero-phase notches at ``mains`` x 1, 2, ... ``harmonics`` (None: every harmonic below Nyquist).
 
     ``emg``: ``(samples, channels)`` at ``rate`` Hz; returns the same shape.
+    Harmonics at or above Nyquist are left out whatever ``harmonics`` says.
     """
+    if harmonics is not None and harmonics < 0:
+        raise ValueError(f"harmonics must be >= 0, got {harmonics}")
     out = np.asarray(emg, dtype=np.float64)
-    freq = mains
-    while freq < rate / 2:
-        b, a = scipy.signal.iirnotch(freq, q, fs=rate)
+    k = 1
+    while k * mains < rate / 2 and (harmonics is None or k <= harmonics):
+        b, a = scipy.signal.iirnotch(k * mains, q, fs=rate)
         out = scipy.signal.filtfilt(b, a, out, axis=0)
-        freq += mains
+        k += 1
     return out
 
 
@@ -149,7 +154,7 @@ def filter_emg(
     parts = [p for p in (before, emg, after) if p is not None]
     joined = np.concatenate(parts, axis=0) if len(parts) > 1 else emg
     start = 0 if before is None else before.shape[0]
-    filtered = notch_harmonics(joined, config.rate, config.mains, config.notch_q)
+    filtered = notch_harmonics(joined, config.rate, config.mains, config.notch_q, config.notch_harmonics)
     filtered = highpass(filtered, config.rate, config.highpass_hz, config.highpass_order)
     return filtered[start : start + emg.shape[0]]
 

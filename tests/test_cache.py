@@ -223,3 +223,29 @@ def test_sampler_drives_a_dataloader(prepared):
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_utterances)
     seen = [i for batch in loader for i in batch["ids"]]
     assert sorted(seen) == sorted(e["id"] for e in dataset.entries)
+
+
+def test_training_refuses_a_cache_made_with_other_preprocessing(prepared, tmp_path):
+    """Every preprocessing constant is in the manifest; a recipe asking for others is refused, naming them."""
+    from silentspeech.config import load_recipe
+    from silentspeech.data.cache import read_manifest
+    from silentspeech.tasks import get_task
+    from silentspeech.tasks.speech_data import SpeechData
+
+    root, out = prepared
+    recorded = read_manifest(out)["settings"]["preprocessing"]
+    assert recorded == {**vars(EMGPreprocessing()), "notch_harmonics": 7}
+    recipe = Path(__file__).resolve().parents[1] / "recipes/synthetic/recognition.yaml"
+    same = load_recipe(get_task("recognition").schema, recipe, [f"data.cache={out}"])
+    SpeechData(same.data, same.trainer, n_mfcc=80).setup("fit")  # the defaults are what the cache holds
+    other = load_recipe(get_task("recognition").schema, recipe, [f"data.cache={out}", "data.preprocessing.notch_harmonics=8"])
+    assert other.data.preprocessing.notch_harmonics == 8
+    with pytest.raises(ValueError, match=r"other EMG preprocessing: notch_harmonics 7 \(recipe: 8\)\. Prepare it again"):
+        SpeechData(other.data, other.trainer, n_mfcc=80).setup("fit")
+    # Preparing from the corpus with the recipe's constants records them.
+    fresh = tmp_path / "fresh"
+    config = load_recipe(get_task("recognition").schema, recipe, [f"data.cache={fresh}", f"data.root={root}", f"data.split_file={root.parent / 'split.json'}", "data.preprocessing.mains=50"])
+    data = SpeechData(config.data, config.trainer, n_mfcc=80)
+    data.prepare_data()
+    assert read_manifest(fresh)["settings"]["preprocessing"]["mains"] == 50.0
+    data.setup("fit")

@@ -24,6 +24,7 @@ from silentspeech.preprocessing import (
     EMGPreprocessing,
     align_to_frames,
     check_emg,
+    filter_emg,
     notch_harmonics,
     preprocess_emg,
 )
@@ -51,6 +52,17 @@ def test_notch_removes_30_db_at_mains_and_harmonics(mains):
         before = _amplitude(emg[middle, 0], f, RATE)
         after = _amplitude(filtered[middle, 0], f, RATE)
         assert 20 * np.log10(before / after) >= 30, f"{f} Hz attenuated only {20 * np.log10(before / after):.1f} dB"
+
+
+def test_default_preprocessing_notches_60_to_420_hz_like_the_gaddy_reference():
+    t = np.arange(20_000) / RATE
+    emg = np.stack([np.sin(2 * np.pi * f * t) for f in (420.0, 480.0)], axis=1)
+    filtered = filter_emg(emg, EMGPreprocessing(highpass_hz=0.5))
+    middle = slice(2000, -2000)
+    drop = [20 * np.log10(_amplitude(emg[middle, c], f, RATE) / _amplitude(filtered[middle, c], f, RATE)) for c, f in enumerate((420.0, 480.0))]
+    assert drop[0] >= 30 and drop[1] < 0.5  # 420 Hz (7th harmonic) notched, 480 Hz (8th) kept
+    two = notch_harmonics(emg, RATE, 60.0, harmonics=8)
+    assert 20 * np.log10(_amplitude(emg[middle, 1], 480.0, RATE) / _amplitude(two[middle, 1], 480.0, RATE)) >= 30
 
 
 def test_notch_keeps_frequencies_between_harmonics():

@@ -10,7 +10,8 @@ once per node (Lightning's ``prepare_data``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +27,7 @@ from silentspeech.data.cache import (
     read_manifest,
 )
 from silentspeech.models.speech import SpeechModel
+from silentspeech.preprocessing import EMGPreprocessing
 from silentspeech.tasks.engine import TaskModule, TrainerConfig, fit, training_loader
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class SpeechDataConfig:
     workers: int = 0
     #: Utterance kinds to train on: ``silent`` and/or ``voiced``.
     train_kinds: list[str] = field(default_factory=lambda: ["silent", "voiced"])
+    #: EMG preprocessing the cache is prepared with (and must have been prepared with): notch,
+    #: high-pass, resampling and scaling constants (docs/design.md, *EMG preprocessing*).
+    preprocessing: EMGPreprocessing = field(default_factory=EMGPreprocessing)
     #: Training augmentation: shift each utterance's EMG left by 0..max_shift samples
     #: (Gaddy reference code; docs/design.md, *EMG preprocessing*).
     max_shift: int = 7
@@ -82,6 +87,23 @@ def shift_emg(emg: torch.Tensor, lengths: torch.Tensor, max_shift: int) -> torch
     return shifted * keep[:, None].to(emg.dtype)
 
 
+def check_cache_preprocessing(cache: str | os.PathLike, settings: dict, preprocessing: EMGPreprocessing) -> None:
+    """Refuse a cache whose manifest ``settings`` record other EMG preprocessing than ``preprocessing``.
+
+    The message names every differing constant, the cache's value and the
+    recipe's, and the two ways out (prepare again into a new folder, or set
+    the recipe's ``data.preprocessing`` to the cache's values).
+    """
+    cached = settings.get("preprocessing", {})
+    wanted = asdict(preprocessing)
+    differing = [f"{key} {cached.get(key, 'not recorded')} (recipe: {value})" for key, value in wanted.items() if cached.get(key) != value]
+    if differing:
+        raise ValueError(
+            f"{cache} was prepared with other EMG preprocessing: {'; '.join(differing)}. Prepare it again into a new "
+            "folder (silentspeech prepare, or data.cache=NEW with data.root) or set data.preprocessing.* to the cache's values"
+        )
+
+
 class SpeechData(pl.LightningDataModule):
     """Train, dev and test loaders over a prepared cache, sharded by DDP rank."""
 
@@ -103,15 +125,17 @@ class SpeechData(pl.LightningDataModule):
             raise FileNotFoundError(f"{cache}: no prepared cache here ({MANIFEST} missing) and no data.root to prepare it from")
         log.info("preparing %s from %s", cache, self.config.root)
         report = prepare_cache(
-            self.config.root, cache, split_file=self.config.split_file or None, workers=max(1, self.config.workers), n_mfcc=self.n_mfcc
+            self.config.root, cache, split_file=self.config.split_file or None, workers=max(1, self.config.workers), n_mfcc=self.n_mfcc,
+            preprocessing=self.config.preprocessing,
         )
         log.info("%s", report.summary())
 
     def setup(self, stage: str) -> None:
         cache = self.config.cache
-        cached_mfcc = read_manifest(cache)["settings"]["n_mfcc"]
-        if cached_mfcc != self.n_mfcc:
-            raise ValueError(f"{cache} holds {cached_mfcc} MFCC per frame but model.n_mfcc is {self.n_mfcc}; prepare the cache again or change the recipe")
+        settings = read_manifest(cache)["settings"]
+        if settings["n_mfcc"] != self.n_mfcc:
+            raise ValueError(f"{cache} holds {settings['n_mfcc']} MFCC per frame but model.n_mfcc is {self.n_mfcc}; prepare the cache again or change the recipe")
+        check_cache_preprocessing(cache, settings, self.config.preprocessing)
         if stage == "fit":
             self.train_set = CachedUtterances(cache, "train", kinds=self.config.train_kinds)
             if len(self.train_set) == 0:
