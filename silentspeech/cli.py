@@ -354,6 +354,10 @@ def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lm", type=Path, required=True, help="ARPA/KenLM language model, e.g. lm/books_4gram.arpa")
     parser.add_argument("--alphas", type=float, nargs="+", help="LM weights to try (default: 0.25 0.5 1 1.5)")
     parser.add_argument("--betas", type=float, nargs="+", help="word bonuses to try (default: 0 1 1.85 3)")
+    parser.add_argument(
+        "--unk-offsets", type=float, nargs="+",
+        help="unknown-word offsets (log10) to try at the best pair (default: the decoder's default only)",
+    )
     parser.add_argument("--beam", type=int, help="beam width (default: 100)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache); its dev split is used")
 
@@ -362,7 +366,7 @@ def _run_tune_lm(args: argparse.Namespace) -> int:
     from silentspeech.evaluation.recognition import tune_lm
     from silentspeech.runs import LM_PARAMS, run_directory
 
-    grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam}
+    grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam, "unk_offsets": args.unk_offsets}
     result = tune_lm(args.checkpoint, args.lm, cache=args.cache, **{k: v for k, v in grid.items() if v is not None})
     print(f"dev WER % (CER %) over {result.utterances} utterances, beam {result.beam_width}:")
     print(result.table())

@@ -15,7 +15,7 @@ from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
-from silentspeech.decoding.beam import DEFAULT_ALPHA
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET
 from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
 from silentspeech.evaluation import recognition
 from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
@@ -56,7 +56,7 @@ def test_evaluate_writes_csv_summary_and_report(run, lm):
     summary = evaluate_recognition(run, split="test", lm=lm, alpha=0.5, beta=1.0, beam_width=4)
     out = run / "eval_test"
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert summary["lm"] == {"lm": str(lm), "alpha": 0.5, "beta": 1.0, "beam_width": 4}
+    assert summary["lm"] == {"lm": str(lm), "alpha": 0.5, "beta": 1.0, "beam_width": 4, "unk_offset": DEFAULT_UNK_OFFSET}
     for decoder in ("greedy", "beam"):
         assert set(summary[decoder]) == {"all", "silent"}  # the test split is silent only
         rates = summary[decoder]["all"]
@@ -141,3 +141,17 @@ def test_grouped_rates_split_silent_and_voiced():
 def test_decoding_settings_without_a_language_model_are_refused(run):
     with pytest.raises(ValueError, match="need a language model"):
         resolve_lm_settings(run, alpha=1.0)
+
+
+def test_tune_lm_tries_unknown_word_offsets_and_evaluation_uses_the_best(run, lm, noisy_spelling):
+    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[-10.0, 0.0, -40.0])
+    assert set(result.unk_rates) == {-10.0, 0.0, -40.0}
+    assert result.unk_rates[-10.0] == result.rates[(0.5, 1.0)]
+    assert result.unk_offset == min(result.unk_rates, key=lambda o: (result.unk_rates[o].wer, result.unk_rates[o].cer))
+    assert len({(r.wer, r.cer) for r in result.unk_rates.values()}) > 1  # the offset changes the decoding
+    saved = json.loads((run / LM_PARAMS).read_text())
+    assert saved["unk_offset"] == result.unk_offset and saved["wer"] == result.unk_rates[result.unk_offset].wer
+    summary = evaluate_recognition(run, split="dev")
+    assert summary["lm"]["unk_offset"] == result.unk_offset
+    assert summary["beam"]["all"]["wer"] == pytest.approx(result.unk_rates[result.unk_offset].wer)
+    assert "unknown-word offset at the best pair" in result.table()

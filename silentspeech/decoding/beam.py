@@ -18,6 +18,14 @@ lexicon-free: pyctcdecode would otherwise take every ARPA unigram as its
 lexicon, and a lexicon holding test words leaks the test set
 (docs/design.md, *Text, decoding and scoring*). A lexicon from training
 text only comes from :func:`training_unigrams`.
+
+Unknown-word offset: pyctcdecode adds ``unk_offset`` (log10 units, not
+scaled by alpha) to the score of every partial word outside its lexicon,
+growing with the word's length beyond 6 characters, and to every complete
+word the LM does not know. Lexicon-free, every partial word is "outside",
+so the offset is a per-word penalty on long words rather than an
+unknown-word penalty; :data:`DEFAULT_UNK_OFFSET` comes from the dev
+comparison in ``docs/measurements.md``, and ``tune-lm`` can tune it.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP
+from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP, DEFAULT_UNK_LOGP_OFFSET
 from pyctcdecode.decoder import _log_softmax
 
 from silentspeech.decoding.ngram import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
@@ -39,6 +47,8 @@ from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 1.5
 DEFAULT_BEAM_WIDTH = 250
+#: pyctcdecode's unknown-word offset (log10); see the module docstring.
+DEFAULT_UNK_OFFSET = DEFAULT_UNK_LOGP_OFFSET
 
 
 def _as_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +147,8 @@ def load_kenlm(lm_path: str | os.PathLike):
 class BeamSearchDecoder:
     """CTC prefix beam search with shallow fusion of a KenLM word n-gram (pyctcdecode).
 
-    A hypothesis scores ``log P_ctc + alpha * ln P_lm + beta * words``.
+    A hypothesis scores ``log P_ctc + alpha * ln P_lm + beta * words``, plus
+    ``unk_offset`` for words outside the lexicon (module docstring).
     ``lm_path`` ``None`` gives beam search without an LM. ``unigrams`` is an
     optional decoding lexicon (training words only, see
     :func:`training_unigrams`); without it decoding is lexicon-free.
@@ -157,6 +168,7 @@ class BeamSearchDecoder:
         unigrams: Sequence[str] | None = None,
         workers: int = 1,
         drop_blank_runs: bool = True,
+        unk_offset: float = DEFAULT_UNK_OFFSET,
     ) -> None:
         from pyctcdecode.alphabet import Alphabet
         from pyctcdecode.decoder import BeamSearchDecoderCTC
@@ -172,21 +184,27 @@ class BeamSearchDecoder:
                 check_vocabulary(unigrams, "the unigram list")
             # Built directly rather than with build_ctcdecoder, which would read
             # the ARPA unigrams as a lexicon when none is given.
-            language_model = LanguageModel(load_kenlm(lm_path), unigrams, alpha=float(alpha), beta=float(beta))
+            language_model = LanguageModel(
+                load_kenlm(lm_path), unigrams, alpha=float(alpha), beta=float(beta), unk_score_offset=float(unk_offset)
+            )
         self._decoder = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), language_model)
         self._language_model = language_model
         self.lm_path = None if lm_path is None else Path(lm_path)
         self.alpha, self.beta, self.beam_width = float(alpha), float(beta), int(beam_width)
+        self.unk_offset = float(unk_offset)
         self.workers = workers
         self.drop_blank_runs = drop_blank_runs
         self._pool = None
 
-    def reset_params(self, alpha: float | None = None, beta: float | None = None, beam_width: int | None = None) -> None:
-        """Change LM weight, word bonus or beam width without reloading the LM."""
+    def reset_params(
+        self, alpha: float | None = None, beta: float | None = None, beam_width: int | None = None, unk_offset: float | None = None
+    ) -> None:
+        """Change LM weight, word bonus, beam width or unknown-word offset without reloading the LM."""
         self.alpha = self.alpha if alpha is None else float(alpha)
         self.beta = self.beta if beta is None else float(beta)
         self.beam_width = self.beam_width if beam_width is None else int(beam_width)
-        self._decoder.reset_params(alpha=self.alpha, beta=self.beta)
+        self.unk_offset = self.unk_offset if unk_offset is None else float(unk_offset)
+        self._decoder.reset_params(alpha=self.alpha, beta=self.beta, unk_score_offset=self.unk_offset)
 
     def decode(self, log_probs: np.ndarray) -> str:
         """Decode one utterance's ``(T, 38)`` log posteriors."""
@@ -202,7 +220,7 @@ class BeamSearchDecoder:
         log_probs = _as_batch(np.asarray(log_probs)[None], None)[0][0]
         if len(log_probs) == 0:
             return []
-        self._decoder.reset_params(alpha=self.alpha, beta=self.beta)
+        self._decoder.reset_params(alpha=self.alpha, beta=self.beta, unk_score_offset=self.unk_offset)
         state = None
         if self._language_model is not None and context:
             state = self._language_model.get_start_state()
@@ -215,7 +233,8 @@ class BeamSearchDecoder:
         """Decode ``(B, T, 38)`` log posteriors (tensor or array); frames past ``lengths[b]`` are ignored."""
         log_probs, lengths = _as_batch(log_probs, lengths)
         items = [
-            (log_probs[i, : lengths[i]], self.alpha, self.beta, self.beam_width, self.drop_blank_runs) for i in range(len(lengths))
+            (log_probs[i, : lengths[i]], self.alpha, self.beta, self.unk_offset, self.beam_width, self.drop_blank_runs)
+            for i in range(len(lengths))
         ]
         if self.workers > 1 and len(items) > 1:
             return self._worker_pool().map(_decode_in_worker, items)
@@ -243,12 +262,14 @@ class BeamSearchDecoder:
         self.close()
 
 
-def _decode_one(decoder, log_probs: np.ndarray, alpha: float, beta: float, beam_width: int, skip_blanks: bool) -> str:
+def _decode_one(
+    decoder, log_probs: np.ndarray, alpha: float, beta: float, unk_offset: float, beam_width: int, skip_blanks: bool
+) -> str:
     if len(log_probs) == 0:
         return ""
     if skip_blanks:
         log_probs = drop_blank_runs(log_probs)
-    decoder.reset_params(alpha=alpha, beta=beta)
+    decoder.reset_params(alpha=alpha, beta=beta, unk_score_offset=unk_offset)
     return " ".join(decoder.decode(log_probs, beam_width=beam_width).split())
 
 

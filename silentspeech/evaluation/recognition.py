@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +30,14 @@ from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
-from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.beam import (
+    DEFAULT_ALPHA,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_BETA,
+    DEFAULT_UNK_OFFSET,
+    BeamSearchDecoder,
+    greedy_decode,
+)
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
 from silentspeech.runs import LM_PARAMS, run_cache, run_directory
 
@@ -60,6 +67,7 @@ class LMSettings:
     alpha: float
     beta: float
     beam_width: int
+    unk_offset: float = DEFAULT_UNK_OFFSET  #: pyctcdecode's unknown-word offset (decoding.beam)
 
 
 def evaluation_folder(checkpoint: str | os.PathLike, split: str) -> Path:
@@ -157,6 +165,7 @@ def resolve_lm_settings(
         alpha=float(alpha if alpha is not None else saved.get("alpha", DEFAULT_ALPHA)),
         beta=float(beta if beta is not None else saved.get("beta", DEFAULT_BETA)),
         beam_width=int(beam_width if beam_width is not None else saved.get("beam_width", DEFAULT_BEAM_WIDTH)),
+        unk_offset=float(saved.get("unk_offset", DEFAULT_UNK_OFFSET)),
     )
 
 
@@ -236,7 +245,7 @@ def evaluate_recognition(
     greedy = [greedy_decode(lp[None])[0] for lp in posteriors.log_probs]
     beam = None
     if settings is not None:
-        decoder = BeamSearchDecoder(settings.lm, settings.alpha, settings.beta, settings.beam_width)
+        decoder = BeamSearchDecoder(settings.lm, settings.alpha, settings.beta, settings.beam_width, unk_offset=settings.unk_offset)
         beam = beam_decode(decoder, posteriors.log_probs, progress=f"beam search on {split}")
     summary = {
         "checkpoint": str(checkpoint),
@@ -263,6 +272,9 @@ class TuningResult:
     greedy: ErrorRates
     beam_width: int
     utterances: int
+    #: WER/CER per unknown-word offset at the best pair, and the offset kept.
+    unk_rates: dict[float, ErrorRates] = field(default_factory=dict)
+    unk_offset: float = DEFAULT_UNK_OFFSET
 
     def table(self) -> str:
         """The grid as text: WER % (CER %) per alpha (rows) and beta (columns); the best pair starred."""
@@ -274,6 +286,11 @@ class TuningResult:
         width = max(len(c) for c in cells.values()) + 2
         lines = ["alpha\\beta".ljust(11) + "".join(f"{b:>{width}g}" for b in betas)]
         lines += [f"{a:<11g}" + "".join(f"{cells[(a, b)]:>{width}}" for b in betas) for a in alphas]
+        if len(self.unk_rates) > 1:
+            lines.append(
+                "unknown-word offset at the best pair: "
+                + ", ".join(f"{o:g}: {100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if o == self.unk_offset else ''}" for o, r in self.unk_rates.items())
+            )
         lines.append(f"greedy: WER {100 * self.greedy.wer:.1f} % (CER {100 * self.greedy.cer:.1f} %)")
         return "\n".join(lines)
 
@@ -287,12 +304,16 @@ def tune_lm(
     cache: str | os.PathLike | None = None,
     split: str = "dev",
     batch_size: int = 8,
+    unk_offsets: Sequence[float] = (DEFAULT_UNK_OFFSET,),
 ) -> TuningResult:
     """Grid-search alpha and beta of LM beam search on ``split`` (dev); write the best pair to ``lm_params.json``.
 
     The model runs once; its log posteriors are re-decoded for every pair
     (the LM is loaded once and re-weighted with ``reset_params``). Tuning
     on test would make the test figure optimistic, so keep ``split`` dev.
+    The pairs are decoded at the first of ``unk_offsets``; the others are
+    then tried at the best pair, and the offset of lowest WER (then CER) is
+    saved with it.
     """
     from silentspeech.tasks import load_checkpoint
 
@@ -304,13 +325,20 @@ def tune_lm(
     if not posteriors.ids:
         raise ValueError(f"{cache}: the {split} split holds no utterances to tune on")
     greedy = error_rates(posteriors.texts, [greedy_decode(lp[None])[0] for lp in posteriors.log_probs])
-    decoder = BeamSearchDecoder(lm, alphas[0], betas[0], beam_width)
+    if not unk_offsets:
+        raise ValueError("give at least one unknown-word offset")
+    decoder = BeamSearchDecoder(lm, alphas[0], betas[0], beam_width, unk_offset=unk_offsets[0])
     rates = {}
     grid = [(float(a), float(b)) for a in alphas for b in betas]
     for alpha, beta in tqdm(grid, desc="alpha/beta grid", unit="pair"):
         decoder.reset_params(alpha=alpha, beta=beta)
         rates[(alpha, beta)] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
     best = min(grid, key=lambda key: (rates[key].wer, rates[key].cer))
+    unk_rates = {float(unk_offsets[0]): rates[best]}
+    for offset in (float(o) for o in unk_offsets[1:]):
+        decoder.reset_params(alpha=best[0], beta=best[1], unk_offset=offset)
+        unk_rates[offset] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
+    unk_offset = min(unk_rates, key=lambda o: (unk_rates[o].wer, unk_rates[o].cer))
     atomic_write_json(
         run_directory(checkpoint) / LM_PARAMS,
         {
@@ -318,12 +346,13 @@ def tune_lm(
             "alpha": best[0],
             "beta": best[1],
             "beam_width": beam_width,
+            "unk_offset": unk_offset,
             "split": split,
             "cache": str(cache),
             "utterances": len(posteriors.ids),
-            "wer": rates[best].wer,
-            "cer": rates[best].cer,
+            "wer": unk_rates[unk_offset].wer,
+            "cer": unk_rates[unk_offset].cer,
             "greedy_wer": greedy.wer,
         },
     )
-    return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids))
+    return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids), unk_rates, unk_offset)
