@@ -49,6 +49,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from silentspeech.tables import markdown_table, text_table
+
 #: Where the benches look for quickstart outputs: ``$SILENTSPEECH_QUICKSTART``, else
 #: ``runs/quickstart`` of the checkout (where ``make quickstart`` writes).
 QUICKSTART = Path(os.environ.get("SILENTSPEECH_QUICKSTART") or Path(__file__).resolve().parents[1] / "runs" / "quickstart")
@@ -183,30 +185,6 @@ def environment_line(threads: int) -> str:
         f"{threads} thread(s) (torch.get_num_threads() = {torch.get_num_threads()}), torch {torch.__version__}, "
         f"{os.cpu_count()} x {cpu_name()}{device}{load}"
     )
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return "" if value is None else str(value)
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table; floats get 3 significant digits, None an empty cell."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned table for the terminal (first column left-aligned, the rest right-aligned)."""
-    cells = [list(headers)] + [[_cell(value) for value in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def bench_arguments(description: str, repeats: int = 5) -> argparse.ArgumentParser:

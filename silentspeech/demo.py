@@ -25,6 +25,7 @@ from silentspeech.data.emg_files import read_emg_file, read_emg_files
 from silentspeech.features import write_wav
 from silentspeech.figures import emg_figure, spectrogram_figure
 from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, SilentSpeechPipeline
+from silentspeech.tables import markdown_table
 
 log = logging.getLogger("silentspeech.demo")
 
@@ -51,9 +52,9 @@ STAGE_LABELS = {
 
 
 def _timings_table(timings: Mapping[str, float]) -> str:
-    rows = [f"| {STAGE_LABELS.get(stage, stage)} | {1000 * seconds:.0f} |" for stage, seconds in timings.items()]
-    total = f"| **total** | **{1000 * sum(timings.values()):.0f}** |"
-    return "\n".join(["| stage | ms |", "| --- | ---: |", *rows, total])
+    rows = [[STAGE_LABELS.get(stage, stage), f"{1000 * seconds:.0f}"] for stage, seconds in timings.items()]
+    rows.append(["**total**", f"**{1000 * sum(timings.values()):.0f}**"])
+    return markdown_table(["stage", "ms"], rows, align="lr")
 
 
 #: Synthesised speech handed to Gradio, one file per distinct output, removed when the process ends.

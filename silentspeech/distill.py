@@ -65,6 +65,7 @@ from silentspeech.tasks.engine import (
     resolve_accelerator,
     resolve_precision,
 )
+from silentspeech.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +432,7 @@ def distill(teacher_path: str | os.PathLike, recipe: str | os.PathLike, override
         teacher_metrics=teacher_metrics,
         student_metrics=student_metrics,
     )
-    atomic_write_text(run_dir / REPORT_FILE, report_markdown(result, task, teacher_path, settings))
+    atomic_write_text(run_dir / REPORT_FILE, markdown_report(result, task, teacher_path, settings))
     return result
 
 
@@ -450,7 +451,7 @@ def _plain_module(task: str, model: nn.Module, config: Any) -> TaskModule:
     return ProductionTask(model, config)
 
 
-def report_markdown(result: DistillRun, task: str, teacher_path: str | os.PathLike, settings: DistillConfig) -> str:
+def markdown_report(result: DistillRun, task: str, teacher_path: str | os.PathLike, settings: DistillConfig) -> str:
     """The ``report.md`` text: size, cost and test metrics of teacher and student."""
     lines = [
         f"# Distillation report ({task})",
@@ -459,16 +460,19 @@ def report_markdown(result: DistillRun, task: str, teacher_path: str | os.PathLi
         f"- student: `{result.run_dir}`",
         f"- alpha {settings.alpha}, temperature {settings.temperature}, hidden_weight {settings.hidden_weight}",
         "",
-        "| | teacher | student | teacher / student |",
-        "|---|---:|---:|---:|",
-        f"| parameters | {result.teacher_parameters:,} | {result.student_parameters:,} | {result.parameter_ratio:.1f}x |",
-        f"| MMACs per second of EMG | {result.teacher_macs_per_second / 1e6:.2f} | {result.student_macs_per_second / 1e6:.2f} "
-        f"| {result.teacher_macs_per_second / result.student_macs_per_second:.1f}x |",
+    ]
+    rows = [
+        ["parameters", f"{result.teacher_parameters:,}", f"{result.student_parameters:,}", f"{result.parameter_ratio:.1f}x"],
+        [
+            "MMACs per second of EMG", f"{result.teacher_macs_per_second / 1e6:.2f}", f"{result.student_macs_per_second / 1e6:.2f}",
+            f"{result.teacher_macs_per_second / result.student_macs_per_second:.1f}x",
+        ],
     ]
     for name in sorted(set(result.teacher_metrics) | set(result.student_metrics)):
         teacher = result.teacher_metrics.get(name, math.nan)
         student = result.student_metrics.get(name, math.nan)
-        lines.append(f"| {name} | {teacher:.4f} | {student:.4f} | student - teacher: {student - teacher:+.4f} |")
+        rows.append([name, f"{teacher:.4f}", f"{student:.4f}", f"student - teacher: {student - teacher:+.4f}"])
+    lines.append(markdown_table(["", "teacher", "student", "teacher / student"], rows, align="lrrr"))
     lines += [
         "",
         "Test metrics of both models on the test split of the student's recipe. MACs count Linear and",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from silentspeech.benchmark import Timing, markdown_table, peak_memory, real_time_factor, set_threads, text_table, time_calls
+from silentspeech.benchmark import Timing, peak_memory, real_time_factor, set_threads, time_calls
 
 
 def test_set_threads_sets_torch_and_refuses_zero():
@@ -45,15 +45,7 @@ def test_peak_memory_sees_a_large_temporary():
     assert peak is not None and peak.increase_mb > 100 and peak.peak_mb >= peak.increase_mb
 
 
-def test_real_time_factor_and_tables():
+def test_real_time_factor():
     assert real_time_factor(0.25, 5.0) == pytest.approx(0.05)
     with pytest.raises(ValueError):
         real_time_factor(1.0, 0.0)
-    rows = [["plain", 12.345, None], ["fast", 1234.5, 3]]
-    assert markdown_table(["path", "ms", "n"], rows).splitlines() == [
-        "| path | ms | n |",
-        "|---|---|---|",
-        "| plain | 12.3 |  |",
-        "| fast | 1234 | 3 |",
-    ]
-    assert text_table(["path", "ms", "n"], rows).splitlines()[2].startswith("plain")

@@ -41,7 +41,7 @@ from silentspeech.export.quantize import (
     quantize_model,
     torch_forward,
 )
-from silentspeech.export.report import PUBLISHED_TINYMYO, GAP9Assumptions, compare_accuracy, estimate_cost, render_report
+from silentspeech.export.report import PUBLISHED_TINYMYO, GAP9Assumptions, compare_accuracy, estimate_cost, markdown_report
 from silentspeech.models.heads import GestureClassifier, KinematicsRegressor
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, save_tinymyo
 
@@ -293,7 +293,7 @@ def test_report_for_the_published_deployment_size():
     # ... and the ideal-rate bound is a bound: fewer cycles than both.
     bound = estimate_cost(network, plan, dataclasses.replace(GAP9Assumptions(), macs_per_cycle=16.0))
     assert bound.cycles < 0.6 * cost.cycles and bound.cycles < 305e6
-    report = render_report(network, plan, "TinyMyo, 8 channels")
+    report = markdown_report(network, plan, "TinyMyo, 8 channels")
     assert "L3 (too large for L2" in report
     assert f"**{cost.cycles / 1e6:,.2f} M cycles, {cost.latency_s * 1e3:,.1f} ms, {cost.energy_mj:,.2f} mJ per window**" in report
     assert f"| cycles | {cost.cycles / 1e6:,.2f} M | {bound.cycles / 1e6:,.2f} M | 305.00 M |" in report
@@ -308,7 +308,7 @@ def test_report_for_a_small_student_keeps_weights_in_l2():
     assert plan.weights_fit_l2
     cost = estimate_cost(network, plan)
     assert cost.l3_cycles == 0 and 0 < cost.macs < 0.2e9
-    assert "L2 (fits beside the activations)" in render_report(network, plan, "student")
+    assert "L2 (fits beside the activations)" in markdown_report(network, plan, "student")
 
 
 # --- pipeline and CLI ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from silentspeech.decoding.beam import (
 )
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
 from silentspeech.runs import LM_PARAMS, run_cache, run_directory
+from silentspeech.tables import markdown_table
 
 #: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
@@ -169,16 +170,21 @@ def resolve_lm_settings(
     )
 
 
-def _rates_row(decoder: str, group: str, rates: dict) -> str:
-    return (
-        f"| {decoder} | {group} | {rates['utterances']} | {100 * rates['wer']:.2f} | {100 * rates['cer']:.2f} "
-        f"| {rates['substitutions']} | {rates['deletions']} | {rates['insertions']} | {rates['reference_words']} |"
-    )
+#: Columns of the report's WER/CER table: decoder, utterance group, then the group's error rates and counts.
+REPORT_COLUMNS = ("decoder", "utterances", "n", "WER %", "CER %", "sub", "del", "ins", "ref words")
+
+
+def _rates_row(decoder: str, group: str, rates: dict) -> list[str]:
+    return [
+        decoder, group, str(rates["utterances"]), f"{100 * rates['wer']:.2f}", f"{100 * rates['cer']:.2f}",
+        str(rates["substitutions"]), str(rates["deletions"]), str(rates["insertions"]), str(rates["reference_words"]),
+    ]
 
 
 def markdown_report(summary: dict) -> str:
     """A short markdown report of a ``summary.json`` dict: settings and the WER/CER table."""
     lm = summary["lm"]
+    rows = [_rates_row(decoder, group, rates) for decoder in ("greedy", "beam") for group, rates in (summary.get(decoder) or {}).items()]
     lines = [
         f"# Recognition evaluation: {summary['split']} split",
         "",
@@ -187,12 +193,8 @@ def markdown_report(summary: dict) -> str:
         "- language model: "
         + (f"`{lm['lm']}`, alpha {lm['alpha']}, beta {lm['beta']}, beam {lm['beam_width']}" if lm else "none (greedy only)"),
         "",
-        "| decoder | utterances | n | WER % | CER % | sub | del | ins | ref words |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        markdown_table(REPORT_COLUMNS, rows),
     ]
-    for decoder in ("greedy", "beam"):
-        for group, rates in (summary.get(decoder) or {}).items():
-            lines.append(_rates_row(decoder, group, rates))
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ from silentspeech.export.report import (
     ExportChecks,
     GAP9Assumptions,
     compare_accuracy,
-    render_report,
+    markdown_report,
     summary,
 )
 from silentspeech.runs import config_file
@@ -120,7 +120,7 @@ def export_gap9(
             checks.accuracy.windows, checks.accuracy.float_accuracy, checks.accuracy.int8_accuracy,
         )
 
-    atomic_write_text(out / "report.md", render_report(network, plan, title, checks, assumptions))
+    atomic_write_text(out / "report.md", markdown_report(network, plan, title, checks, assumptions))
     atomic_write_json(out / "export.json", summary(network, plan, checks, assumptions))
     return ExportResult(out, network, plan, checks)
 

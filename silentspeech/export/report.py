@@ -3,7 +3,7 @@
 :func:`estimate_cost` turns the tile plan of :mod:`silentspeech.export.c_codegen`
 into cycles, latency and energy on GAP9 under stated assumptions
 (:class:`GAP9Assumptions`); :func:`compare_accuracy` measures the int8
-network against the float model on labelled windows; :func:`render_report`
+network against the float model on labelled windows; :func:`markdown_report`
 writes it all as markdown beside TinyMyo's published GAP9 figures
 (Fasulo et al. 2025, arXiv 2512.15729; docs/design.md, *GAP9*).
 
@@ -35,6 +35,7 @@ import numpy as np
 from silentspeech.export.c_codegen import CORES, MemoryPlan, Tiling
 from silentspeech.export.int_reference import IntNetwork, quantize_input, run_integer
 from silentspeech.export.onnx_qdq import OnnxCheck
+from silentspeech.tables import markdown_table
 
 
 @dataclass(frozen=True)
@@ -222,69 +223,89 @@ def float_parameters(network: IntNetwork) -> int:
     return count
 
 
-def render_report(
-    network: IntNetwork,
-    plan: MemoryPlan,
-    title: str,
-    checks: ExportChecks = ExportChecks(),
-    assumptions: GAP9Assumptions = GAP9Assumptions(),
-    l1_usable: int = 104 * 1024,
-) -> str:
-    """The markdown report of an export (see the module docstring)."""
-    a = assumptions
-    cost = estimate_cost(network, plan, a)
+def _model_section(network: IntNetwork, cost: CostEstimate, sizes: dict[str, int]) -> list[str]:
+    """The ``## Model`` section: shape, size and MACs of the network, and its deployed parameter bytes."""
     n, d = network.tokens, network.dim
     mlp = network.blocks[0].fc1.weight.shape[0] if network.blocks else 0
-    sizes = parameter_bytes(network)
-    total_parameters = sum(sizes.values())
-    lines = [
-        f"# GAP9 int8 export: {title}",
-        "",
+    output = f"int32 logits, {network.head.weight.shape[0]} classes" if network.head is not None else f"int8 tokens ({n}, {d})"
+    model = [
+        ["input window", f"{network.channels} channels x {network.samples} samples (int8)"],
+        ["tokens", f"{n} ({network.channels} channels x {network.patches} patches of {network.patch_len})"],
+        ["encoder", f"dim {d}, depth {len(network.blocks)}, {network.heads} heads, MLP {mlp}"],
+        ["output", output],
+        ["parameters (float)", f"{float_parameters(network):,}"],
+        ["MACs per window", f"{cost.macs:,} ({cost.macs / 1e9:.3f} G)"],
+    ]
+    parameter_rows = [[kind, f"{value:,}"] for kind, value in sizes.items()]
+    parameter_rows.append(["**total**", f"**{sum(sizes.values()):,}**"])
+    return [
         "## Model",
         "",
-        "| | |",
-        "| --- | --- |",
-        f"| input window | {network.channels} channels x {network.samples} samples (int8) |",
-        f"| tokens | {n} ({network.channels} channels x {network.patches} patches of {network.patch_len}) |",
-        f"| encoder | dim {d}, depth {len(network.blocks)}, {network.heads} heads, MLP {mlp} |",
-        f"| output | {'int32 logits, ' + str(network.head.weight.shape[0]) + ' classes' if network.head is not None else f'int8 tokens ({n}, {d})'} |",
-        f"| parameters (float) | {float_parameters(network):,} |",
-        f"| MACs per window | {cost.macs:,} ({cost.macs / 1e9:.3f} G) |",
+        markdown_table(["", ""], model),
         "",
         "Deployed parameter bytes:",
         "",
-        "| kind | bytes |",
-        "| --- | ---: |",
-        *[f"| {kind} | {value:,} |" for kind, value in sizes.items()],
-        f"| **total** | **{total_parameters:,}** |",
+        markdown_table(["kind", "bytes"], parameter_rows, align="lr"),
         "",
+    ]
+
+
+def _memory_section(network: IntNetwork, plan: MemoryPlan, total_parameters: int, l1_usable: int) -> list[str]:
+    """The ``## Memory placement`` section: where each buffer lives, and the L1 tiles of the first block."""
+    n, d = network.tokens, network.dim
+    weights_in = "L2 (fits beside the activations)" if plan.weights_fit_l2 else "L3 (too large for L2; streamed to L1 tile by tile, `-DNET_WEIGHTS_IN_L3`)"
+    buffers = [
+        ["int8 weight blob", f"{plan.weight_bytes:,}", weights_in],
+        ["int32 biases, requantisation, norms, tables", f"{total_parameters - plan.weight_bytes:,}", "L2"],
+        ["input window", f"{network.channels * network.samples:,}", "L2"],
+        [f"residual stream x ({n} x {d})", f"{plan.buffers.x:,}", "L2"],
+        [f"norm / attention output h ({n} x {d})", f"{plan.buffers.h:,}", "L2"],
+        [f"qkv / MLP hidden ({n} x {plan.buffers.wide // max(n, 1)})", f"{plan.buffers.wide:,}", "L2"],
+        ["L1 work area (largest kernel tile set)", f"{plan.l1_bytes:,}", f"L1 ({_kb(plan.l1_bytes)} of {_kb(l1_usable)} usable)"],
+    ]
+    shown = [t for t in plan.tiles if not t.name.startswith("blocks.") or t.name.startswith("blocks.0.")]
+    tiles = [
+        [f"{t.name} ({t.kind})", f"{t.tile_rows} x {t.tile_cols}" if t.tile_cols else f"{t.tile_rows} rows", f"{t.l1_bytes:,}", f"{t.dma_bytes:,}"]
+        for t in shown
+    ]
+    return [
         "## Memory placement (GAP9: L1 128 kB, about 104 kB usable; L2 1.5 MB; L3 external RAM)",
         "",
-        "| buffer | bytes | memory |",
-        "| --- | ---: | --- |",
-        f"| int8 weight blob | {plan.weight_bytes:,} | "
-        + ("L2 (fits beside the activations)" if plan.weights_fit_l2 else "L3 (too large for L2; streamed to L1 tile by tile, `-DNET_WEIGHTS_IN_L3`)")
-        + " |",
-        f"| int32 biases, requantisation, norms, tables | {total_parameters - plan.weight_bytes:,} | L2 |",
-        f"| input window | {network.channels * network.samples:,} | L2 |",
-        f"| residual stream x ({n} x {d}) | {plan.buffers.x:,} | L2 |",
-        f"| norm / attention output h ({n} x {d}) | {plan.buffers.h:,} | L2 |",
-        f"| qkv / MLP hidden ({n} x {plan.buffers.wide // max(n, 1)}) | {plan.buffers.wide:,} | L2 |",
-        f"| L1 work area (largest kernel tile set) | {plan.l1_bytes:,} | L1 ({_kb(plan.l1_bytes)} of {_kb(l1_usable)} usable) |",
+        markdown_table(["buffer", "bytes", "memory"], buffers, align="lrl"),
         "",
         "L1 tiles of the first block (every block tiles the same way):",
         "",
-        "| kernel | tile (rows x output features) | L1 bytes | L2<->L1 bytes per window |",
-        "| --- | --- | ---: | ---: |",
-    ]
-    shown = [t for t in plan.tiles if not t.name.startswith("blocks.") or t.name.startswith("blocks.0.")]
-    for t in shown:
-        tile = f"{t.tile_rows} x {t.tile_cols}" if t.tile_cols else f"{t.tile_rows} rows"
-        lines.append(f"| {t.name} ({t.kind}) | {tile} | {t.l1_bytes:,} | {t.dma_bytes:,} |")
-    published = PUBLISHED_TINYMYO
-    bound = estimate_cost(network, plan, replace(a, macs_per_cycle=a.ideal_macs_per_cycle))
-    lines += [
+        markdown_table(["kernel", "tile (rows x output features)", "L1 bytes", "L2<->L1 bytes per window"], tiles, align="llrr"),
         "",
+    ]
+
+
+def _cost_section(cost: CostEstimate, bound: CostEstimate, a: GAP9Assumptions) -> list[str]:
+    """The ``## Estimated cost on GAP9`` section: the assumptions, the calibrated estimate and the ideal-rate bound by
+    cause, and both beside TinyMyo's published figures."""
+    published = PUBLISHED_TINYMYO
+    causes = [
+        ["MACs", _mega(cost.mac_cycles), _mega(bound.mac_cycles)],
+        ["requantisation, LayerNorm, softmax, pooling", _mega(cost.elementwise_cycles), _mega(bound.elementwise_cycles)],
+        ["L2<->L1 DMA", _mega(cost.dma_cycles), _mega(bound.dma_cycles)],
+        ["weights from L3", _mega(cost.l3_cycles), _mega(bound.l3_cycles)],
+        ["fork/join", _mega(cost.fork_cycles), _mega(bound.fork_cycles)],
+    ]
+    per_window = [
+        ["MACs", f"{cost.macs / 1e9:.3f} G", f"{cost.macs / 1e9:.3f} G", f"{published['macs'] / 1e9:.2f} G"],
+        ["cycles", _mega(cost.cycles), _mega(bound.cycles), _mega(published["cycles"])],
+        ["latency", f"{cost.latency_s * 1e3:,.1f} ms", f"{bound.latency_s * 1e3:,.1f} ms", f"{published['latency_s'] * 1e3:,.0f} ms"],
+        ["energy", f"{cost.energy_mj:,.2f} mJ", f"{bound.energy_mj:,.2f} mJ", f"{published['energy_mj']:.2f} mJ"],
+        ["average power", f"{a.power_w * 1e3:.2f} mW", f"{a.power_w * 1e3:.2f} mW", f"{published['power_mw']:.2f} mW"],
+    ]
+    cause_headers = [
+        "cycles by cause", f"estimate ({a.macs_per_cycle:.2f} MAC/cycle, calibrated)", f"lower bound ({a.ideal_macs_per_cycle:g} MAC/cycle, ideal)",
+    ]
+    window_headers = [
+        "per window", "this export: estimate (calibrated)", "this export: lower bound (ideal)",
+        "TinyMyo published (8 ch, 1000 samples, 400 tokens)",
+    ]
+    return [
         "## Estimated cost on GAP9",
         "",
         "Assumptions: cluster at {:.0f} MHz, {} cores; int8 SIMD sustained {:.2f} MAC/cycle over the cluster "
@@ -301,25 +322,16 @@ def render_report(
         f"Estimated on GAP9 (calibrated {a.macs_per_cycle:.2f} MAC/cycle): **{_mega(cost.cycles)} cycles, "
         f"{cost.latency_s * 1e3:,.1f} ms, {cost.energy_mj:,.2f} mJ per window**.",
         "",
-        f"| cycles by cause | estimate ({a.macs_per_cycle:.2f} MAC/cycle, calibrated) | lower bound ({a.ideal_macs_per_cycle:g} MAC/cycle, ideal) |",
-        "| --- | ---: | ---: |",
-        f"| MACs | {_mega(cost.mac_cycles)} | {_mega(bound.mac_cycles)} |",
-        f"| requantisation, LayerNorm, softmax, pooling | {_mega(cost.elementwise_cycles)} | {_mega(bound.elementwise_cycles)} |",
-        f"| L2<->L1 DMA | {_mega(cost.dma_cycles)} | {_mega(bound.dma_cycles)} |",
-        f"| weights from L3 | {_mega(cost.l3_cycles)} | {_mega(bound.l3_cycles)} |",
-        f"| fork/join | {_mega(cost.fork_cycles)} | {_mega(bound.fork_cycles)} |",
+        markdown_table(cause_headers, causes, align="lrr"),
         "",
-        "| per window | this export: estimate (calibrated) | this export: lower bound (ideal) | TinyMyo published (8 ch, 1000 samples, 400 tokens) |",
-        "| --- | ---: | ---: | ---: |",
-        f"| MACs | {cost.macs / 1e9:.3f} G | {cost.macs / 1e9:.3f} G | {published['macs'] / 1e9:.2f} G |",
-        f"| cycles | {_mega(cost.cycles)} | {_mega(bound.cycles)} | {_mega(published['cycles'])} |",
-        f"| latency | {cost.latency_s * 1e3:,.1f} ms | {bound.latency_s * 1e3:,.1f} ms | {published['latency_s'] * 1e3:,.0f} ms |",
-        f"| energy | {cost.energy_mj:,.2f} mJ | {bound.energy_mj:,.2f} mJ | {published['energy_mj']:.2f} mJ |",
-        f"| average power | {a.power_w * 1e3:.2f} mW | {a.power_w * 1e3:.2f} mW | {published['power_mw']:.2f} mW |",
-        "",
-        "## Checks",
+        markdown_table(window_headers, per_window, align="lrrr"),
         "",
     ]
+
+
+def _checks_section(checks: ExportChecks) -> list[str]:
+    """The ``## Checks`` section: int8 accuracy, the ONNX graph and the host C build, and what was not checked."""
+    lines = ["## Checks", ""]
     if checks.accuracy is not None:
         acc = checks.accuracy
         lines += [
@@ -340,6 +352,29 @@ def render_report(
         same, total = checks.c_bit_exact
         lines += [f"Host C build (gcc {' '.join(('-std=c99', '-O2', '-Wall', '-Werror'))}): {same} of {total} windows bit-exact with the integer reference.", ""]
     lines += [f"Not checked: {reason}." for reason in checks.skipped]
+    return lines
+
+
+def markdown_report(
+    network: IntNetwork,
+    plan: MemoryPlan,
+    title: str,
+    checks: ExportChecks = ExportChecks(),
+    assumptions: GAP9Assumptions = GAP9Assumptions(),
+    l1_usable: int = 104 * 1024,
+) -> str:
+    """The markdown report of an export (see the module docstring): model, memory placement, cost estimate, checks."""
+    cost = estimate_cost(network, plan, assumptions)
+    bound = estimate_cost(network, plan, replace(assumptions, macs_per_cycle=assumptions.ideal_macs_per_cycle))
+    sizes = parameter_bytes(network)
+    lines = [
+        f"# GAP9 int8 export: {title}",
+        "",
+        *_model_section(network, cost, sizes),
+        *_memory_section(network, plan, sum(sizes.values()), l1_usable),
+        *_cost_section(cost, bound, assumptions),
+        *_checks_section(checks),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
