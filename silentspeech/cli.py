@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from silentspeech.runtime import DEVICE_CHOICES
+
 log = logging.getLogger("silentspeech")
 
 
@@ -21,6 +23,14 @@ class CLIError(Exception):
 
 
 # --- subcommands -----------------------------------------------------------
+
+
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, resolved by :func:`silentspeech.runtime.pick_device` (CUDA without a GPU: a one-line error)."""
+    parser.add_argument(
+        "--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + ",cuda:N}",
+        help="where the models run: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: %(default)s)",
+    )
 
 
 def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -387,7 +397,7 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
     parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
     parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    _add_device_argument(parser)
 
 
 def _run_voice(args: argparse.Namespace) -> int:
@@ -436,7 +446,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-segment-s", type=float, default=6.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
     parser.add_argument("--context-s", type=float, default=1.5, help="firm EMG a new segment keeps as the network's left context, s (default: %(default)g)")
     parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    _add_device_argument(parser)
 
 
 def _run_stream(args: argparse.Namespace) -> int:
@@ -509,7 +519,7 @@ def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
     parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N utterances (default: all)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    _add_device_argument(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/production_eval_<split>/)")
 
 
@@ -567,7 +577,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     _add_beam_search_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    _add_device_argument(parser)
 
 
 def _check_port_free(host: str, port: int) -> None:

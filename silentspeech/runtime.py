@@ -9,7 +9,10 @@ error instead of a traceback deep in torch. Lightning's accelerator name
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported when a device is picked, so that the CLI's --help stays quick
+    import torch
 
 #: What ``--device`` accepts besides an explicit ``cuda:N``.
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -24,12 +27,14 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
 
     Raises :class:`DeviceError` for CUDA without a GPU or an unknown name.
     """
+    import torch
+
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({err})") from None
+        raise DeviceError(f"unknown device {device!r}: use {', '.join(DEVICE_CHOICES)} or cuda:N ({err})") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device!r} asked for, but torch sees no CUDA GPU on this machine: use --device cpu or auto")
     return chosen

@@ -39,6 +39,7 @@ from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.features import AUDIO_RATE, acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
 from silentspeech.runs import run_cache, run_directory
+from silentspeech.runtime import pick_device
 
 SPEECHBRAIN_PREFIX = "speechbrain:"
 
@@ -96,7 +97,7 @@ class SpeechBrainASR:
 
 def load_asr(spec: str, device: str = "auto") -> AudioASR:
     """``speechbrain:DIR`` -> :class:`SpeechBrainASR`; a run directory -> :class:`ProjectAudioASR`."""
-    torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    torch_device = pick_device(device)
     if spec.startswith(SPEECHBRAIN_PREFIX):
         return SpeechBrainASR(spec[len(SPEECHBRAIN_PREFIX) :], torch_device)
     if not Path(spec).exists():

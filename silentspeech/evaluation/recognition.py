@@ -40,6 +40,7 @@ from silentspeech.decoding.beam import (
 )
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
 from silentspeech.runs import LM_PARAMS, run_cache, run_directory
+from silentspeech.runtime import pick_device
 from silentspeech.tables import markdown_table
 
 #: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
@@ -88,14 +89,14 @@ def split_posteriors(
     cache: str | os.PathLike,
     split: str,
     batch_size: int = 8,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = "auto",
 ) -> SplitPosteriors:
-    """Run a recognition ``model`` over every utterance (silent and voiced) of ``split`` in ``cache``."""
+    """Run a recognition ``model`` over every utterance (silent and voiced) of ``split`` in ``cache`` on ``device`` (:func:`~silentspeech.runtime.pick_device`)."""
     from silentspeech.tasks.recognition import ctc_log_probs
 
     check_split(cache, split)
     dataset = CachedUtterances(cache, split)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(device)
     model = model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_utterances)
     result = SplitPosteriors([], [], [], [])

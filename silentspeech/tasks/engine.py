@@ -57,6 +57,7 @@ from safetensors.torch import load_file
 from silentspeech.atomic import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml
 from silentspeech.runs import BEST_WEIGHTS, CONFIG_FILE, LAST_CHECKPOINT, LAST_WEIGHTS, TEST_METRICS
+from silentspeech.runtime import DEVICE_CHOICES, DeviceError, pick_device
 from silentspeech.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class TrainerConfig:
     max_steps: int = -1
     #: Wall-clock budget of the whole run, resumes included (0 = none); the best weights so far are kept.
     max_minutes: float = 0.0
-    #: ``auto``, ``cpu`` or ``gpu``.
+    #: ``auto`` (CUDA when present), ``cpu`` or ``cuda`` (``gpu``, Lightning's name, is the same).
     accelerator: str = "auto"
     #: Devices per node: a count (``"2"``), ``"auto"`` or a list of indices (``"0,1"``).
     devices: str = "auto"
@@ -442,19 +443,23 @@ class RunCheckpoint(pl.Callback):
 
 
 def resolve_accelerator(accelerator: str) -> str:
-    """``auto`` -> ``gpu`` when CUDA is present, else ``cpu``."""
-    if accelerator not in ("auto", "cpu", "gpu", "cuda"):
-        raise ValueError(f"trainer.accelerator must be auto, cpu or gpu, got {accelerator!r}")
-    if accelerator == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return accelerator
+    """Lightning's accelerator name (``gpu`` or ``cpu``) for ``trainer.accelerator``.
+
+    ``auto``, ``cpu`` and ``cuda`` mean what they mean for every ``--device``
+    (:func:`silentspeech.runtime.pick_device`: CUDA without a GPU is a
+    :class:`~silentspeech.runtime.DeviceError`); Lightning's own ``gpu`` is
+    taken as ``cuda``. Which GPUs is ``trainer.devices``' business.
+    """
+    if accelerator not in (*DEVICE_CHOICES, "gpu"):
+        raise DeviceError(f"trainer.accelerator must be one of {', '.join(DEVICE_CHOICES)} (or gpu, the same as cuda), got {accelerator!r}")
+    return "gpu" if pick_device("cuda" if accelerator == "gpu" else accelerator).type == "cuda" else "cpu"
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` -> bf16 autocast on GPUs, full fp32 on CPU."""
+    """``auto`` -> bf16 autocast on GPUs, full fp32 on CPU (``accelerator`` as :func:`resolve_accelerator` returns it)."""
     if precision != "auto":
         return precision
-    return "bf16-mixed" if accelerator in ("gpu", "cuda") else "32-true"
+    return "bf16-mixed" if accelerator == "gpu" else "32-true"
 
 
 def _devices(devices: str) -> int | str | list[int]:

@@ -91,7 +91,7 @@ class Vocoder:
             raise ValueError(f"backend must be auto, {' or '.join(GENERATOR_BACKENDS)}; got {backend!r}")
         self.config = config
         self.source = source
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.generator = generator
         self.backend: str | None = None
         self._session = None
