@@ -334,7 +334,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
 
 
 def _add_beam_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """--alpha, --beta and --beam, resolved by :func:`silentspeech.evaluation.recognition.resolve_lm_settings`."""
+    """--alpha, --beta and --beam, resolved by :func:`silentspeech.decoding.settings.resolve_lm_settings`."""
     parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
     parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
     parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
@@ -438,9 +438,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "decoded (stdin always arrives at its writer's pace)",
     )
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else no LM)")
-    parser.add_argument("--alpha", type=float, help="LM weight (default: tuned, else 0.5)")
-    parser.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.5)")
-    parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
+    _add_beam_search_arguments(parser)
     parser.add_argument("--settle-ms", type=float, default=800.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
     parser.add_argument("--agreement", type=int, default=2, help="... and be the same in this many consecutive chunks' hypotheses (default: %(default)s)")
     parser.add_argument("--max-segment-s", type=float, default=6.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
@@ -455,7 +453,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from silentspeech.data.emg_files import read_emg_file
-    from silentspeech.evaluation.recognition import resolve_lm_settings
+    from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
     from silentspeech.inference.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
 
@@ -616,7 +614,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     recognizer, producer, lm, corpus = (given or default for given, default in paths.values())
     vocoder = args.vocoder or (defaults.vocoder if defaults.vocoder_generator.is_file() else None)
     from silentspeech.data.gaddy import read_corpus
-    from silentspeech.evaluation.recognition import resolve_lm_settings
+    from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
 
     print(f"loading {recognizer}, {producer}, {vocoder or 'the Griffin-Lim fallback'} and {lm} ...", flush=True)

@@ -55,6 +55,7 @@ from silentspeech.atomic import atomic_write_text
 from silentspeech.config import RecipeError, config_to_yaml, load_recipe, recipe_task
 from silentspeech.models.tinymyo import Attention
 from silentspeech.preprocessing import EMG_RATE
+from silentspeech.tables import markdown_table
 from silentspeech.tasks import get_task, load_checkpoint
 from silentspeech.tasks.engine import (
     TEST_METRICS,
@@ -65,7 +66,6 @@ from silentspeech.tasks.engine import (
     resolve_accelerator,
     resolve_precision,
 )
-from silentspeech.tables import markdown_table
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET
 from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.decoding.settings import resolve_lm_settings
 from silentspeech.evaluation import recognition
-from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, resolve_lm_settings, tune_lm
+from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, tune_lm
 from silentspeech.runs import LM_PARAMS
 from silentspeech.tasks import get_task
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,20 +29,13 @@ from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
-from silentspeech.decoding.beam import (
-    DEFAULT_ALPHA,
-    DEFAULT_BEAM_WIDTH,
-    DEFAULT_BETA,
-    DEFAULT_UNK_OFFSET,
-    BeamSearchDecoder,
-    greedy_decode,
-)
+from silentspeech.decoding.beam import DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save_lm_settings
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
-from silentspeech.runs import LM_PARAMS, run_cache, run_directory
+from silentspeech.runs import run_cache, run_directory
 from silentspeech.runtime import pick_device
 from silentspeech.tables import markdown_table
 
-#: File beside a checkpoint holding the tuned LM settings (written by :func:`tune_lm`).
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
 DEFAULT_ALPHAS = (0.25, 0.5, 1.0, 1.5)
 DEFAULT_BETAS = (0.0, 1.0, 1.85, 3.0)
@@ -59,17 +51,6 @@ class SplitPosteriors:
     texts: list[str]  #: normalised reference text
     silent: list[bool]
     log_probs: list[np.ndarray]  #: per utterance (frames, 38) float32 natural-log posteriors at 86.13 frames/s
-
-
-@dataclass(frozen=True)
-class LMSettings:
-    """Which language model beam search fuses, and how."""
-
-    lm: Path
-    alpha: float
-    beta: float
-    beam_width: int
-    unk_offset: float = DEFAULT_UNK_OFFSET  #: pyctcdecode's unknown-word offset (decoding.beam)
 
 
 def evaluation_folder(checkpoint: str | os.PathLike, split: str) -> Path:
@@ -127,48 +108,6 @@ def grouped_rates(references: Sequence[str], hypotheses: Sequence[str], silent: 
             picked = [(r, h) for r, h, k in zip(references, hypotheses, keep) if k]
             rates[name] = asdict(error_rates([r for r, _ in picked], [h for _, h in picked]))
     return rates
-
-
-def saved_lm_settings(checkpoint: str | os.PathLike) -> dict | None:
-    """The ``lm_params.json`` that :func:`tune_lm` saved beside ``checkpoint``, or None."""
-    path = run_directory(checkpoint) / LM_PARAMS
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: unreadable tuned LM settings ({err}); run tune-lm again or delete it") from None
-
-
-def resolve_lm_settings(
-    checkpoint: str | os.PathLike,
-    lm: str | os.PathLike | None = None,
-    alpha: float | None = None,
-    beta: float | None = None,
-    beam_width: int | None = None,
-) -> LMSettings | None:
-    """LM settings for evaluation: given values first, then the tuned ``lm_params.json``, then the defaults.
-
-    The tuned alpha/beta/beam apply only to the LM they were tuned for (an
-    explicit ``lm`` that is another file gets the decoding defaults). None
-    when no LM is given and none was tuned.
-    """
-    saved = saved_lm_settings(checkpoint)
-    if lm is None and saved is None:
-        if (alpha, beta, beam_width) != (None, None, None):
-            raise ValueError(f"alpha, beta and beam width need a language model: give one, or tune one for {checkpoint} with tune-lm")
-        return None
-    lm = Path(lm if lm is not None else saved["lm"])
-    if saved is not None and Path(saved["lm"]).resolve() != lm.resolve():
-        saved = None
-    saved = saved or {}
-    return LMSettings(
-        lm=lm,
-        alpha=float(alpha if alpha is not None else saved.get("alpha", DEFAULT_ALPHA)),
-        beta=float(beta if beta is not None else saved.get("beta", DEFAULT_BETA)),
-        beam_width=int(beam_width if beam_width is not None else saved.get("beam_width", DEFAULT_BEAM_WIDTH)),
-        unk_offset=float(saved.get("unk_offset", DEFAULT_UNK_OFFSET)),
-    )
 
 
 #: Columns of the report's WER/CER table: decoder, utterance group, then the group's error rates and counts.
@@ -233,7 +172,7 @@ def evaluate_recognition(
 
     ``cache`` defaults to the run's ``data.cache``; ``out`` to
     ``<run dir>/eval_<split>/``. LM settings resolve as in
-    :func:`resolve_lm_settings`; without an LM only greedy decoding is scored
+    :func:`silentspeech.decoding.settings.resolve_lm_settings`; without an LM only greedy decoding is scored
     (``beam`` is null in the summary). Writes ``results.csv``,
     ``summary.json`` and ``report.md`` atomically.
     """
@@ -342,20 +281,14 @@ def tune_lm(
         decoder.reset_params(alpha=best[0], beta=best[1], unk_offset=offset)
         unk_rates[offset] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
     unk_offset = min(unk_rates, key=lambda o: (unk_rates[o].wer, unk_rates[o].cer))
-    atomic_write_json(
-        run_directory(checkpoint) / LM_PARAMS,
-        {
-            "lm": str(Path(lm).resolve()),
-            "alpha": best[0],
-            "beta": best[1],
-            "beam_width": beam_width,
-            "unk_offset": unk_offset,
-            "split": split,
-            "cache": str(cache),
-            "utterances": len(posteriors.ids),
-            "wer": unk_rates[unk_offset].wer,
-            "cer": unk_rates[unk_offset].cer,
-            "greedy_wer": greedy.wer,
-        },
+    save_lm_settings(
+        checkpoint,
+        LMSettings(Path(lm), best[0], best[1], beam_width, unk_offset),
+        split=split,
+        cache=str(cache),
+        utterances=len(posteriors.ids),
+        wer=unk_rates[unk_offset].wer,
+        cer=unk_rates[unk_offset].cer,
+        greedy_wer=greedy.wer,
     )
     return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids), unk_rates, unk_offset)
