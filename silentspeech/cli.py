@@ -291,19 +291,25 @@ def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_vocoder(args: argparse.Namespace) -> int:
-    from silentspeech import vocoder
-
     if args.vocoder_action == "train":
+        from silentspeech.config import recipe_task
+        from silentspeech.runs import GENERATOR_FILE
+        from silentspeech.tasks import train_recipe
+
+        task = recipe_task(args.config)
+        if task != "vocoder":
+            raise CLIError(f"{args.config} is a {task} recipe, not a vocoder one (train it with `silentspeech train`)")
         overrides = list(args.overrides)
         if args.finetune_on:
             overrides.append(f"finetune_on={args.finetune_on}")
         if args.init:
             overrides.append(f"init_from={args.init}")
-        recipe = vocoder.load_vocoder_recipe(args.config, overrides)
-        out = vocoder.train_vocoder(recipe, resume=args.resume)
-        print(f"vocoder written to {out / 'generator.safetensors'}")
+        out = train_recipe(args.config, overrides, resume=args.resume)
+        print(f"vocoder written to {out / GENERATOR_FILE}")
         return 0
-    scores = vocoder.compare_resynthesis(args.cache, args.vocoder, args.split, args.limit, args.out, args.second_rendition)
+    from silentspeech.vocoder.compare import compare_resynthesis
+
+    scores = compare_resynthesis(args.cache, args.vocoder, args.split, args.limit, args.out, args.second_rendition)
     print(f"{'method':<16} {'utterances':>10} {'LSD dB':>8} {'MCD dB':>8}  source")
     for score in scores:
         print(

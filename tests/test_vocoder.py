@@ -14,17 +14,26 @@ import torch.nn.functional as F
 from conftest import prepared_synthetic_cache
 from safetensors.torch import load_file
 
+from silentspeech import cli
 from silentspeech.atomic import atomic_save_npz
 from silentspeech.data.cache import CACHE_VERSION
 from silentspeech.features import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
+from silentspeech.tasks import get_task, train_recipe
 from silentspeech.vocoder import compare as vocoder_compare
 from silentspeech.vocoder import train as vocoder_train
 from silentspeech.vocoder.compare import compare_resynthesis
 from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, save_generator
 from silentspeech.vocoder.original import import_original_state_dict, load_original_hifigan
 from silentspeech.vocoder.synthesis import load_vocoder
-from silentspeech.vocoder.train import align_to_audio_frames, dc_offset_loss, load_vocoder_recipe, predicted_feature_pairs, train_vocoder
+from silentspeech.vocoder.train import (
+    VocoderRecipe,
+    align_to_audio_frames,
+    dc_offset_loss,
+    load_vocoder_recipe,
+    predicted_feature_pairs,
+    train_vocoder,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = GeneratorConfig(
@@ -268,6 +277,35 @@ def test_small_vocoder_trains_checkpoints_and_resumes(tiny_cache, tmp_path):
     assert all(math.isfinite(v) for row in history for v in row.values())
     assert torch.load(out / "last.ckpt", weights_only=False)["step"] == 3
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+TINY_GENERATOR = [
+    "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3]]",
+    "segment_samples=2048", "batch_size=2", "max_minutes=0", "checkpoint_every=1",
+]
+
+
+def test_vocoder_is_a_registered_task_trained_by_train_recipe(tiny_cache, tmp_path):
+    task = get_task("vocoder")
+    assert task.schema is VocoderRecipe and task.train is train_vocoder
+    out = tmp_path / "run"
+    run = train_recipe(REPO / "vocoder" / "small.yaml", [f"cache={tiny_cache}", f"out_dir={out}", "max_steps=1", *TINY_GENERATOR])
+    assert run == out and (out / "generator.safetensors").is_file()
+    generator = task.build_model(load_vocoder_recipe(out / "config.yaml"))
+    assert generator.state_dict().keys() == load_file(str(out / "generator.safetensors")).keys()
+    with pytest.raises(ValueError, match="multiple of 256"):  # checked however the recipe was loaded
+        train_recipe(REPO / "vocoder" / "small.yaml", [f"cache={tiny_cache}", f"out_dir={tmp_path / 'bad'}", "segment_samples=1000"])
+
+
+def test_vocoder_train_command_goes_through_the_task_registry(tiny_cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["vocoder", "train", str(REPO / "vocoder" / "small.yaml"), f"cache={tiny_cache}", f"out_dir={out}", "max_steps=1", *TINY_GENERATOR]
+    assert cli.main(argv) == 0
+    assert f"vocoder written to {out / 'generator.safetensors'}" in capsys.readouterr().out
+    assert cli.main([*argv[:-len(TINY_GENERATOR) - 1], "max_steps=2", *TINY_GENERATOR, "--resume"]) == 0
+    assert [row["step"] for row in json.loads((out / "history.json").read_text())] == [1, 2]  # resumed after step 1
+    assert cli.main(["vocoder", "train", str(REPO / "recipes" / "synthetic" / "recognition.yaml")]) == 2
+    assert "is a recognition recipe, not a vocoder one" in capsys.readouterr().err
 
 
 def test_noise_injected_vocoder_trains_and_resumes_exactly(tiny_cache, tmp_path):

@@ -29,6 +29,7 @@ TASK_MODULES = {
     "kinematics": "silentspeech.tasks.kinematics",
     "audio_asr": "silentspeech.tasks.audio_asr",
     "speech_pretrain": "silentspeech.tasks.speech_pretrain",
+    "vocoder": "silentspeech.tasks.vocoder",
 }
 
 

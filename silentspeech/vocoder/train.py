@@ -232,10 +232,8 @@ def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(n_batches)]
 
 
-def load_vocoder_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> VocoderRecipe:
-    """A :class:`VocoderRecipe` from ``vocoder/*.yaml`` and ``key=value`` overrides, checked."""
-    recipe = load_recipe(VocoderRecipe, path, overrides)
-    source = str(path or "recipe")
+def check_vocoder_recipe(recipe: VocoderRecipe, source: str = "recipe") -> None:
+    """Raise ``ValueError`` naming ``source`` when the generator or the segment and batch sizes cannot train."""
     check_generator_config(recipe.generator, source)
     if recipe.segment_samples < MIN_SEGMENT_SAMPLES or recipe.segment_samples % recipe.generator.hop_length:
         raise ValueError(
@@ -244,6 +242,12 @@ def load_vocoder_recipe(path: str | os.PathLike | None, overrides: Sequence[str]
         )
     if recipe.batch_size < 1:
         raise ValueError(f"{source}: batch_size must be at least 1")
+
+
+def load_vocoder_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> VocoderRecipe:
+    """A :class:`VocoderRecipe` from ``vocoder/*.yaml`` and ``key=value`` overrides, checked."""
+    recipe = load_recipe(VocoderRecipe, path, overrides)
+    check_vocoder_recipe(recipe, str(path or "recipe"))
     return recipe
 
 
@@ -317,8 +321,10 @@ def train_vocoder(recipe: VocoderRecipe, resume: bool = False) -> Path:
     ``max_steps`` or after ``max_minutes`` of wall clock, whichever is first.
     ``resume`` or ``recipe.resume`` continue the run in ``out_dir``. On a
     CPU, ``recipe.cpu_threads`` (when set) is torch's thread count for the
-    run; the previous count is restored afterwards.
+    run; the previous count is restored afterwards. The recipe is checked
+    first (:func:`check_vocoder_recipe`), however it was loaded.
     """
+    check_vocoder_recipe(recipe, recipe.out_dir)
     threads = torch.get_num_threads()
     if recipe.cpu_threads and pick_device(recipe.device).type == "cpu":
         torch.set_num_threads(recipe.cpu_threads)
