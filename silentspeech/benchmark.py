@@ -51,9 +51,10 @@ import torch
 
 from silentspeech.tables import markdown_table, text_table
 
-#: Where the benches look for quickstart outputs: ``$SILENTSPEECH_QUICKSTART``, else
-#: ``runs/quickstart`` of the checkout (where ``make quickstart`` writes).
-QUICKSTART = Path(os.environ.get("SILENTSPEECH_QUICKSTART") or Path(__file__).resolve().parents[1] / "runs" / "quickstart")
+#: Where the benches look for quickstart outputs: ``$SILENTSPEECH_QUICKSTART`` (``make bench``
+#: sets it), else ``runs/quickstart`` under the working directory (where ``make quickstart`` and
+#: ``silentspeech quickstart`` write by default); never a path inside the installed package.
+QUICKSTART = Path(os.environ.get("SILENTSPEECH_QUICKSTART") or "runs/quickstart")
 
 
 def set_threads(threads: int) -> None:
