@@ -21,10 +21,10 @@ from typing import Mapping, Sequence
 import gradio as gr
 import numpy as np
 
-from silentspeech.data.emg_files import read_emg_file, read_emg_files
+from silentspeech.data.emg_files import EMGRecording, read_emg_file, read_emg_files
 from silentspeech.features import write_wav
 from silentspeech.figures import emg_figure, spectrogram_figure
-from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, SilentSpeechPipeline
+from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, PipelineResult, SilentSpeechPipeline
 from silentspeech.tables import markdown_table
 
 log = logging.getLogger("silentspeech.demo")
@@ -73,6 +73,71 @@ def _speech_file(audio: np.ndarray, rate: int) -> str:
     return str(write_wav(Path(_SPEECH_FOLDER.name) / f"{digest}.wav", audio, rate))
 
 
+#: The outputs of ``/run`` when there is nothing to show but the status message.
+NO_OUTPUTS = (None,) * 8
+
+
+def run_recording(
+    pipeline: SilentSpeechPipeline,
+    examples: Mapping[str, str | Path],
+    files: Sequence[str] | None,
+    rate: float | None,
+    example: str | None,
+) -> tuple:
+    """The page's ``/run`` event: one recording (uploaded ``files`` at ``rate`` Hz, or the ``example`` label) through ``pipeline``.
+
+    Returns the outputs :func:`build_demo` lists; any problem becomes the
+    status message (bad input names the file alone; other errors go to the
+    server log with their traceback).
+    """
+    start = time.perf_counter()
+    try:
+        if files:
+            recording = read_emg_files(files, rate, pipeline.channels)
+        elif example:
+            recording = read_emg_file(examples[example], channels=pipeline.channels)
+        else:
+            return ("Upload an EMG file or pick an example, then press Run.", *NO_OUTPUTS)
+        read_seconds = time.perf_counter() - start
+        result = pipeline.run(recording)
+    except ValueError as err:  # EMGError and the readers' errors name the file and the problem
+        message = str(err)
+        # Uploads lie in Gradio's temporary folders; the message names the file alone.
+        for path in files or ():
+            message = message.replace(str(Path(path).parent) + "/", "")
+        return (f"**Cannot use this input:** {message}", *NO_OUTPUTS)
+    except Exception as err:  # the page shows one line; the server log keeps the traceback
+        log.exception("demo run failed")
+        return (f"**Unexpected error** ({type(err).__name__}: {err}); the server log has the details.", *NO_OUTPUTS)
+    return _shown_result(recording, result, read_seconds)
+
+
+def _shown_result(recording: EMGRecording, result: PipelineResult, read_seconds: float) -> tuple:
+    """Status (with the result's warnings), speech file, texts, synthesis method, figures and timings of one decoded recording."""
+    figure_start = time.perf_counter()
+    name = Path(recording.source).name
+    emg_plot = emg_figure(recording.emg, recording.rate, result.emg, title=f"{name}: raw and filtered EMG")
+    spectrogram_plot = speech = None
+    if result.features is not None:
+        spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
+        speech = _speech_file(result.audio, result.audio_rate)
+    timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
+    seconds = recording.emg.shape[0] / recording.rate
+    status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
+    status += "".join(f"\n\n**Warning:** {warning.replace(recording.source, name)}" for warning in result.warnings)
+    return (
+        status,
+        speech,
+        result.greedy_text,
+        result.beam_text,
+        recording.text,
+        SYNTHESIS_LABELS.get(result.synthesis_method, result.synthesis_method),
+        emg_plot,
+        spectrogram_plot,
+        _timings_table(timings),
+    )
+
+
 def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None) -> gr.Blocks:
     """The demo page around a loaded ``pipeline``.
 
@@ -83,55 +148,14 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             offered in a drop-down, e.g. the corpus's test utterances.
 
     The one event, ``/run`` (inputs: uploaded files, rate in Hz, example label),
-    returns status message, speech (rate, int16 samples), greedy text, beam-search text, prompt,
+    returns status message, speech (a WAV file), greedy text, beam-search text, prompt,
     synthesis method, EMG figure, spectrogram figure and the timings table.
     """
     examples = dict(examples or {})
-    nothing = (None,) * 8
 
     def run(files: Sequence[str] | None, rate: float | None, example: str | None) -> tuple:
-        """One recording through the pipeline; any problem becomes the status message."""
-        start = time.perf_counter()
-        try:
-            if files:
-                recording = read_emg_files(files, rate, pipeline.channels)
-            elif example:
-                recording = read_emg_file(examples[example], channels=pipeline.channels)
-            else:
-                return ("Upload an EMG file or pick an example, then press Run.", *nothing)
-            read_seconds = time.perf_counter() - start
-            result = pipeline.run(recording)
-        except ValueError as err:  # EMGError and the readers' errors name the file and the problem
-            message = str(err)
-            # Uploads lie in Gradio's temporary folders; the message names the file alone.
-            for path in files or ():
-                message = message.replace(str(Path(path).parent) + "/", "")
-            return (f"**Cannot use this input:** {message}", *nothing)
-        except Exception as err:  # the page shows one line; the server log keeps the traceback
-            log.exception("demo run failed")
-            return (f"**Unexpected error** ({type(err).__name__}: {err}); the server log has the details.", *nothing)
-        figure_start = time.perf_counter()
-        name = Path(recording.source).name
-        emg_plot = emg_figure(recording.emg, recording.rate, result.emg, title=f"{name}: raw and filtered EMG")
-        spectrogram_plot = speech = None
-        if result.features is not None:
-            spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
-            speech = _speech_file(result.audio, result.audio_rate)
-        timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
-        seconds = recording.emg.shape[0] / recording.rate
-        status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
-        status += "".join(f"\n\n**Warning:** {warning.replace(recording.source, name)}" for warning in result.warnings)
-        return (
-            status,
-            speech,
-            result.greedy_text,
-            result.beam_text,
-            recording.text,
-            SYNTHESIS_LABELS.get(result.synthesis_method, result.synthesis_method),
-            emg_plot,
-            spectrogram_plot,
-            _timings_table(timings),
-        )
+        """One recording through the pipeline (:func:`run_recording`)."""
+        return run_recording(pipeline, examples, files, rate, example)
 
     # Gradio keeps every returned audio file in its cache; drop those older than a day, hourly.
     with gr.Blocks(title="silentspeech demo", delete_cache=(3600, 86400)) as demo:

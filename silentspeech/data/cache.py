@@ -227,18 +227,50 @@ def prepare_cache(
         raise CorpusError(corpus.root, f"no usable {subset} utterances to prepare (see `silentspeech inspect`)")
     skipped = [s for s in corpus.skipped if s.kind in kinds]
 
+    done, todo = _reusable_entries(corpus.utterances, out)
+    reused_ids = set(done)
+    for result in _prepare_all(todo, preprocessing, n_mfcc, workers):
+        if isinstance(result, Skip):
+            log.warning("skipped %s: %s", result.path, result.reason)
+            skipped.append(result)
+        else:
+            done[result[0]] = result[1:]
+
+    entries = _manifest_entries(corpus.utterances, done, skipped)
+    manifest = {
+        "version": CACHE_VERSION,
+        "root": str(corpus.root.resolve()),
+        "closed_vocab": closed_vocab,
+        "split_source": corpus.split_source,
+        "settings": settings,
+        "utterances": entries,
+        "skipped": [asdict(s) for s in skipped],
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    reused = sum(e["id"] in reused_ids for e in entries)  # counted from the manifest, so the summary agrees with it
+    return PrepareReport(out, len(entries) - reused, reused, skipped, _split_counts(entries), time.perf_counter() - started)
+
+
+def _reusable_entries(utterances: Sequence[Utterance], out: Path) -> tuple[dict[str, tuple[int, bool]], list[tuple[Utterance, Path]]]:
+    """``({id: (n_frames, has_phonemes)} of entries the cache holds for unchanged sources, [(utterance, path)] to prepare)``."""
     done: dict[str, tuple[int, bool]] = {}
     todo = []
-    for u in corpus.utterances:
+    for u in utterances:
         path = out / "utterances" / cache_file_name(u.id)
         entry = _cached_entry(path) if path.exists() else None
         if entry is not None and entry[2] == source_fingerprint(u):
             done[u.id] = entry[:2]
         else:
             todo.append((u, path))
-    reused_ids = set(done)
+    return done, todo
+
+
+def _prepare_all(
+    todo: Sequence[tuple[Utterance, Path]], preprocessing: EMGPreprocessing, n_mfcc: int, workers: int
+) -> list[tuple[str, int, bool] | Skip]:
+    """:func:`_prepare_one` for every ``(utterance, path)``, in ``workers`` processes (0 or 1: in this one), with a progress bar."""
+    results = []
     with tqdm(total=len(todo), desc="prepare", unit="utt", disable=not todo, mininterval=1.0) as progress:
-        results = []
         if workers <= 1:
             for u, path in todo:
                 results.append(_prepare_one(u, path, preprocessing, n_mfcc))
@@ -251,21 +283,24 @@ def prepare_cache(
                 for future in as_completed(futures):
                     results.append(future.result())
                     progress.update()
-    for result in results:
-        if isinstance(result, Skip):
-            log.warning("skipped %s: %s", result.path, result.reason)
-            skipped.append(result)
-        else:
-            done[result[0]] = result[1:]
+    return results
 
+
+def _manifest_entries(utterances: Sequence[Utterance], done: dict[str, tuple[int, bool]], skipped: list[Skip]) -> list[dict]:
+    """Manifest entries of the prepared utterances, in corpus order.
+
+    A silent utterance whose voiced twin was skipped takes another voiced
+    recording of its sentence as its twin (its ``twin`` is updated), else it
+    is skipped too and appended to ``skipped``: its targets come from the twin.
+    """
     entries = []
-    for u in corpus.utterances:
+    for u in utterances:
         if u.id not in done:
             continue
         if u.silent and u.twin not in done:
             # Another voiced recording of the sentence stands in, the first as read_corpus orders them,
             # so that prepare keeps what `inspect` (which drops bad twins before pairing) keeps.
-            u.twin = next((v.id for v in corpus.utterances if not v.silent and v.sentence == u.sentence and v.id in done), u.twin)
+            u.twin = next((v.id for v in utterances if not v.silent and v.sentence == u.sentence and v.id in done), u.twin)
         if u.silent and u.twin not in done:
             skip = Skip(str(u.emg_path), f"its voiced twin {u.twin} was skipped", u.kind)
             log.warning("skipped %s: %s", skip.path, skip.reason)
@@ -289,21 +324,15 @@ def prepare_cache(
                 "file": f"utterances/{cache_file_name(u.id)}",
             }
         )
+    return entries
+
+
+def _split_counts(entries: Sequence[dict]) -> dict[str, dict[str, int]]:
+    """``{split: {"silent": n, "voiced": n}}`` of manifest entries."""
     splits = {s: {"silent": 0, "voiced": 0} for s in SPLITS}
     for e in entries:
         splits[e["split"]]["silent" if e["silent"] else "voiced"] += 1
-    manifest = {
-        "version": CACHE_VERSION,
-        "root": str(corpus.root.resolve()),
-        "closed_vocab": closed_vocab,
-        "split_source": corpus.split_source,
-        "settings": settings,
-        "utterances": entries,
-        "skipped": [asdict(s) for s in skipped],
-    }
-    atomic_write_json(out / MANIFEST, manifest)
-    reused = sum(e["id"] in reused_ids for e in entries)  # counted from the manifest, so the summary agrees with it
-    return PrepareReport(out, len(entries) - reused, reused, skipped, splits, time.perf_counter() - started)
+    return splits
 
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict:

@@ -473,6 +473,29 @@ def hash_split(sentence: tuple[str, int], dev_fraction: float = 0.1, test_fracti
     return "dev" if u < dev_fraction else "test" if u < dev_fraction + test_fraction else "train"
 
 
+def _dev_and_test(
+    root: str | os.PathLike, split_file: str | os.PathLike | None, silent_sentences: set[tuple[str, int]]
+) -> tuple[set[tuple[str, int]], set[tuple[str, int]], str]:
+    """``(dev sentences, test sentences, where the split came from)``: the split file given, else the corpus's own, else the hash split."""
+    if split_file is None:
+        split_file = find_split_file(root)
+        if split_file is not None:
+            log.info("using the corpus's own split file %s", split_file)
+    if split_file is not None:
+        dev, test = read_split_file(split_file)
+        split_source = f"split file {split_file}"
+        if not (dev | test) & silent_sentences:
+            log.warning(
+                "%s: none of its %d dev/test sentences is among this corpus's silent utterances, so dev and test "
+                "are empty (a split file of another corpus or subset?)", split_file, len(dev | test),
+            )
+    else:
+        dev = {k for k in silent_sentences if hash_split(k) == "dev"}
+        test = {k for k in silent_sentences if hash_split(k) == "test"}
+        split_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
+    return dev, test, split_source
+
+
 def read_corpus(
     root: str | os.PathLike,
     split_file: str | os.PathLike | None = None,
@@ -516,23 +539,7 @@ def read_corpus(
     for u in selected:
         if not u.silent:
             twins.setdefault(u.sentence, u.id)
-    if split_file is None:
-        split_file = find_split_file(root)
-        if split_file is not None:
-            log.info("using the corpus's own split file %s", split_file)
-    if split_file is not None:
-        dev, test = read_split_file(split_file)
-        split_source = f"split file {split_file}"
-        if not (dev | test) & {u.sentence for u in selected if u.silent}:
-            log.warning(
-                "%s: none of its %d dev/test sentences is among this corpus's silent utterances, so dev and test "
-                "are empty (a split file of another corpus or subset?)", split_file, len(dev | test),
-            )
-    else:
-        keys = {u.sentence for u in selected if u.silent}
-        dev = {k for k in keys if hash_split(k) == "dev"}
-        test = {k for k in keys if hash_split(k) == "test"}
-        split_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
+    dev, test, split_source = _dev_and_test(root, split_file, {u.sentence for u in selected if u.silent})
 
     utterances = []
     for u in selected:

@@ -588,44 +588,15 @@ def build_lm(
     (``.bin``).
     """
     out = Path(out)
-    split_files = [Path(p) for p in exclude if is_split_file(p)]
-    exclude_roots = [Path(p) for p in exclude if Path(p).is_dir()] + [Path(r) for r in corpus_roots]
-    if split_files and not exclude_roots and not any(Path(c).is_dir() for c in corpora):
-        raise ValueError(
-            f"{split_files[0]} lists (book, sentence_index) pairs whose text is in a corpus root: "
-            "give the corpus root too (--corpus-root)"
-        )
-
-    held_out: set[str] = set()
-    for path in exclude:
-        if not Path(path).is_dir() and Path(path) not in split_files:
-            held_out |= held_out_sentences(path)
-    for root in exclude_roots:
-        for split_file in split_files or [None]:
-            held_out |= corpus_root_prompts(root, split_file)[1]
-
-    sentences: list[str] = []
-    for corpus in corpora:
-        if Path(corpus).is_dir():
-            from_corpus = []
-            for split_file in split_files or [None]:
-                train, root_held_out = corpus_root_prompts(corpus, split_file)
-                from_corpus += train + (sorted(root_held_out) if keep_held_out else [])
-                held_out |= set() if keep_held_out else root_held_out
-        else:
-            from_corpus = text_sentences(corpus, one_per_line)
-        if not from_corpus:
-            raise ValueError(f"{corpus}: no sentences after normalisation")
-        if not held_out and "war of the worlds" in " ".join(from_corpus[:3]):
-            log.warning("%s looks like The War of the Worlds, the source of the Gaddy test prompts; nothing is excluded", corpus)
-        sentences.extend(from_corpus)
+    split_files, held_out = _excluded_sentences(corpora, exclude, corpus_roots)
+    sentences = _corpus_sentences(corpora, split_files, held_out, keep_held_out, one_per_line)
     sentences, excluded = exclude_sentences(sentences, held_out)
     if not sentences:
         raise ValueError("every corpus sentence was excluded as held out; nothing left to build an LM from")
     log.info("%d sentences (%d excluded as held out) from %d corpora", len(sentences), excluded, len(corpora))
 
-    lmplz, build_binary = shutil.which("lmplz"), shutil.which("build_binary")
     out.parent.mkdir(parents=True, exist_ok=True)
+    lmplz = shutil.which("lmplz")
     if lmplz:
         _run_lmplz(lmplz, sentences, order, out)
         estimator = "lmplz"
@@ -633,16 +604,9 @@ def build_lm(
         write_arpa(estimate_kneser_ney(sentences, order), out)
         estimator = "silentspeech (interpolated modified Kneser-Ney)"
     summary = check_arpa(out)
-    binary = None
-    if build_binary:
-        binary = out.with_suffix(".bin")
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            staged = Path(tmp) / binary.name
-            subprocess.run([build_binary, str(out), str(staged)], check=True, capture_output=True)
-            os.replace(staged, binary)
     return LMBuildReport(
         arpa=out,
-        binary=binary,
+        binary=_write_kenlm_binary(out),
         estimator=estimator,
         order=order,
         sentences=len(sentences),
@@ -650,6 +614,70 @@ def build_lm(
         words=sum(len(s.split()) for s in sentences),
         counts=summary.counts,
     )
+
+
+def _excluded_sentences(
+    corpora: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike], corpus_roots: Sequence[str | os.PathLike]
+) -> tuple[list[Path], set[str]]:
+    """``(split files among exclude, held-out sentences of exclude)``, as :func:`build_lm` describes ``exclude``.
+
+    Raises ``ValueError`` for a split file without a corpus root to take its texts from.
+    """
+    split_files = [Path(p) for p in exclude if is_split_file(p)]
+    exclude_roots = [Path(p) for p in exclude if Path(p).is_dir()] + [Path(r) for r in corpus_roots]
+    if split_files and not exclude_roots and not any(Path(c).is_dir() for c in corpora):
+        raise ValueError(
+            f"{split_files[0]} lists (book, sentence_index) pairs whose text is in a corpus root: "
+            "give the corpus root too (--corpus-root)"
+        )
+    held_out: set[str] = set()
+    for path in exclude:
+        if not Path(path).is_dir() and Path(path) not in split_files:
+            held_out |= held_out_sentences(path)
+    for root in exclude_roots:
+        for split_file in split_files or [None]:
+            held_out |= corpus_root_prompts(root, split_file)[1]
+    return split_files, held_out
+
+
+def _corpus_sentences(
+    corpora: Sequence[str | os.PathLike], split_files: Sequence[Path], held_out: set[str], keep_held_out: bool, one_per_line: bool
+) -> list[str]:
+    """Every normalised sentence of ``corpora``, in order; the dev/test prompts of corpus roots are added to ``held_out``.
+
+    With ``keep_held_out`` the corpus roots' dev/test prompts are kept as
+    training text instead. Raises ``ValueError`` for a corpus without sentences.
+    """
+    sentences: list[str] = []
+    for corpus in corpora:
+        if Path(corpus).is_dir():
+            from_corpus = []
+            for split_file in split_files or [None]:
+                train, root_held_out = corpus_root_prompts(corpus, split_file)
+                from_corpus += train + (sorted(root_held_out) if keep_held_out else [])
+                if not keep_held_out:
+                    held_out |= root_held_out
+        else:
+            from_corpus = text_sentences(corpus, one_per_line)
+        if not from_corpus:
+            raise ValueError(f"{corpus}: no sentences after normalisation")
+        if not held_out and "war of the worlds" in " ".join(from_corpus[:3]):
+            log.warning("%s looks like The War of the Worlds, the source of the Gaddy test prompts; nothing is excluded", corpus)
+        sentences.extend(from_corpus)
+    return sentences
+
+
+def _write_kenlm_binary(arpa: Path) -> Path | None:
+    """With KenLM's ``build_binary`` on PATH, the binary of ``arpa`` beside it (``.bin``, written atomically); else None."""
+    build_binary = shutil.which("build_binary")
+    if not build_binary:
+        return None
+    binary = arpa.with_suffix(".bin")
+    with tempfile.TemporaryDirectory(dir=arpa.parent) as tmp:
+        staged = Path(tmp) / binary.name
+        subprocess.run([build_binary, str(arpa), str(staged)], check=True, capture_output=True)
+        os.replace(staged, binary)
+    return binary
 
 
 def _run_lmplz(lmplz: str, sentences: Sequence[str], order: int, out: Path) -> None:

@@ -327,65 +327,62 @@ void network_run(const int8_t *input, net_output_t *output);
 """
 
 
-def _network_c(network: IntNetwork, tiles: dict[str, Tiling], offsets: dict[int, int], l1_bytes: int) -> str:
+def _block_initializer(emit: _Emitter, index: int, network: IntNetwork, tiles: dict[str, Tiling], exp_table: str | None) -> str:
+    """The C initializer of Transformer block ``index`` (a ``block_t``); its parameter arrays go to ``emit``."""
     n = network.tokens
-    emit = _Emitter(offsets, tiles)
-    patch = emit.linear("patch_embedding", network.patch, n)
-    exp_table = emit.array("uint8_t", "exp_table", network.blocks[0].attention.exp_table) if network.blocks else None
-    rotary = network.blocks[0].attention.rotary if network.blocks else None
-    if rotary is not None:  # the tables are the same in every block
-        emit.array("int16_t", "rotary_cos", rotary.cos)
-        emit.array("int16_t", "rotary_sin", rotary.sin)
-    blocks = []
-    for i, b in enumerate(network.blocks):
-        name = f"blocks.{i}."
-        attention = b.attention
-        r = attention.rotary
-        turn = {}
-        if r is not None:
-            turn = dict(
-                rotary_cos="rotary_cos", rotary_sin="rotary_sin", patches=network.patches, q_multiplier=r.q_multiplier,
-                k_multiplier=r.k_multiplier, q_shift=r.q_shift, k_shift=r.k_shift,
-            )  # fmt: skip
-        attn = _initializer(
-            tokens=n, dim=network.dim, heads=attention.heads, index_multiplier=attention.index_multiplier,
-            index_shift=attention.index_shift, exp_table=exp_table, output_multiplier=attention.output_multiplier,
-            output_shift=attention.output_shift, tile_rows=tiles[name + "attn"].tile_rows, **turn,
+    name = f"blocks.{index}."
+    b = network.blocks[index]
+    attention = b.attention
+    r = attention.rotary
+    turn = {}
+    if r is not None:
+        turn = dict(
+            rotary_cos="rotary_cos", rotary_sin="rotary_sin", patches=network.patches, q_multiplier=r.q_multiplier,
+            k_multiplier=r.k_multiplier, q_shift=r.q_shift, k_shift=r.k_shift,
         )  # fmt: skip
-        fields = [
-            emit.layer_norm(name + "norm1", b.norm1, n),
-            emit.linear(name + "attn.qkv", b.qkv, n),
-            attn,
-            emit.linear(name + "attn.proj", b.proj, n),
-            emit.layer_norm(name + "norm2", b.norm2, n),
-            emit.linear(name + "mlp.fc1", b.fc1, n),
-            emit.linear(name + "mlp.fc2", b.fc2, n),
-        ]
-        names = ("norm1", "qkv", "attention", "proj", "norm2", "fc1", "fc2")
-        blocks.append("    {\n" + ",\n".join(f"        .{k} = {v}" for k, v in zip(names, fields)) + "\n    }")
-    norm = emit.layer_norm("norm", network.norm, n)
-    buffers = activation_buffers(network)
-    tail = "    net_layernorm(&norm, l1, x, output);\n"
-    head_tables = ""
-    if network.head is not None:
-        pool = _initializer(
-            channels=network.channels, patches=network.patches, width=network.dim, multiplier=network.pool.multiplier,
-            shift=network.pool.shift, tile_rows=tiles["pool"].tile_rows,
-        )  # fmt: skip
-        head_tables = (
-            f"static const net_pool_t pool = {pool};\n"
-            f"static const net_linear_t classifier = {emit.linear('classifier', network.head, 1)};\n"
-        )
-        tail = (
-            "    net_layernorm(&norm, l1, x, h);\n"
-            "    net_mean_pool(&pool, l1, h, x);\n"
-            "    net_linear(&classifier, l1, x, NULL, output);\n"
-        )
-    block_table = (
-        f"static const block_t blocks[{len(blocks)}] = {{\n" + ",\n".join(blocks) + "\n};\n" if blocks else ""
+    attn = _initializer(
+        tokens=n, dim=network.dim, heads=attention.heads, index_multiplier=attention.index_multiplier,
+        index_shift=attention.index_shift, exp_table=exp_table, output_multiplier=attention.output_multiplier,
+        output_shift=attention.output_shift, tile_rows=tiles[name + "attn"].tile_rows, **turn,
+    )  # fmt: skip
+    fields = [
+        emit.layer_norm(name + "norm1", b.norm1, n),
+        emit.linear(name + "attn.qkv", b.qkv, n),
+        attn,
+        emit.linear(name + "attn.proj", b.proj, n),
+        emit.layer_norm(name + "norm2", b.norm2, n),
+        emit.linear(name + "mlp.fc1", b.fc1, n),
+        emit.linear(name + "mlp.fc2", b.fc2, n),
+    ]
+    names = ("norm1", "qkv", "attention", "proj", "norm2", "fc1", "fc2")
+    return "    {\n" + ",\n".join(f"        .{k} = {v}" for k, v in zip(names, fields)) + "\n    }"
+
+
+def _head_code(emit: _Emitter, network: IntNetwork, tiles: dict[str, Tiling]) -> tuple[str, str]:
+    """``(tables, tail)``: the classifier head's C tables (none for a bare encoder) and the end of ``network_run``."""
+    if network.head is None:
+        return "", "    net_layernorm(&norm, l1, x, output);\n"
+    pool = _initializer(
+        channels=network.channels, patches=network.patches, width=network.dim, multiplier=network.pool.multiplier,
+        shift=network.pool.shift, tile_rows=tiles["pool"].tile_rows,
+    )  # fmt: skip
+    tables = (
+        f"static const net_pool_t pool = {pool};\n"
+        f"static const net_linear_t classifier = {emit.linear('classifier', network.head, 1)};\n"
     )
-    block_loop = (
-        f"""    for (int b = 0; b < {len(blocks)}; b++) {{
+    tail = (
+        "    net_layernorm(&norm, l1, x, h);\n"
+        "    net_mean_pool(&pool, l1, h, x);\n"
+        "    net_linear(&classifier, l1, x, NULL, output);\n"
+    )
+    return tables, tail
+
+
+def _block_loop(count: int) -> str:
+    """The loop of ``network_run`` over ``count`` Transformer blocks (empty without blocks)."""
+    if not count:
+        return ""
+    return f"""    for (int b = 0; b < {count}; b++) {{
         const block_t *block = &blocks[b];
         net_layernorm(&block->norm1, l1, x, h);
         net_linear(&block->qkv, l1, h, NULL, wide);
@@ -396,9 +393,26 @@ def _network_c(network: IntNetwork, tiles: dict[str, Tiling], offsets: dict[int,
         net_linear(&block->fc2, l1, wide, x, x);
     }}
 """
-        if blocks
-        else ""
+
+
+def _network_c(network: IntNetwork, tiles: dict[str, Tiling], offsets: dict[int, int], l1_bytes: int) -> str:
+    """``network.c``: every parameter array, the layer tables and ``network_run`` (arrays emitted in layer order)."""
+    n = network.tokens
+    emit = _Emitter(offsets, tiles)
+    patch = emit.linear("patch_embedding", network.patch, n)
+    exp_table = emit.array("uint8_t", "exp_table", network.blocks[0].attention.exp_table) if network.blocks else None
+    rotary = network.blocks[0].attention.rotary if network.blocks else None
+    if rotary is not None:  # the tables are the same in every block
+        emit.array("int16_t", "rotary_cos", rotary.cos)
+        emit.array("int16_t", "rotary_sin", rotary.sin)
+    blocks = [_block_initializer(emit, i, network, tiles, exp_table) for i in range(len(network.blocks))]
+    norm = emit.layer_norm("norm", network.norm, n)
+    buffers = activation_buffers(network)
+    head_tables, tail = _head_code(emit, network, tiles)
+    block_table = (
+        f"static const block_t blocks[{len(blocks)}] = {{\n" + ",\n".join(blocks) + "\n};\n" if blocks else ""
     )
+    block_loop = _block_loop(len(blocks))
     return f"""/* Generated by `silentspeech export gap9`: parameters, layer tables and network_run(). */
 #include "network.h"
 #include "net_kernels.h"
