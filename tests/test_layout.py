@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,18 @@ def test_long_functions_give_their_reason():
                     too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
     # write_quickstart_report is being split in quickstart/report.py (issue 19); nothing else may join it.
     assert [f for f in too_long if " write_quickstart_report " not in f] == []
+
+
+def test_readme_architecture_table_names_every_module_by_its_real_path():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([\w./]+/[\w.]*)`", section))
+    assert named, "no paths found in README's Architecture section"
+    assert sorted(p for p in named if not (REPO / p).exists()) == []
+    modules = [p.relative_to(REPO).as_posix() for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent == PACKAGE / "tasks"]
+    folders = {p for p in named if p.endswith("/")}
+    unnamed = [m for m in modules if m not in named and not any(m.startswith(f) for f in folders) and m != "silentspeech/__init__.py"]
+    assert sorted(unnamed) == []
 
 
 @pytest.mark.slow
