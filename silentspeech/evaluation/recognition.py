@@ -34,7 +34,7 @@ from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
 from silentspeech.runs import run_cache, run_directory
 from silentspeech.runtime import pick_device
-from silentspeech.tables import markdown_table
+from silentspeech.tables import markdown_table, text_table
 
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
 DEFAULT_ALPHAS = (0.25, 0.5, 1.0, 1.5)
@@ -225,9 +225,7 @@ class TuningResult:
         cells = {
             key: f"{100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if key == self.best else ''}" for key, r in self.rates.items()
         }
-        width = max(len(c) for c in cells.values()) + 2
-        lines = ["alpha\\beta".ljust(11) + "".join(f"{b:>{width}g}" for b in betas)]
-        lines += [f"{a:<11g}" + "".join(f"{cells[(a, b)]:>{width}}" for b in betas) for a in alphas]
+        lines = [text_table(["alpha\\beta", *(f"{b:g}" for b in betas)], [[f"{a:g}", *(cells[(a, b)] for b in betas)] for a in alphas])]
         if len(self.unk_rates) > 1:
             lines.append(
                 "unknown-word offset at the best pair: "
