@@ -57,6 +57,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
         args.root, args.split_file, args.closed_vocab, check_values=not args.quick, alignments=args.alignments
     )
     print(corpus.summary())
+    if not args.quick:
+        from silentspeech.emg_statistics import REAL_REFERENCE, corpus_emg_statistics
+
+        stats = corpus_emg_statistics(corpus.utterances)
+        if stats is not None:
+            print(f"EMG shape (20 Hz high-pass, 60 Hz notches): {stats}")
+            print(f"  real facial EMG for comparison (EMG-UKA, 5 silent sentences): {REAL_REFERENCE}")
     return 0
 
 
