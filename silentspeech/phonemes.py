@@ -129,3 +129,28 @@ def phoneme_frames(
         inside = (centres >= start) & (centres < end)
         labels[inside] = phoneme_id(phone, source)
     return labels
+
+
+def format_textgrid(intervals: list[tuple[float, float, str]], tier: str = "phones") -> str:
+    """A Praat TextGrid (long text format) with one interval tier, as MFA writes it.
+
+    ``intervals`` ``(start_s, end_s, label)`` must be contiguous from 0 (each
+    starts where the previous ended); the grid ends with the last one.
+    :func:`read_textgrid` reads it back. Raises ``ValueError`` for an empty
+    list, a gap or overlap, or an interval that does not move forward.
+    """
+    if not intervals or intervals[0][0] != 0.0:
+        raise ValueError("format_textgrid: intervals must start at 0 s")
+    for (_, end, _), (start, next_end, label) in zip(intervals, intervals[1:]):
+        if start != end or next_end <= start:
+            raise ValueError(f"format_textgrid: interval {label!r} at {start} s does not follow the previous one (ended {end} s)")
+    xmax = intervals[-1][1]
+    quote = lambda text: '"' + text.replace('"', '""') + '"'  # noqa: E731
+    lines = [
+        'File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax:g}", "tiers? <exists>",
+        "size = 1", "item []:", "    item [1]:", '        class = "IntervalTier"', f"        name = {quote(tier)}",
+        "        xmin = 0", f"        xmax = {xmax:g}", f"        intervals: size = {len(intervals)}",
+    ]
+    for k, (start, end, label) in enumerate(intervals, start=1):
+        lines += [f"        intervals [{k}]:", f"            xmin = {start:g}", f"            xmax = {end:g}", f"            text = {quote(label)}"]
+    return "\n".join(lines) + "\n"

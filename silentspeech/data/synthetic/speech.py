@@ -13,41 +13,54 @@ with ``{i}_emg.npy`` (raw EMG, float32 ``(samples, 8)`` at 1 kHz),
 utterance; each session folder starts with silence clips
 (``sentence_index == -1``, empty text) as in the real corpus.
 
-How a recording is made. The prompt (:mod:`silentspeech.data.synthetic.language`) is
-normalised to the CTC characters; every character, and the space as a pause,
-has a fixed articulatory target (jaw, tongue, lips, velum, voicing, ...; the
-same for every corpus seed, like a language). The speaker moves through the
-targets with 60-110 ms per character and smooth transitions, giving an
-articulatory trajectory ``(samples, 12)`` at 1 kHz. From it:
+The audio holds the voiced speech (room noise for silent utterances); every voiced utterance its phoneme alignment
+``text_alignments/<s>/<s>_{i}_audio.TextGrid`` as the Montreal Forced Aligner
+writes them for the real corpus.
 
-* audio: a source-filter synthesiser. A glottal pulse train and a noise
-  source are shaped in the STFT domain by formant resonances (F1-F3 follow
-  jaw, tongue and lips) and a frication band, with closures, bursts and
-  nasality;
-* EMG: every channel mixes the trajectory nonlinearly (its own weights) into
-  a muscle activation that modulates band-limited noise (20-450 Hz), plus a
-  weaker slow component of the trajectory, then the nuisances of real
-  recordings: 60 Hz mains hum with harmonics, baseline drift, per-session
-  gain and offset, sensor noise. Scaled so that after
-  :func:`silentspeech.preprocessing.preprocess_emg` values are O(1) and the soft
-  clip is rarely reached.
+How a recording is made. The prompt (:mod:`silentspeech.data.synthetic.language`)
+is spoken by espeak-ng (:mod:`silentspeech.data.synthetic.espeak`) at the
+session's rate, pitch and pitch range (drawn per session among settings
+Whisper still transcribes well). espeak-ng reports every phoneme
+with its sample position; mapped to ARPAbet classes, this timeline is both
+the TextGrid and the articulation: every phoneme has a fixed articulatory
+target (jaw, tongue, lips, velum, voicing, ...; the same for every corpus
+seed, like a language), and the speaker moves through the targets on the
+timeline with smooth transitions, giving an articulatory trajectory
+``(samples, 12)`` at 1 kHz aligned with the audio. From it:
+
+* audio: espeak-ng's samples, resampled to 16 kHz between rests, with a
+  faint noise floor;
+* EMG: the trajectory drives one muscle under each electrode (a nonlinear
+  mix of articulators and their velocities, its own weights); each muscle's
+  activation recruits motor units whose action-potential trains make its
+  surface signal (:mod:`silentspeech.data.synthetic.emg`: 4-16 ms MUAPs,
+  sparse at rest, dense in bursts), every electrode sees its muscle and
+  weaker cross-talk from the others, plus a weak slow component of the
+  trajectory, then the nuisances of real recordings: 60 Hz mains hum with
+  harmonics, baseline drift, per-session gain and offset, sensor noise.
+  Scaled so that after :func:`silentspeech.preprocessing.preprocess_emg`
+  values are O(1) and the soft clip is rarely reached; its shape statistics
+  (:mod:`silentspeech.emg_statistics`) lie near real facial EMG.
 
 A silent twin repeats a voiced parallel sentence (same book and
-``sentence_index``) with a smooth random time warp, weaker laryngeal
-activity and no speech in its audio (room noise only).
+``sentence_index``) with a smooth random time warp of the voiced timeline,
+weaker laryngeal activity and no speech in its audio (room noise only); like
+the real corpus, it has no TextGrid of its own (training uses its voiced
+twin's).
 
-No library synthesises paired EMG and speech of a controllable language, so
-this module is our own; it reuses scipy/librosa for filtering and STFTs.
+No library synthesises paired EMG and speech, so this module is our own; it
+reuses espeak-ng for the speech and scipy for filtering and resampling.
 
 Re-running into an existing folder resumes: ``synthetic_corpus.json`` there
 records the settings; with the same settings every utterance whose five files
-exist is skipped and the others are written again (identically, each
+(and TextGrid, when voiced) exist is skipped and the others are written again (identically, each
 utterance has its own random stream). Other settings, or a non-empty folder
 that is not a synthetic corpus, raise :class:`CorpusExistsError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -62,9 +75,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from silentspeech.atomic import atomic_open, atomic_write_json
-from silentspeech.data.synthetic import language
+from silentspeech.data.synthetic import espeak, language
+from silentspeech.data.synthetic.emg import crosstalk, motor_unit_trains
 from silentspeech.preprocessing import RAW_EMG_RATE
-from silentspeech.text import CHARACTERS, normalize_text
+from silentspeech.phonemes import PHONEMES, SIL, format_textgrid
+from silentspeech.text import normalize_text
 
 #: Audio rate of the real corpus's flac files and of ``chunks[:, 1]``, Hz.
 AUDIO_RATE = 16000
@@ -75,11 +90,19 @@ CHANNELS = 8
 #: Seed of the "language": articulatory targets and electrode mixing, fixed for every corpus.
 LANGUAGE_SEED = 20200504
 #: Version of the generator, recorded in ``synthetic_corpus.json``.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Marker file with the settings of the corpus in a folder.
 MARKER = "synthetic_corpus.json"
 #: Split file written beside the kind folders.
 SPLIT_FILE = "testset.json"
+#: Phoneme alignments of the voiced utterances, as Montreal Forced Aligner writes them for the real corpus.
+ALIGNMENT_FOLDER = "text_alignments"
+
+#: espeak-ng voice of every session, and the ranges of its words per minute, pitch and pitch range (0-100)
+#: drawn per session: kept to what Whisper tiny.en still transcribes well. One plain voice: the variants
+#: tried were less intelligible to it (``+f1`` 47 %, ``+m2`` 40 %, ``+m4`` 35 % WER on 16 prompts, ``en-us`` 32 %).
+VOICE = "en-us"
+VOICE_RATES, VOICE_PITCHES, VOICE_RANGES = (160, 181), (40, 61), (45, 66)
 
 #: Books of the prompts (the ``book`` field), as the real corpus names its sources.
 PARALLEL_BOOK = "books/synthetic_parallel.txt"
@@ -95,120 +118,144 @@ PARALLEL_SHARE, CLOSED_VOCAB_SHARE = 0.80, 0.08
 UTTERANCE_FILES = ("{i}_emg.npy", "{i}_audio.flac", "{i}_audio_clean.flac", "{i}_button.npy", "{i}_info.json")
 
 
+#: The books in a fixed order: part of each sentence's random stream.
+_BOOKS = (PARALLEL_BOOK, NONPARALLEL_BOOK, CLOSED_VOCAB_BOOK)
+
+
 class CorpusExistsError(ValueError):
     """The output folder holds something other than this corpus."""
 
 
 # --- the articulatory code of the language -----------------------------------------
 
-#: Articulatory dimensions, each in [0, 1]; the last two have no acoustic role
-#: beyond small formant shifts, they keep letters of similar sound apart in EMG.
+#: Articulatory dimensions, each in [0, 1]; the last two have no acoustic role,
+#: they keep phonemes of similar articulation apart in EMG.
 ARTICULATORS = (
     "jaw", "tongue_front", "tongue_back", "tongue_tip", "lips", "occlusion",
     "velum", "voicing", "frication", "effort", "tongue_root", "cheek",
 )
 _JAW, _FRONT, _BACK, _TIP, _LIPS, _OCCL, _VELUM, _VOICE, _FRIC, _EFFORT, _ROOT, _CHEEK = range(len(ARTICULATORS))
 
-# jaw front back tip lips occlusion velum voicing frication effort, per character.
-# Letters get a rough English sound (vowels open and voiced, stops closed,
-# fricatives noisy, nasals with the velum open); digits are vowel-like blends.
+# jaw front back tip lips occlusion velum voicing frication effort, per ARPAbet class:
+# a rough English articulation (vowels open and voiced, stops closed, fricatives
+# noisy, nasals with the velum open, r-coloured vowels with the tongue tip up).
 _PHONETIC = {
-    "a": (0.9, 0.3, 0.5, 0.1, 0.1, 0.0, 0.0, 1.0, 0.0, 1.0),
-    "e": (0.5, 0.8, 0.1, 0.2, 0.1, 0.0, 0.0, 1.0, 0.0, 1.0),
-    "i": (0.15, 1.0, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 0.0, 0.9),
-    "o": (0.6, 0.1, 0.8, 0.1, 0.8, 0.0, 0.0, 1.0, 0.0, 1.0),
-    "u": (0.2, 0.1, 1.0, 0.1, 1.0, 0.0, 0.0, 1.0, 0.0, 0.9),
-    "y": (0.2, 0.9, 0.1, 0.4, 0.5, 0.0, 0.0, 1.0, 0.1, 0.8),
+    "iy": (0.15, 1.0, 0.0, 0.3, 0.0, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "ih": (0.3, 0.8, 0.1, 0.3, 0.0, 0.0, 0.0, 1.0, 0.0, 0.85),
+    "ey": (0.4, 0.85, 0.1, 0.25, 0.05, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "eh": (0.5, 0.7, 0.15, 0.2, 0.1, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "ae": (0.85, 0.6, 0.2, 0.15, 0.05, 0.0, 0.0, 1.0, 0.0, 1.0),
+    "aa": (0.9, 0.2, 0.6, 0.1, 0.1, 0.0, 0.0, 1.0, 0.0, 1.0),
+    "ao": (0.7, 0.1, 0.8, 0.1, 0.6, 0.0, 0.0, 1.0, 0.0, 1.0),
+    "ah": (0.6, 0.4, 0.5, 0.15, 0.2, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "ax": (0.4, 0.45, 0.45, 0.2, 0.2, 0.0, 0.0, 1.0, 0.0, 0.6),
+    "axr": (0.35, 0.3, 0.5, 0.7, 0.4, 0.0, 0.0, 1.0, 0.0, 0.65),
+    "er": (0.35, 0.3, 0.5, 0.75, 0.45, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "ow": (0.55, 0.1, 0.85, 0.1, 0.85, 0.0, 0.0, 1.0, 0.0, 0.95),
+    "uh": (0.3, 0.15, 0.85, 0.1, 0.7, 0.0, 0.0, 1.0, 0.0, 0.85),
+    "uw": (0.2, 0.1, 1.0, 0.1, 1.0, 0.0, 0.0, 1.0, 0.0, 0.9),
+    "aw": (0.75, 0.2, 0.7, 0.1, 0.6, 0.0, 0.0, 1.0, 0.0, 1.0),
+    "ay": (0.7, 0.7, 0.4, 0.2, 0.05, 0.0, 0.0, 1.0, 0.0, 1.0),
+    "oy": (0.5, 0.5, 0.7, 0.15, 0.6, 0.0, 0.0, 1.0, 0.0, 0.95),
     "b": (0.2, 0.3, 0.3, 0.1, 0.9, 1.0, 0.0, 0.8, 0.0, 0.7),
     "p": (0.2, 0.3, 0.3, 0.1, 0.9, 1.0, 0.0, 0.0, 0.2, 0.9),
     "m": (0.2, 0.4, 0.2, 0.2, 0.9, 1.0, 1.0, 1.0, 0.0, 0.7),
+    "em": (0.25, 0.4, 0.3, 0.2, 0.85, 1.0, 1.0, 1.0, 0.0, 0.6),
     "f": (0.2, 0.4, 0.2, 0.1, 0.6, 0.3, 0.0, 0.0, 1.0, 0.8),
     "v": (0.2, 0.4, 0.2, 0.1, 0.6, 0.3, 0.0, 1.0, 0.8, 0.8),
     "w": (0.2, 0.1, 0.7, 0.1, 1.0, 0.0, 0.0, 1.0, 0.0, 0.7),
+    "th": (0.2, 0.5, 0.1, 1.0, 0.1, 0.3, 0.0, 0.0, 0.7, 0.8),
+    "dh": (0.2, 0.5, 0.1, 1.0, 0.1, 0.3, 0.0, 1.0, 0.5, 0.6),
     "d": (0.3, 0.5, 0.1, 0.9, 0.1, 1.0, 0.0, 0.8, 0.0, 0.7),
     "t": (0.3, 0.5, 0.1, 0.9, 0.1, 1.0, 0.0, 0.0, 0.3, 0.9),
+    "dx": (0.3, 0.5, 0.1, 0.9, 0.1, 0.7, 0.0, 1.0, 0.0, 0.6),
     "n": (0.3, 0.5, 0.1, 0.9, 0.1, 1.0, 1.0, 1.0, 0.0, 0.7),
+    "nx": (0.35, 0.5, 0.1, 0.85, 0.1, 0.7, 1.0, 1.0, 0.0, 0.6),
+    "en": (0.35, 0.45, 0.2, 0.9, 0.15, 1.0, 1.0, 1.0, 0.0, 0.6),
     "s": (0.1, 0.6, 0.1, 0.8, 0.1, 0.3, 0.0, 0.0, 1.0, 0.8),
     "z": (0.1, 0.6, 0.1, 0.8, 0.1, 0.3, 0.0, 1.0, 0.8, 0.8),
+    "sh": (0.15, 0.6, 0.2, 0.6, 0.5, 0.3, 0.0, 0.0, 1.0, 0.8),
+    "zh": (0.15, 0.6, 0.2, 0.6, 0.5, 0.3, 0.0, 1.0, 0.8, 0.8),
+    "ch": (0.2, 0.6, 0.2, 0.7, 0.4, 0.8, 0.0, 0.0, 0.9, 0.9),
+    "jh": (0.2, 0.6, 0.2, 0.7, 0.4, 0.8, 0.0, 1.0, 0.7, 0.8),
     "l": (0.3, 0.4, 0.2, 1.0, 0.1, 0.2, 0.0, 1.0, 0.0, 0.8),
+    "el": (0.35, 0.35, 0.4, 1.0, 0.15, 0.2, 0.0, 1.0, 0.0, 0.7),
     "r": (0.3, 0.2, 0.4, 0.6, 0.4, 0.0, 0.0, 1.0, 0.0, 0.8),
-    "c": (0.2, 0.2, 0.7, 0.5, 0.2, 0.8, 0.0, 0.0, 0.6, 0.8),
+    "y": (0.2, 0.9, 0.1, 0.4, 0.1, 0.0, 0.0, 1.0, 0.1, 0.8),
     "k": (0.2, 0.0, 1.0, 0.1, 0.2, 1.0, 0.0, 0.0, 0.2, 0.9),
     "g": (0.2, 0.0, 1.0, 0.1, 0.2, 1.0, 0.0, 0.8, 0.0, 0.7),
-    "q": (0.2, 0.0, 1.0, 0.1, 0.7, 1.0, 0.0, 0.0, 0.2, 0.9),
-    "x": (0.3, 0.3, 0.8, 0.6, 0.1, 0.5, 0.0, 0.0, 0.8, 0.8),
-    "h": (0.5, 0.3, 0.3, 0.1, 0.2, 0.0, 0.0, 0.0, 0.5, 0.6),
-    "j": (0.2, 0.8, 0.2, 0.7, 0.3, 0.5, 0.0, 1.0, 0.7, 0.8),
-    " ": (0.15, 0.3, 0.3, 0.2, 0.2, 0.0, 0.3, 0.0, 0.0, 0.15),
+    "ng": (0.2, 0.0, 1.0, 0.1, 0.2, 1.0, 1.0, 1.0, 0.0, 0.7),
+    "hh": (0.5, 0.3, 0.3, 0.1, 0.2, 0.0, 0.0, 0.0, 0.5, 0.6),
+    "hv": (0.5, 0.3, 0.3, 0.1, 0.2, 0.0, 0.0, 0.6, 0.4, 0.6),
+    # Rest posture: before and after an utterance, in pauses and in silence clips.
+    "sil": (0.1, 0.3, 0.3, 0.2, 0.2, 0.0, 0.4, 0.0, 0.0, 0.0),
 }
-#: Rest posture before and after an utterance and in silence clips.
-_REST = (0.1, 0.3, 0.3, 0.2, 0.2, 0.0, 0.4, 0.0, 0.0, 0.0)
-#: Mean duration of a character by its class, ms (speaker rate and jitter vary it).
-_VOWELS = "aeiouy0123456789"
-_STOPS = "bpdtkgqc"
-_MEAN_DURATION_MS = {"vowel": 95.0, "stop": 68.0, "other": 82.0, "pause": 80.0}
 
 
 @functools.lru_cache(maxsize=1)
-def symbol_targets() -> np.ndarray:
-    """Articulatory target of every character of :data:`silentspeech.text.CHARACTERS`.
+def phoneme_targets() -> np.ndarray:
+    """Articulatory target of every class of :data:`silentspeech.phonemes.PHONEMES`.
 
-    Returns float64 ``(len(CHARACTERS) + 1, len(ARTICULATORS))``; the last row
-    is the rest posture. Fixed by :data:`LANGUAGE_SEED`: the two idiosyncratic
-    dimensions and the digits' targets are drawn once from it.
+    Returns float64 ``(48, len(ARTICULATORS))``, in the order of ``PHONEMES``
+    (``sil``, the rest posture, last). The two idiosyncratic dimensions are
+    drawn once from :data:`LANGUAGE_SEED`.
     """
     rng = np.random.default_rng(LANGUAGE_SEED)
-    rows = []
-    for ch in CHARACTERS:
-        if ch in _PHONETIC:
-            phonetic = np.array(_PHONETIC[ch])
-        else:  # digits: voiced, loud, a random place and manner of their own
-            place = rng.uniform(0.0, 1.0, 5)
-            manner = (rng.choice([0.0, 0.5]), rng.choice([0.0, 0.7]), 1.0, rng.choice([0.0, 0.6]), 1.0)
-            phonetic = np.concatenate([place, manner])
-        rows.append(np.concatenate([phonetic, rng.uniform(0.0, 1.0, 2)]))
-    rows.append(np.concatenate([np.array(_REST), [0.5, 0.5]]))
-    return np.stack(rows)
-
-
-def _duration_class(ch: str) -> str:
-    if ch == " ":
-        return "pause"
-    if ch in _VOWELS:
-        return "vowel"
-    return "stop" if ch in _STOPS else "other"
+    return np.stack([np.concatenate([_PHONETIC[p], rng.uniform(0.0, 1.0, 2)]) for p in PHONEMES])
 
 
 @dataclass(frozen=True)
 class Performance:
-    """How one prompt is spoken: a target and a duration per character.
+    """How one prompt is spoken: a phoneme, target and duration per segment.
 
-    ``targets`` ``(characters, 12)``; ``durations`` ``(characters,)`` in ms
-    (1 kHz samples); ``lead``/``trail`` rest before and after, ms.
+    ``phonemes`` the ARPAbet classes; ``targets`` ``(segments, 12)``;
+    ``durations`` ``(segments,)`` in ms (1 kHz samples, may be 0 for a
+    phoneme shorter than half a millisecond); ``lead``/``trail`` rest before
+    and after, ms.
     """
 
+    phonemes: tuple[str, ...]
     targets: np.ndarray
     durations: np.ndarray
     lead: int
     trail: int
 
+    @property
+    def samples(self) -> int:
+        """Length at 1 kHz."""
+        return self.lead + int(self.durations.sum()) + self.trail
 
-def perform(text: str, rng: np.random.Generator) -> Performance:
-    """Targets and timing of normalised ``text`` for one spoken rendition.
+    def intervals(self) -> list[tuple[float, float, str]]:
+        """Phone intervals ``(start_s, end_s, label)`` covering the whole performance, for a TextGrid."""
+        edges = self.lead + np.concatenate([[0], np.cumsum(self.durations)])
+        intervals = [(0.0, self.lead / 1000.0, "sil")]
+        for start, end, phone in zip(edges[:-1], edges[1:], self.phonemes):
+            intervals.append((start / 1000.0, end / 1000.0, phone))
+        intervals.append((edges[-1] / 1000.0, self.samples / 1000.0, "sil"))
+        merged: list[tuple[float, float, str]] = []
+        for start, end, phone in intervals:
+            if end <= start:
+                continue
+            if merged and merged[-1][2] == phone:
+                merged[-1] = (merged[-1][0], end, phone)
+            else:
+                merged.append((start, end, phone))
+        return merged
 
-    Speaking rate varies by +-10 % per utterance, each character's duration by
-    about 12 % (clipped to 55-125 ms) and each target by a little
-    coarticulation jitter.
+
+def perform(spoken: espeak.Spoken, rng: np.random.Generator) -> Performance:
+    """Targets and timing of an espeak-ng rendition: its phoneme timeline in ms.
+
+    Each phoneme's target gets a little coarticulation jitter; the rest
+    before and after lasts 150-350 ms.
     """
-    if not text:
-        raise ValueError("perform: empty text (silence clips have no performance)")
-    table = symbol_targets()
-    ids = [CHARACTERS.index(ch) for ch in text]
-    targets = table[ids] + rng.normal(0.0, 0.04, (len(ids), table.shape[1]))
-    rate = rng.uniform(0.9, 1.1)
-    means = np.array([_MEAN_DURATION_MS[_duration_class(ch)] for ch in text])
-    durations = np.clip(means * rate * rng.lognormal(0.0, 0.12, len(ids)), 55, 125).round().astype(int)
-    return Performance(np.clip(targets, 0.0, 1.0), durations, int(rng.integers(150, 350)), int(rng.integers(150, 350)))
+    timeline = espeak.arpabet_timeline(spoken)
+    per_ms = espeak.ESPEAK_RATE / RAW_EMG_RATE
+    edges = np.array([round(start / per_ms) for start, _, _ in timeline] + [round(spoken.audio.size / per_ms)])
+    phonemes = tuple(phone for _, _, phone in timeline)
+    table = phoneme_targets()
+    targets = table[[PHONEMES.index(p) for p in phonemes]] + rng.normal(0.0, 0.04, (len(phonemes), table.shape[1]))
+    return Performance(phonemes, np.clip(targets, 0.0, 1.0), np.diff(edges), int(rng.integers(150, 350)), int(rng.integers(150, 350)))
 
 
 def time_warp(performance: Performance, rng: np.random.Generator) -> Performance:
@@ -216,27 +263,27 @@ def time_warp(performance: Performance, rng: np.random.Generator) -> Performance
 
     The local speaking rate is a slow random function of time (a few
     sinusoids, about +-15 %, at most 25 %) around a global factor 0.95-1.2 (silent speech tends
-    to be slower); targets get fresh jitter, the pauses new lengths.
+    to be slower); targets get fresh jitter, the rests new lengths.
     """
     n = len(performance.durations)
-    position = np.cumsum(performance.durations) / performance.durations.sum()
+    position = np.cumsum(performance.durations) / max(int(performance.durations.sum()), 1)
     local = np.zeros(n)
     for k in (1, 2, 3):
         local += rng.normal(0.0, 0.12 / k) * np.sin(np.pi * k * position + rng.uniform(0, 2 * np.pi))
     factor = rng.uniform(0.95, 1.2) * np.exp(np.clip(local, -0.25, 0.25))
-    durations = np.clip(performance.durations * factor, 50, 150).round().astype(int)
+    durations = (performance.durations * factor).round().astype(int)
     targets = np.clip(performance.targets + rng.normal(0.0, 0.03, performance.targets.shape), 0.0, 1.0)
-    return Performance(targets, durations, int(rng.integers(150, 350)), int(rng.integers(150, 350)))
+    return Performance(performance.phonemes, targets, durations, int(rng.integers(150, 350)), int(rng.integers(150, 350)))
 
 
 def articulatory_trajectory(performance: Performance, smoothing_ms: float = 12.0) -> np.ndarray:
     """Smooth trajectory through the targets, ``(samples, 12)`` float64 at 1 kHz.
 
-    Piecewise-constant targets (rest, characters, rest) smoothed by a
-    Gaussian of ``smoothing_ms``: transitions take about 40 ms and every
-    target of 55 ms or more is reached.
+    Piecewise-constant targets (rest, phonemes, rest) smoothed by a
+    Gaussian of ``smoothing_ms``: transitions take about 40 ms, so short
+    phonemes are only approached (coarticulation).
     """
-    rest = symbol_targets()[-1]
+    rest = phoneme_targets()[SIL]
     steps = np.concatenate([
         np.repeat(rest[None], performance.lead, axis=0),
         np.repeat(performance.targets, performance.durations, axis=0),
@@ -248,7 +295,7 @@ def articulatory_trajectory(performance: Performance, smoothing_ms: float = 12.0
 def rest_trajectory(samples: int, rng: np.random.Generator) -> np.ndarray:
     """Rest posture with slow small fluctuations (silence clips), ``(samples, 12)`` at 1 kHz."""
     wander = scipy.ndimage.gaussian_filter1d(rng.normal(0.0, 1.0, (samples, len(ARTICULATORS))), 80.0, axis=0)
-    return np.clip(symbol_targets()[-1] + 0.3 * wander, 0.0, 1.0)
+    return np.clip(phoneme_targets()[SIL] + 0.3 * wander, 0.0, 1.0)
 
 
 # --- EMG ---------------------------------------------------------------------------
@@ -256,11 +303,13 @@ def rest_trajectory(samples: int, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ElectrodeModel:
-    """How each EMG channel sees the articulators; fixed by :data:`LANGUAGE_SEED`.
+    """How the muscles follow the articulators and the electrodes see the muscles; fixed by :data:`LANGUAGE_SEED`.
 
+    One muscle under each of the 8 electrodes:
     ``activation = softplus(3 (weights @ x + velocity_weights @ dx/dt * 10 ms + bias)) / 3``
-    per channel, the envelope of its muscle activity; ``slow_weights``/``slow_bias`` give the
-    weaker slow component ``tanh(slow_weights @ x + slow_bias)``.
+    per muscle, its drive; ``crosstalk[c, m]`` how strongly electrode ``c``
+    sees muscle ``m`` (1 on the diagonal); ``slow_weights``/``slow_bias`` give
+    the weaker slow component ``tanh(slow_weights @ x + slow_bias)`` per electrode.
     """
 
     weights: np.ndarray  #: (8, 12)
@@ -268,11 +317,12 @@ class ElectrodeModel:
     bias: np.ndarray  #: (8,)
     slow_weights: np.ndarray  #: (8, 12)
     slow_bias: np.ndarray  #: (8,)
+    crosstalk: np.ndarray  #: (8, 8)
 
 
 @functools.lru_cache(maxsize=1)
 def electrode_model() -> ElectrodeModel:
-    """The fixed channel mixing: each channel dominated by two articulators, with crosstalk."""
+    """The fixed muscle model: each muscle dominated by two articulators; each electrode sees its neighbours weaker."""
     rng = np.random.default_rng(LANGUAGE_SEED + 1)
     dims = len(ARTICULATORS)
     weights = rng.normal(0.0, 0.5, (CHANNELS, dims))
@@ -285,7 +335,9 @@ def electrode_model() -> ElectrodeModel:
     bias = -weights @ np.full(dims, 0.25) + rng.normal(0.0, 0.2, CHANNELS)
     slow = rng.normal(0.0, 1.0, (CHANNELS, dims))
     slow_bias = -slow @ np.full(dims, 0.5)  # tanh centred on the middle of the range
-    return ElectrodeModel(weights, velocity, bias, slow, slow_bias)
+    crosstalk = np.abs(rng.normal(0.0, CROSSTALK, (CHANNELS, CHANNELS)))
+    np.fill_diagonal(crosstalk, 1.0)
+    return ElectrodeModel(weights, velocity, bias, slow, slow_bias, crosstalk)
 
 
 @dataclass(frozen=True)
@@ -294,7 +346,7 @@ class SessionRecording:
 
     Gains and offsets per channel (raw units), a small perturbation of the
     channel mixing, mains hum amplitude and harmonic profile, drift size,
-    the speaker's pitch and the microphone gain.
+    the speaker's voice (espeak-ng rate, pitch, pitch range) and the microphone gain.
     """
 
     name: str
@@ -304,7 +356,7 @@ class SessionRecording:
     hum: np.ndarray  #: (8,) amplitude of the 60 Hz component per channel
     hum_harmonics: np.ndarray  #: (7,) relative amplitude of 60, 120, ..., 420 Hz
     drift: float
-    pitch: float  #: mean f0, Hz
+    voice: espeak.Voice
     microphone: float
 
 
@@ -321,7 +373,9 @@ def session_recording(name: str, seed: int) -> SessionRecording:
         hum=rng.uniform(10.0, 60.0) * rng.uniform(0.5, 1.5, CHANNELS),
         hum_harmonics=harmonics,
         drift=float(rng.uniform(20.0, 80.0)),
-        pitch=float(rng.uniform(105.0, 135.0)),
+        voice=espeak.Voice(
+            VOICE, int(rng.integers(*VOICE_RATES)), int(rng.integers(*VOICE_PITCHES)), int(rng.integers(*VOICE_RANGES))
+        ),
         microphone=float(rng.uniform(0.3, 0.6)),
     )
 
@@ -332,11 +386,8 @@ MUSCLE_SCALE, SLOW_SCALE = 28.0, 10.0
 SENSOR_NOISE = 1.5
 #: Resting muscle tone: activation added everywhere.
 BASELINE_TONE = 0.08
-
-
-@functools.lru_cache(maxsize=1)
-def _muscle_band() -> np.ndarray:
-    return scipy.signal.butter(4, (20.0, 450.0), btype="bandpass", fs=RAW_EMG_RATE, output="sos")
+#: Typical strength with which an electrode sees a muscle other than its own (scale of a half-normal draw).
+CROSSTALK = 0.14
 
 
 def synthesize_emg(trajectory: np.ndarray, session: SessionRecording, silent: bool, rng: np.random.Generator) -> np.ndarray:
@@ -344,6 +395,11 @@ def synthesize_emg(trajectory: np.ndarray, session: SessionRecording, silent: bo
 
     ``trajectory`` is ``(samples, 12)`` at 1 kHz. Silent articulation drives
     voicing at 60 % and effort at 90 % of their targets, the muscles 5 % weaker.
+    Muscle activations drive motor-unit action potential trains
+    (:func:`silentspeech.data.synthetic.emg.motor_unit_trains`) seen by the
+    electrodes with cross-talk, plus a weak slow component and the nuisances
+    of a real recording: mains hum with harmonics, drift, gain, offset and
+    sensor noise.
     """
     samples = trajectory.shape[0]
     x = trajectory.copy()
@@ -356,9 +412,8 @@ def synthesize_emg(trajectory: np.ndarray, session: SessionRecording, silent: bo
     activation = BASELINE_TONE + np.logaddexp(0.0, 3.0 * drive) / 3.0
     if silent:
         activation *= 0.95
-    carrier = scipy.signal.sosfilt(_muscle_band(), rng.normal(0.0, 1.0, (samples + 200, CHANNELS)), axis=0)[200:]
-    carrier /= carrier.std(axis=0, keepdims=True) + 1e-12
-    muscle = MUSCLE_SCALE * activation * carrier
+    muscles = motor_unit_trains(activation, RAW_EMG_RATE, rng)
+    muscle = MUSCLE_SCALE * crosstalk(muscles, model.crosstalk, RAW_EMG_RATE)
     slow = SLOW_SCALE * np.tanh(x @ model.slow_weights.T + model.slow_bias)
     t = np.arange(samples) / RAW_EMG_RATE
     hum = np.zeros((samples, 1))
@@ -374,89 +429,26 @@ def synthesize_emg(trajectory: np.ndarray, session: SessionRecording, silent: bo
     return emg.astype(np.float32)
 
 
-# --- audio: a source-filter synthesiser ----------------------------------------------
-
-_N_FFT, _HOP = 512, 80  # 32 ms window, 5 ms hop at 16 kHz
-_FORMANT_BANDWIDTHS = np.array([70.0, 100.0, 140.0, 220.0, 300.0])
+# --- audio ----------------------------------------------------------------------------
 
 
-def _resonance(freqs: np.ndarray, centre: np.ndarray, bandwidth: np.ndarray) -> np.ndarray:
-    """Magnitude of a two-pole resonator with unit gain at 0 Hz.
+#: RMS of the clean speech, as the Gaddy corpus's denoised audio roughly has.
+SPEECH_RMS = 0.05
 
-    ``freqs`` ``(bins,)``; ``centre``/``bandwidth`` ``(frames,)`` in Hz;
-    returns ``(bins, frames)``.
+
+def speech_audio(spoken: espeak.Spoken, performance: Performance) -> np.ndarray:
+    """The clean speech track of a voiced performance, float32 ``(16 * performance.samples,)`` at 16 kHz.
+
+    espeak-ng's audio resampled to 16 kHz between the performance's rests,
+    RMS-normalised to :data:`SPEECH_RMS`.
     """
-    r = np.exp(-np.pi * bandwidth / AUDIO_RATE)[None]
-    theta = (2 * np.pi * centre / AUDIO_RATE)[None]
-    z = np.exp(-1j * 2 * np.pi * freqs / AUDIO_RATE)[:, None]
-    denominator = np.abs(1 - 2 * r * np.cos(theta) * z + r**2 * z**2)
-    return (1 - 2 * r * np.cos(theta) + r**2) / denominator
-
-
-def synthesize_speech(
-    trajectory: np.ndarray, pitch: float, rng: np.random.Generator, noise_rng: np.random.Generator | None = None
-) -> np.ndarray:
-    """Speech-like audio of an articulatory trajectory, float32 ``(16 * samples,)`` at 16 kHz.
-
-    ``trajectory`` is ``(samples, 12)`` at 1 kHz; ``pitch`` the mean f0 in Hz
-    (it falls by 20 % over the utterance). RMS-normalised to 0.05. The pitch
-    contour (vibrato, jitter) comes from ``rng``; the noise sources (breath
-    noise on the glottal pulses, frication and aspiration) from ``noise_rng``,
-    which defaults to ``rng``. A separate ``noise_rng`` gives a second
-    rendition of the same speech: same articulation and pitch, new noise.
-    """
-    noise_rng = rng if noise_rng is None else noise_rng
-    n = trajectory.shape[0] * AUDIO_PER_EMG
-    frames = 1 + n // _HOP
-    frame_times = np.minimum(np.arange(frames) * _HOP / AUDIO_PER_EMG, trajectory.shape[0] - 1)
-    x = np.stack([np.interp(frame_times, np.arange(trajectory.shape[0]), trajectory[:, d]) for d in range(trajectory.shape[1])], axis=1)
-    jaw, front, back, tip, lips, occl, velum, voice, fric, effort, root, cheek = x.T
-
-    # Formants from the articulators (a rough linear articulatory-to-acoustic map).
-    f1 = np.clip(250 + 650 * jaw - 150 * occl - 100 * velum + 80 * root, 200, 1000)
-    f2 = np.clip(850 + 1500 * front - 450 * back - 400 * lips + 150 * cheek, 550, 2700)
-    f3 = np.clip(2450 + 400 * front - 700 * tip * (1 - fric) - 200 * lips, 1600, 3300)
-    formants = [f1, f2, f3, 3500 + 200 * cheek, 4500 + 150 * root]
-    freqs = np.linspace(0, AUDIO_RATE / 2, _N_FFT // 2 + 1)
-    vocal_tract = np.ones((freqs.size, frames))
-    for centre, bandwidth in zip(formants, _FORMANT_BANDWIDTHS):
-        vocal_tract *= _resonance(freqs, centre, np.full(frames, bandwidth) * (1 + velum))
-    nasal_murmur = _resonance(freqs, np.full(frames, 260.0), np.full(frames, 80.0))
-    vocal_tract = vocal_tract * (1 - 0.6 * velum) + 0.6 * velum * nasal_murmur
-    fric_centre = np.clip(2500 + 3200 * tip - 1200 * lips - 900 * back, 1200, 7000)
-    frication_band = _resonance(freqs, fric_centre, 0.5 * fric_centre) * (freqs[:, None] / fric_centre[None]) ** 2
-    frication_band /= frication_band.max(axis=0, keepdims=True) + 1e-9
-
-    # Sources: glottal pulses (jittered f0, falling) and white noise.
-    t = np.arange(n) / AUDIO_RATE
-    f0 = pitch * (1.1 - 0.2 * t / t[-1]) * (1 + 0.04 * np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, 6.3)))
-    f0 *= 1 + 0.01 * scipy.ndimage.gaussian_filter1d(rng.normal(0, 1, n), 200)
-    phase = np.cumsum(f0 / AUDIO_RATE)
-    pulses = np.diff(np.floor(phase), prepend=0.0)
-    glottal = scipy.signal.lfilter([1.0, -1.0], np.convolve([1.0, -0.96], [1.0, -0.96]), pulses)
-    glottal = glottal / (np.abs(glottal).max() + 1e-9) + 0.03 * noise_rng.normal(0, 1, n)
-    noise = noise_rng.normal(0.0, 1.0, n)
-
-    release = np.clip(-np.gradient(occl) * 8.0, 0.0, 1.0)  # burst as a closure opens
-    voiced_gain = effort * voice * (1 - 0.9 * occl)
-    noise_gain = effort * (0.4 * fric * (1 - 0.6 * occl) + 0.5 * release)
-    aspiration = effort * (1 - voice) * 0.05
-
-    def shaped(source: np.ndarray, envelope: np.ndarray) -> np.ndarray:
-        spectrum = scipy.signal.stft(source, nperseg=_N_FFT, noverlap=_N_FFT - _HOP, boundary="even", padded=True)[2]
-        m = min(spectrum.shape[1], envelope.shape[1])
-        spectrum = spectrum[:, :m] * envelope[:, :m]
-        return scipy.signal.istft(spectrum, nperseg=_N_FFT, noverlap=_N_FFT - _HOP, boundary=True)[1][:n]
-
-    audio = shaped(glottal, vocal_tract * voiced_gain[None])
-    audio = audio + shaped(noise, frication_band * noise_gain[None] + 0.05 * vocal_tract * aspiration[None])
-    audio = np.pad(audio, (0, n - audio.size))
-    rms = np.sqrt(np.mean(audio**2)) + 1e-12
-    audio = audio * (0.05 / rms)
-    peak = np.abs(audio).max()
-    if peak > 0.95:
-        audio *= 0.95 / peak
-    return audio.astype(np.float32)
+    speech = scipy.signal.resample_poly(spoken.audio.astype(np.float64), AUDIO_RATE // 50, espeak.ESPEAK_RATE // 50)
+    speech *= SPEECH_RMS / (np.sqrt(np.mean(speech**2)) + 1e-12)
+    audio = np.zeros(performance.samples * AUDIO_PER_EMG)
+    start = performance.lead * AUDIO_PER_EMG
+    length = min(speech.size, int(performance.durations.sum()) * AUDIO_PER_EMG)
+    audio[start : start + length] = speech[:length]
+    return np.clip(audio, -0.95, 0.95).astype(np.float32)
 
 
 def room_noise(samples: int, level: float, rng: np.random.Generator) -> np.ndarray:
@@ -608,10 +600,18 @@ def plan_corpus(
     return plan, split
 
 
-def _performance_of(item: PlannedUtterance, seed: int) -> Performance:
-    """The rendition of ``item``: the voiced one of its sentence, time-warped for a silent twin."""
-    book = (PARALLEL_BOOK, NONPARALLEL_BOOK, CLOSED_VOCAB_BOOK).index(item.book)
-    voiced = perform(normalize_text(item.text), np.random.default_rng([seed, 2, book, item.sentence_index]))
+def _spoken(item: PlannedUtterance, seed: int) -> espeak.Spoken:
+    """espeak-ng's rendition of ``item``'s prompt in its session's voice (the rate varies by +-3 % per sentence)."""
+    voice = session_recording(item.session, seed).voice
+    rng = np.random.default_rng([seed, 2, _BOOKS.index(item.book), item.sentence_index])
+    voice = dataclasses.replace(voice, rate=int(round(voice.rate * rng.uniform(0.97, 1.03))))
+    return espeak.speak(item.text, voice)
+
+
+def _performance_of(item: PlannedUtterance, spoken: espeak.Spoken, seed: int) -> Performance:
+    """The performance of ``item``: the voiced one of its sentence, time-warped for a silent twin."""
+    book = _BOOKS.index(item.book)
+    voiced = perform(spoken, np.random.default_rng([seed, 2, book, item.sentence_index, 1]))
     if not item.silent:
         return voiced
     return time_warp(voiced, np.random.default_rng([seed, 3, book, item.sentence_index]))
@@ -643,26 +643,34 @@ def render_utterance(item: PlannedUtterance, seed: int, noise_seed: int | None =
 
     Returns ``emg`` float32 ``(samples, 8)`` at 1 kHz, ``audio`` and
     ``audio_clean`` float32 ``(16 * samples,)`` at 16 kHz, ``button`` bool
-    ``(samples,)`` and ``info`` (the ``info.json`` dict). With ``noise_seed``
-    the speech's noise sources and its noise floor are drawn from their own
-    generator seeded by it: a second rendition of the corpus's utterance
-    (same EMG, articulation and pitch contour, new noise), which shows how
-    far two equally real recordings of the same speech lie apart.
+    ``(samples,)``, ``info`` (the ``info.json`` dict) and ``alignment``: the
+    phone intervals ``(start_s, end_s, phone)`` of a voiced utterance, else
+    None. With ``noise_seed`` the noise floor of the clean speech is drawn
+    from its own generator seeded by it: a second rendition of the
+    utterance (same EMG and the same espeak-ng speech, another noise floor).
+    Raises :class:`~silentspeech.data.synthetic.espeak.EspeakError` naming
+    the utterance when espeak-ng fails on its prompt.
     """
     rng = np.random.default_rng([seed, 4, item.serial])
     noise_rng = rng if noise_seed is None else np.random.default_rng([noise_seed, 5, item.serial])
     session = session_recording(item.session, seed)
+    spoken = performance = None
     if item.is_silence_clip:
         trajectory = rest_trajectory(int(rng.integers(1000, 3000)), rng)
     else:
-        trajectory = articulatory_trajectory(_performance_of(item, seed))
+        try:
+            spoken = _spoken(item, seed)
+            performance = _performance_of(item, spoken, seed)
+        except espeak.EspeakError as err:
+            raise espeak.EspeakError(f"{item.folder}/{item.index} ({item.text!r}): {err}") from None
+        trajectory = articulatory_trajectory(performance)
     emg = synthesize_emg(trajectory, session, item.silent, rng)
     samples = emg.shape[0]
-    if item.silent or item.is_silence_clip:
+    if spoken is None or performance is None or item.silent:
         clean = room_noise(samples * AUDIO_PER_EMG, 0.001, rng)
     else:
         # Noise reduction leaves a faint floor in the real clean audio too.
-        clean = synthesize_speech(trajectory, session.pitch, rng, noise_rng) + room_noise(samples * AUDIO_PER_EMG, 3e-4, noise_rng)
+        clean = speech_audio(spoken, performance) + room_noise(samples * AUDIO_PER_EMG, 3e-4, noise_rng)
     info = {"book": item.book, "sentence_index": item.sentence_index, "text": item.text, "chunks": _chunks(samples, rng)}
     return {
         "emg": emg,
@@ -670,6 +678,7 @@ def render_utterance(item: PlannedUtterance, seed: int, noise_seed: int | None =
         "audio_clean": clean,
         "button": np.zeros(samples, dtype=bool),
         "info": info,
+        "alignment": None if performance is None or item.silent else performance.intervals(),
     }
 
 
@@ -678,10 +687,11 @@ def second_rendition(audio_path: str | os.PathLike, noise_seed: int = 1) -> np.n
 
     ``audio_path`` is an ``{i}_audio_clean.flac`` (or ``{i}_audio.flac``) of a
     corpus written by :func:`generate_corpus`; the utterance is rendered
-    again with the same articulation and pitch contour and new noise
-    (:func:`render_utterance` with ``noise_seed``), as a second recording of
-    the same speech would be. Scored against the file, it measures the
-    distance that no vocoder, however good, can be expected to go below.
+    again (:func:`render_utterance` with ``noise_seed``): espeak-ng speaks
+    it identically, only the faint noise floor is new. Scored against the
+    file, it measures how far the same speech lies from itself under another
+    noise floor: a floor for any vocoder's distance, not a target (espeak-ng
+    has no breath or pitch randomness a second take would bring).
     Raises ``ValueError`` naming the file when it is not part of a synthetic
     corpus.
     """
@@ -709,8 +719,20 @@ def _corpus_plan(root: Path) -> tuple[int, dict[str, PlannedUtterance]]:
     return settings["seed"], {f"{item.folder}/{item.index}": item for item in plan}
 
 
-def _is_complete(folder: Path, index: int) -> bool:
-    return all((folder / name.format(i=index)).is_file() for name in UTTERANCE_FILES)
+def alignment_path(root: Path, item: PlannedUtterance) -> Path:
+    """Where the TextGrid of ``item`` goes: ``text_alignments/{session}/{session}_{i}_audio.TextGrid`` (the Gaddy layout)."""
+    session = item.folder.rsplit("/", 1)[1]
+    return root / ALIGNMENT_FOLDER / session / f"{session}_{item.index}_audio.TextGrid"
+
+
+def _has_alignment(item: PlannedUtterance) -> bool:
+    return not (item.silent or item.is_silence_clip)
+
+
+def _is_complete(root: Path, item: PlannedUtterance) -> bool:
+    folder = root / item.folder
+    files = all((folder / name.format(i=item.index)).is_file() for name in UTTERANCE_FILES)
+    return files and (not _has_alignment(item) or alignment_path(root, item).is_file())
 
 
 def _check_output_folder(root: Path, settings: dict) -> None:
@@ -771,7 +793,7 @@ def generate_corpus(
     emg_samples = 0
     for item in tqdm(plan, desc="synthetic corpus", unit="utt", disable=not progress):
         folder = root / item.folder
-        if _is_complete(folder, item.index):
+        if _is_complete(root, item):
             skipped += 1
             emg_samples += int(np.load(folder / f"{item.index}_emg.npy", mmap_mode="r").shape[0])
             continue
@@ -780,6 +802,9 @@ def generate_corpus(
         _write_flac(folder / f"{item.index}_audio.flac", rendered["audio"])
         _write_flac(folder / f"{item.index}_audio_clean.flac", rendered["audio_clean"])
         _write_npy(folder / f"{item.index}_button.npy", rendered["button"])
+        if rendered["alignment"] is not None:
+            with atomic_open(alignment_path(root, item), "w") as handle:
+                handle.write(format_textgrid(rendered["alignment"]))
         atomic_write_json(folder / f"{item.index}_info.json", rendered["info"])
         emg_samples += rendered["emg"].shape[0]
         written += 1
