@@ -103,7 +103,9 @@ def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
         "build",
         help="estimate a word n-gram LM (modified Kneser-Ney) and write it as ARPA",
         description="Estimate a word n-gram LM on normalised text and write ARPA (KenLM's lmplz/build_binary "
-        "are used when on PATH). Held-out sentences never enter: corpus roots exclude their dev/test prompts.",
+        "are used when on PATH). Held-out sentences never enter: corpus roots exclude their dev/test prompts, split by "
+        "the split file found in the root or beside its emg_data folder (as prepare finds it). What was held out is "
+        "written beside the LM (.provenance.json) and checked by evaluate and tune-lm.",
     )
     build.add_argument(
         "corpora", nargs="+", type=Path,
@@ -143,7 +145,7 @@ def _run_lm(args: argparse.Namespace) -> int:
         print(f"wrote {report.arpa} ({report.estimator}, order {report.order})")
         if report.binary:
             print(f"wrote {report.binary} (KenLM binary)")
-        print(f"{report.sentences} sentences, {report.words} words; {report.excluded} held-out sentences excluded")
+        print("\n".join(report.summary()))
         print("n-grams: " + ", ".join(f"{n}-grams {c}" for n, c in enumerate(report.counts, start=1)))
         return 0
     sentences = [s for path in args.texts for s in lm.text_sentences(path, args.lines)]
@@ -353,19 +355,29 @@ def _add_beam_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, help="beam width (default: tuned, else 250)")
 
 
+def _add_allow_lm_leak_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-lm-leak", action="store_true",
+        help="go on (with a warning) when the LM's provenance shows sentences of the scored split were not held out of it",
+    )
+
+
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="recognition run directory (or its best.safetensors)")
     parser.add_argument("--split", default="test", help="cache split to evaluate (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else greedy only)")
     _add_beam_search_arguments(parser)
+    _add_allow_lm_leak_argument(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/eval_<split>/)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from silentspeech.evaluation.recognition import evaluate_recognition, evaluation_folder, markdown_report
 
-    summary = evaluate_recognition(args.checkpoint, args.split, args.cache, args.lm, args.alpha, args.beta, args.beam, args.out)
+    summary = evaluate_recognition(
+        args.checkpoint, args.split, args.cache, args.lm, args.alpha, args.beta, args.beam, args.out, allow_lm_leak=args.allow_lm_leak
+    )
     print(markdown_report(summary))
     out = args.out or evaluation_folder(args.checkpoint, args.split)
     print(f"wrote {out}/results.csv, summary.json, report.md")
@@ -383,6 +395,7 @@ def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--beam", type=int, help="beam width (default: 100)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache); its dev split is used")
+    _add_allow_lm_leak_argument(parser)
 
 
 def _run_tune_lm(args: argparse.Namespace) -> int:
@@ -390,7 +403,9 @@ def _run_tune_lm(args: argparse.Namespace) -> int:
     from silentspeech.runs import LM_PARAMS, run_directory
 
     grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam, "unk_offsets": args.unk_offsets}
-    result = tune_lm(args.checkpoint, args.lm, cache=args.cache, **{k: v for k, v in grid.items() if v is not None})
+    result = tune_lm(
+        args.checkpoint, args.lm, cache=args.cache, allow_lm_leak=args.allow_lm_leak, **{k: v for k, v in grid.items() if v is not None}
+    )
     print(f"dev WER % (CER %) over {result.utterances} utterances, beam {result.beam_width}:")
     print(result.table())
     best = result.rates[result.best]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -329,3 +330,64 @@ def test_vocabulary_outside_charset_names_the_tokens(tmp_path):
     with pytest.raises(ArpaError, match=r"3 words .*'\,', '\.', 'The'"):
         check_vocabulary(check_arpa(path).vocabulary, path)
     check_vocabulary(["cat", "b52", "<unk>", "</s>"], "fine")
+
+
+# --- the README's Gaddy steps: split file beside emg_data/ -------------------
+
+
+@pytest.fixture
+def gaddy_data(tmp_path) -> Path:
+    """``/data`` of the README: ``emg_data/`` (six prompts, voiced and silent) and ``testset_largedev.json`` beside it.
+
+    Sentence 4 is dev and 5 is test; a stable hash split would put both in train.
+    """
+    data = tmp_path / "data"
+    prompts = ["the cat sat.", "The dog ran!", "a cat and a dog", "the dog sat", "Secret dev words here", "hidden test words"]
+    for i, text in enumerate(prompts):
+        _write_utterance(data / "emg_data" / "voiced_parallel_data" / "5-4", i, i, text)
+        _write_utterance(data / "emg_data" / "silent_parallel_data" / "5-4_silent", i, i, text)
+    (data / "testset_largedev.json").write_text(json.dumps({"dev": [["books/Test.txt", 4]], "test": [["books/Test.txt", 5]]}))
+    return data
+
+
+def test_readme_lm_build_finds_the_split_file_beside_emg_data(gaddy_data, tmp_path, capsys, monkeypatch):
+    """Step 3 as written (book + corpus root, no --exclude) keeps the dev/test prompts out of the LM, and says so."""
+    from silentspeech.data.gaddy import hash_split
+
+    assert {hash_split(("books/Test.txt", i)) for i in (4, 5)} == {"train"}  # without the split file they would be trained on
+    monkeypatch.chdir(tmp_path)
+    book = tmp_path / "books" / "sherlock_holmes.txt"
+    book.parent.mkdir()
+    book.write_text("The cat sat. Hidden test words. Secret dev words here. The dog ran after a cat.\n")
+    root = str(gaddy_data / "emg_data")
+    assert main(["lm", "build", "books/sherlock_holmes.txt", root, "--order", "4", "--out", "lm/gaddy_4gram.arpa"]) == 0
+    printed = capsys.readouterr().out
+    split = gaddy_data / "testset_largedev.json"
+    assert f"held out: 1 dev + 1 test prompts of corpus {gaddy_data / 'emg_data'} (split file {split})" in printed
+    assert "2 corpus sentences dropped as held out; kept sentences that are dev/test or held out: 0" in printed
+    assert not _unigrams(tmp_path / "lm/gaddy_4gram.arpa") & {"secret", "dev", "hidden", "test"}
+    provenance = json.loads((tmp_path / "lm/gaddy_4gram.provenance.json").read_text())
+    (source,) = provenance["held_out_sources"]
+    assert source["split_file"] == str(split.resolve()) and source["split_file_sha256"] == hashlib.sha256(split.read_bytes()).hexdigest()
+    assert source["path"] == str((gaddy_data / "emg_data").resolve()) and (source["dev"], source["test"]) == (1, 1)
+    assert provenance["held_out_sentences"] == 2 and provenance["kept_in_held_out"] == 0
+    # inspect and prepare find the same file (step 2)
+    assert main(["inspect", root, "--quick"]) == 0
+    assert f"split file {split}" in capsys.readouterr().out
+
+
+def test_lm_build_refuses_two_split_files_beside_emg_data(gaddy_data, tmp_path, capsys):
+    (gaddy_data / "testset_origdev.json").write_text((gaddy_data / "testset_largedev.json").read_text())
+    assert main(["lm", "build", str(gaddy_data / "emg_data"), "--out", str(tmp_path / "lm.arpa")]) == 2
+    error = capsys.readouterr().err
+    assert "several split files (testset_largedev.json, testset_origdev.json)" in error and str(gaddy_data) in error
+    assert not (tmp_path / "lm.arpa").exists()
+
+
+def test_summary_counts_kept_held_out_prompts(corpus_root, tmp_path):
+    report = build_lm([corpus_root], tmp_path / "all.arpa", order=3, keep_held_out=True)
+    assert report.kept_in_held_out == 2 and report.sources == []
+    assert "held out: nothing" in "\n".join(report.summary())
+    book = tmp_path / "book.txt"
+    book.write_text("The cat sat.\n")
+    assert build_lm([book], tmp_path / "book.arpa", order=2).held_out == 0

@@ -24,7 +24,7 @@ raise :class:`CorpusError` naming the file instead.
 
 Splits: a split file (format of ``testset_largedev.json``: ``{"dev": [[book,
 idx], ...], "test": [...]}``) given by path, else one lying in the corpus
-root (:func:`find_split_file`), else :func:`hash_split`, a stable hash of
+root or beside its ``emg_data`` folder (:func:`find_split_file`), else :func:`hash_split`, a stable hash of
 ``(book, sentence_index)`` that puts about 10 % of the sentences in dev and
 10 % in test. Only silent utterances are evaluated: a voiced
 utterance of a dev or test sentence gets the split ``"excluded"`` - it stays
@@ -166,6 +166,8 @@ class Corpus:
     skipped: list[Skip]
     sessions: list[Session]
     missing_alignments: int = 0
+    #: The split file that defined dev and test; None for the hash split.
+    split_file: Path | None = None
     by_id: dict[str, Utterance] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -453,11 +455,26 @@ def read_split_file(path: str | os.PathLike) -> tuple[set[tuple[str, int]], set[
 
 
 def find_split_file(root: str | os.PathLike) -> Path | None:
-    """A split file shipped with the corpus (:data:`SPLIT_FILE_NAMES` in ``root`` or ``root/emg_data``), if any."""
-    for folder in (Path(root), Path(root) / "emg_data"):
-        for name in SPLIT_FILE_NAMES:
-            if (folder / name).is_file():
-                return folder / name
+    """The split file shipped with the corpus, if any: one of :data:`SPLIT_FILE_NAMES`.
+
+    Looked for in ``root``, in ``root/emg_data`` and, when ``root`` is the
+    ``emg_data`` folder itself, beside it (where the README's Gaddy steps copy
+    ``testset_largedev.json``). Every command that takes a corpus root
+    (``inspect``, ``prepare``, ``lm build``) finds it here. Raises
+    :class:`CorpusError` when one folder holds several: which one the
+    dev/test sentences come from must not be a guess.
+    """
+    root = Path(root)
+    folders = [root, root / "emg_data"]
+    if root.resolve().name == "emg_data":
+        folders.append(root.resolve().parent)
+    for folder in folders:
+        found = [folder / name for name in SPLIT_FILE_NAMES if (folder / name).is_file()]
+        if len(found) > 1:
+            names = ", ".join(path.name for path in found)
+            raise CorpusError(folder, f"holds several split files ({names}); keep one there or pick one with --split-file")
+        if found:
+            return found[0]
     return None
 
 
@@ -474,26 +491,40 @@ def hash_split(sentence: tuple[str, int], dev_fraction: float = 0.1, test_fracti
 
 
 def _dev_and_test(
-    root: str | os.PathLike, split_file: str | os.PathLike | None, silent_sentences: set[tuple[str, int]]
-) -> tuple[set[tuple[str, int]], set[tuple[str, int]], str]:
-    """``(dev sentences, test sentences, where the split came from)``: the split file given, else the corpus's own, else the hash split."""
+    root: str | os.PathLike, split_file: str | os.PathLike | None, silent_sentences: set[tuple[str, int]], closed_vocab: bool = False
+) -> tuple[set[tuple[str, int]], set[tuple[str, int]], str, Path | None]:
+    """``(dev sentences, test sentences, where the split came from, the split file used or None)``.
+
+    The split file given, else the corpus's own (:func:`find_split_file`),
+    else the hash split. The published split files list only open-vocabulary
+    (book) sentences: for the closed-vocabulary subset a split file naming
+    none of its sentences would put every utterance in train, so that subset
+    falls back to the hash split of its own prompts, with a warning.
+    """
     if split_file is None:
         split_file = find_split_file(root)
         if split_file is not None:
             log.info("using the corpus's own split file %s", split_file)
+    hash_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
     if split_file is not None:
         dev, test = read_split_file(split_file)
-        split_source = f"split file {split_file}"
-        if not (dev | test) & silent_sentences:
+        if (dev | test) & silent_sentences:
+            return dev, test, f"split file {split_file}", Path(split_file)
+        if closed_vocab:
+            log.warning(
+                "%s lists none of the closed-vocabulary sentences (the published split files hold book sentences only); "
+                "the closed-vocabulary subset uses the hash split of its own prompts instead", split_file,
+            )
+            hash_source = f"hash split of the closed-vocabulary prompts (split file {split_file} lists none of them)"
+        else:
             log.warning(
                 "%s: none of its %d dev/test sentences is among this corpus's silent utterances, so dev and test "
                 "are empty (a split file of another corpus or subset?)", split_file, len(dev | test),
             )
-    else:
-        dev = {k for k in silent_sentences if hash_split(k) == "dev"}
-        test = {k for k in silent_sentences if hash_split(k) == "test"}
-        split_source = "hash split: about 10 % dev, 10 % test of the silent sentences"
-    return dev, test, split_source
+            return dev, test, f"split file {split_file}", Path(split_file)
+    dev = {k for k in silent_sentences if hash_split(k) == "dev"}
+    test = {k for k in silent_sentences if hash_split(k) == "test"}
+    return dev, test, hash_source, None
 
 
 def read_corpus(
@@ -539,7 +570,7 @@ def read_corpus(
     for u in selected:
         if not u.silent:
             twins.setdefault(u.sentence, u.id)
-    dev, test, split_source = _dev_and_test(root, split_file, {u.sentence for u in selected if u.silent})
+    dev, test, split_source, split_file = _dev_and_test(root, split_file, {u.sentence for u in selected if u.silent}, closed_vocab)
 
     utterances = []
     for u in selected:
@@ -563,7 +594,7 @@ def read_corpus(
         log.info("%d of %d utterances have no TextGrid under %s: they carry no phoneme labels", missing, len(utterances), alignments)
     if skipped:
         log.warning("%d utterances skipped (run `silentspeech inspect %s` for the list)", len(skipped), root)
-    return Corpus(corpus_root, closed_vocab, split_source, utterances, scanned, skipped, sessions, missing)
+    return Corpus(corpus_root, closed_vocab, split_source, utterances, scanned, skipped, sessions, missing, split_file)
 
 
 @dataclass

@@ -12,7 +12,8 @@ Corpus text is normalised exactly like the recogniser's targets
 books are split into sentences first (Project Gutenberg header and footer
 removed), Gaddy/synthetic corpus roots contribute their prompt texts.
 Sentences of held-out splits are excluded so that an LM never sees the test
-set (see :func:`build_lm`).
+set (see :func:`build_lm`); what was excluded is recorded beside the LM
+(:mod:`silentspeech.decoding.provenance`) for evaluation to check.
 
 ARPA files are checked (header counts against sections, field counts,
 numbers, ``\\end\\``) before KenLM sees them: KenLM may crash or hang on a
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from silentspeech.atomic import atomic_open
+from silentspeech.decoding.provenance import HeldOutSource, file_sha256, write_provenance
 from silentspeech.text import CHARACTERS, normalize_text
 
 log = logging.getLogger(__name__)
@@ -135,25 +137,50 @@ def text_sentences(path: str | os.PathLike, one_per_line: bool = False) -> list[
     return line_sentences(path) if one_per_line else book_sentences(path)
 
 
-def corpus_root_prompts(root: str | os.PathLike, split_file: str | os.PathLike | None = None) -> tuple[list[str], set[str]]:
-    """(training prompts, held-out prompts) of a Gaddy-layout corpus root, normalised.
+@dataclass(frozen=True)
+class RootPrompts:
+    """A corpus root's prompt texts, normalised: training prompts, held-out (dev/test) prompts and where the split came from."""
+
+    train: list[str]
+    held_out: set[str]
+    source: HeldOutSource
+
+
+def corpus_root_prompts(root: str | os.PathLike, split_file: str | os.PathLike | None = None) -> RootPrompts:
+    """Training and held-out prompts of a Gaddy-layout corpus root, normalised.
 
     Splits are the recogniser's (:func:`silentspeech.data.gaddy.read_corpus`,
     open-vocabulary subset): from ``split_file``, else the corpus's own split
-    file (e.g. a synthetic corpus's ``testset.json``), else the reader's
-    stable hash split, as ``silentspeech prepare`` assigns them. Held out are
-    the dev and test prompts; a training prompt that is also held out is
-    dropped.
+    file found as ``prepare`` finds it (:func:`silentspeech.data.gaddy.find_split_file`:
+    in the root, or beside its ``emg_data`` folder), else the reader's stable
+    hash split, as ``silentspeech prepare`` assigns them. Held out are the dev
+    and test prompts; a training prompt that is also held out is dropped.
     """
     from silentspeech.data.gaddy import read_corpus
 
     corpus = read_corpus(root, split_file)
-    log.info("%s: held-out prompts from the %s", root, corpus.split_source)
+    if corpus.split_file is None:
+        log.warning(
+            "%s: no split file given or found (in the root, root/emg_data or beside an emg_data folder): held-out "
+            "prompts come from the %s; if the model was prepared with a split file, give it (--exclude FILE "
+            "--corpus-root ROOT) or copy it beside emg_data/", root, corpus.split_source,
+        )
+    texts = {split: {u.text for u in corpus.utterances if u.split == split and u.text} for split in ("dev", "test")}
     held_out = {u.text for u in corpus.utterances if u.split != "train" and u.text}
     train = sorted({u.text for u in corpus.utterances if u.split == "train" and u.text} - held_out)
     if not train:
         raise ValueError(f"{root}: no training prompts with text in this corpus")
-    return train, held_out
+    source = HeldOutSource(
+        kind="corpus root",
+        path=str(corpus.root.resolve()),
+        sentences=len(held_out),
+        dev=len(texts["dev"]),
+        test=len(texts["test"]),
+        split=corpus.split_source,
+        split_file=str(corpus.split_file.resolve()) if corpus.split_file else None,
+        split_file_sha256=file_sha256(corpus.split_file) if corpus.split_file else None,
+    )
+    return RootPrompts(train, held_out, source)
 
 
 def is_split_file(path: str | os.PathLike) -> bool:
@@ -552,9 +579,31 @@ class LMBuildReport:
     estimator: str
     order: int
     sentences: int
+    #: Corpus sentences dropped as held out (containing, or a long fragment of, a held-out sentence).
     excluded: int
     words: int
     counts: list[int]
+    #: Where the held-out sentences came from, and how many distinct ones there were.
+    sources: list[HeldOutSource] = field(default_factory=list)
+    held_out: int = 0
+    #: Kept sentences that are dev/test prompts of a corpus root or other held-out sentences (0 unless ``keep_held_out``).
+    kept_in_held_out: int = 0
+    provenance: Path | None = None
+
+    def summary(self) -> list[str]:
+        """Lines for the terminal: what was held out, from where, and the check that no kept sentence is held out."""
+        lines = [f"{self.sentences} sentences, {self.words} words"]
+        if self.sources:
+            lines += [f"held out: {source.describe()}" for source in self.sources]
+        else:
+            lines.append("held out: nothing (no corpus root or --exclude given); evaluate will refuse this LM on any split")
+        lines.append(
+            f"{self.held_out} distinct held-out sentences; {self.excluded} corpus sentences dropped as held out; "
+            f"kept sentences that are dev/test or held out: {self.kept_in_held_out}"
+        )
+        if self.provenance:
+            lines.append(f"wrote {self.provenance} (what was held out, for evaluate and tune-lm to check)")
+        return lines
 
 
 def build_lm(
@@ -566,7 +615,7 @@ def build_lm(
     keep_held_out: bool = False,
     one_per_line: bool = False,
 ) -> LMBuildReport:
-    """Build an ``order``-gram LM of ``corpora`` and write it as ARPA to ``out``.
+    """Build an ``order``-gram LM of ``corpora`` and write it as ARPA to ``out``, its provenance beside it.
 
     Each corpus is a book (plain text: sentences split, Gutenberg
     header/footer stripped), a one-sentence-per-line file (``one_per_line``),
@@ -575,7 +624,7 @@ def build_lm(
     from every corpus (:func:`exclude_sentences`), gathered from:
 
     * each corpus root among ``corpora``: its dev/test prompts (unless
-      ``keep_held_out``);
+      ``keep_held_out``), split by its own split file as ``prepare`` finds it;
     * each entry of ``exclude``: a sentence-per-line file, a cache
       ``manifest.json`` (non-train texts), a corpus root folder (its dev/test
       prompts), or a split file (``testset_largedev.json`` format). A split
@@ -585,14 +634,17 @@ def build_lm(
 
     Uses ``lmplz`` when it is on PATH, else :func:`estimate_kneser_ney`;
     with ``build_binary`` on PATH a KenLM binary is written beside ``out``
-    (``.bin``).
+    (``.bin``). The provenance (:mod:`silentspeech.decoding.provenance`)
+    records every held-out source, the split file and its hash, and a digest
+    of each held-out sentence.
     """
     out = Path(out)
-    split_files, held_out = _excluded_sentences(corpora, exclude, corpus_roots)
-    sentences = _corpus_sentences(corpora, split_files, held_out, keep_held_out, one_per_line)
+    split_files, held_out, sources = _excluded_sentences(corpora, exclude, corpus_roots)
+    sentences, kept_prompts = _corpus_sentences(corpora, split_files, held_out, sources, keep_held_out, one_per_line)
     sentences, excluded = exclude_sentences(sentences, held_out)
     if not sentences:
         raise ValueError("every corpus sentence was excluded as held out; nothing left to build an LM from")
+    kept_in_held_out = sum(s in held_out or s in kept_prompts for s in sentences)
     log.info("%d sentences (%d excluded as held out) from %d corpora", len(sentences), excluded, len(corpora))
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -604,6 +656,10 @@ def build_lm(
         write_arpa(estimate_kneser_ney(sentences, order), out)
         estimator = "silentspeech (interpolated modified Kneser-Ney)"
     summary = check_arpa(out)
+    provenance = write_provenance(
+        out, corpora, sources, held_out, order=order, estimator=estimator, sentences=len(sentences),
+        corpus_sentences_dropped=excluded, kept_in_held_out=kept_in_held_out, keep_held_out=keep_held_out,
+    )
     return LMBuildReport(
         arpa=out,
         binary=_write_kenlm_binary(out),
@@ -613,13 +669,17 @@ def build_lm(
         excluded=excluded,
         words=sum(len(s.split()) for s in sentences),
         counts=summary.counts,
+        sources=sources,
+        held_out=len(held_out),
+        kept_in_held_out=kept_in_held_out,
+        provenance=provenance,
     )
 
 
 def _excluded_sentences(
     corpora: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike], corpus_roots: Sequence[str | os.PathLike]
-) -> tuple[list[Path], set[str]]:
-    """``(split files among exclude, held-out sentences of exclude)``, as :func:`build_lm` describes ``exclude``.
+) -> tuple[list[Path], set[str], list[HeldOutSource]]:
+    """``(split files among exclude, held-out sentences of exclude, their sources)``, as :func:`build_lm` describes ``exclude``.
 
     Raises ``ValueError`` for a split file without a corpus root to take its texts from.
     """
@@ -631,32 +691,48 @@ def _excluded_sentences(
             "give the corpus root too (--corpus-root)"
         )
     held_out: set[str] = set()
+    sources: list[HeldOutSource] = []
     for path in exclude:
         if not Path(path).is_dir() and Path(path) not in split_files:
-            held_out |= held_out_sentences(path)
+            from_file = held_out_sentences(path)
+            kind = "cache manifest" if Path(path).suffix == ".json" else "sentence file"
+            sources.append(HeldOutSource(kind, str(Path(path).resolve()), len(from_file)))
+            held_out |= from_file
     for root in exclude_roots:
         for split_file in split_files or [None]:
-            held_out |= corpus_root_prompts(root, split_file)[1]
-    return split_files, held_out
+            prompts = corpus_root_prompts(root, split_file)
+            sources.append(prompts.source)
+            held_out |= prompts.held_out
+    return split_files, held_out, sources
 
 
 def _corpus_sentences(
-    corpora: Sequence[str | os.PathLike], split_files: Sequence[Path], held_out: set[str], keep_held_out: bool, one_per_line: bool
-) -> list[str]:
-    """Every normalised sentence of ``corpora``, in order; the dev/test prompts of corpus roots are added to ``held_out``.
+    corpora: Sequence[str | os.PathLike],
+    split_files: Sequence[Path],
+    held_out: set[str],
+    sources: list[HeldOutSource],
+    keep_held_out: bool,
+    one_per_line: bool,
+) -> tuple[list[str], set[str]]:
+    """``(every normalised sentence of corpora in order, dev/test prompts kept as training text)``.
 
-    With ``keep_held_out`` the corpus roots' dev/test prompts are kept as
-    training text instead. Raises ``ValueError`` for a corpus without sentences.
+    The dev/test prompts of corpus roots are added to ``held_out`` and their
+    sources to ``sources``; with ``keep_held_out`` they are kept as training
+    text instead (and returned). Raises ``ValueError`` for a corpus without sentences.
     """
     sentences: list[str] = []
+    kept_prompts: set[str] = set()
     for corpus in corpora:
         if Path(corpus).is_dir():
             from_corpus = []
             for split_file in split_files or [None]:
-                train, root_held_out = corpus_root_prompts(corpus, split_file)
-                from_corpus += train + (sorted(root_held_out) if keep_held_out else [])
-                if not keep_held_out:
-                    held_out |= root_held_out
+                prompts = corpus_root_prompts(corpus, split_file)
+                from_corpus += prompts.train + (sorted(prompts.held_out) if keep_held_out else [])
+                if keep_held_out:
+                    kept_prompts |= prompts.held_out
+                else:
+                    held_out |= prompts.held_out
+                    sources.append(prompts.source)
         else:
             from_corpus = text_sentences(corpus, one_per_line)
         if not from_corpus:
@@ -664,7 +740,7 @@ def _corpus_sentences(
         if not held_out and "war of the worlds" in " ".join(from_corpus[:3]):
             log.warning("%s looks like The War of the Worlds, the source of the Gaddy test prompts; nothing is excluded", corpus)
         sentences.extend(from_corpus)
-    return sentences
+    return sentences, kept_prompts
 
 
 def _write_kenlm_binary(arpa: Path) -> Path | None:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
 from silentspeech.decoding.beam import DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.provenance import check_lm_excludes
 from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save_lm_settings
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
 from silentspeech.runs import run_cache, run_directory
@@ -63,6 +64,18 @@ def check_split(cache: str | os.PathLike, split: str) -> None:
     present = sorted({entry["split"] for entry in read_manifest(cache)["utterances"]})
     if split not in present:
         raise ValueError(f"{cache}: no split {split!r} in this cache; valid splits: {', '.join(present)}")
+
+
+def check_lm_for_split(lm: str | os.PathLike, cache: str | os.PathLike, split: str, allow_lm_leak: bool = False) -> None:
+    """Check that the texts of ``split`` in ``cache`` were held out of ``lm`` (:func:`~silentspeech.decoding.provenance.check_lm_excludes`).
+
+    Raises :class:`~silentspeech.decoding.provenance.LMProvenanceError` when
+    the LM's provenance shows some were not, unless ``allow_lm_leak`` (then a
+    warning); warns when the LM has no provenance to check.
+    """
+    check_split(cache, split)
+    texts = [entry["text"] for entry in read_manifest(cache)["utterances"] if entry["split"] == split]
+    check_lm_excludes(lm, texts, f"{split} split of {cache}", allow=allow_lm_leak)
 
 
 def split_posteriors(
@@ -167,6 +180,7 @@ def evaluate_recognition(
     beam_width: int | None = None,
     out: str | os.PathLike | None = None,
     batch_size: int = 8,
+    allow_lm_leak: bool = False,
 ) -> dict:
     """Evaluate a recognition checkpoint on ``split``; returns the summary it writes.
 
@@ -174,7 +188,9 @@ def evaluate_recognition(
     ``<run dir>/eval_<split>/``. LM settings resolve as in
     :func:`silentspeech.decoding.settings.resolve_lm_settings`; without an LM only greedy decoding is scored
     (``beam`` is null in the summary). Writes ``results.csv``,
-    ``summary.json`` and ``report.md`` atomically.
+    ``summary.json`` and ``report.md`` atomically. The LM must have held
+    out the split's sentences (:func:`check_lm_for_split`; ``allow_lm_leak``
+    turns the refusal into a warning).
     """
     from silentspeech.tasks import load_checkpoint
 
@@ -182,6 +198,8 @@ def evaluate_recognition(
     cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
     settings = resolve_lm_settings(checkpoint, lm, alpha, beta, beam_width)
     out = Path(out) if out is not None else evaluation_folder(checkpoint, split)
+    if settings is not None:
+        check_lm_for_split(settings.lm, cache, split, allow_lm_leak)
 
     posteriors = split_posteriors(model, cache, split, batch_size)
     greedy = [greedy_decode(lp[None])[0] for lp in posteriors.log_probs]
@@ -245,6 +263,7 @@ def tune_lm(
     split: str = "dev",
     batch_size: int = 8,
     unk_offsets: Sequence[float] = (DEFAULT_UNK_OFFSET,),
+    allow_lm_leak: bool = False,
 ) -> TuningResult:
     """Grid-search alpha and beta of LM beam search on ``split`` (dev); write the best pair to ``lm_params.json``.
 
@@ -253,7 +272,8 @@ def tune_lm(
     on test would make the test figure optimistic, so keep ``split`` dev.
     The pairs are decoded at the first of ``unk_offsets``; the others are
     then tried at the best pair, and the offset of lowest WER (then CER) is
-    saved with it.
+    saved with it. The LM must have held out the split's sentences
+    (:func:`check_lm_for_split`; ``allow_lm_leak`` turns the refusal into a warning).
     """
     from silentspeech.tasks import load_checkpoint
 
@@ -261,6 +281,7 @@ def tune_lm(
         raise ValueError("give at least one alpha and one beta")
     model, config = load_checkpoint(checkpoint, task="recognition")
     cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
+    check_lm_for_split(lm, cache, split, allow_lm_leak)
     posteriors = split_posteriors(model, cache, split, batch_size)
     if not posteriors.ids:
         raise ValueError(f"{cache}: the {split} split holds no utterances to tune on")

@@ -144,7 +144,10 @@ def make_lm(ctx: StageContext) -> bool:
     book = layout.lm.parent / "grammar_sentences.txt"
     atomic_write_text(book, "\n".join(sentences(GRAMMAR_SENTENCES, seed=ctx.seed + 1)) + "\n")
     report = build_lm([layout.corpus, book], layout.lm, order=4, one_per_line=True)
-    print(f"{report.order}-gram LM of {report.sentences} sentences ({report.excluded} dev/test excluded): {report.arpa}")
+    print(
+        f"{report.order}-gram LM of {report.sentences} sentences ({report.held_out} dev/test prompts held out, "
+        f"{report.excluded} grammar sentences dropped as held out, {report.kept_in_held_out} kept): {report.arpa}"
+    )
     return True
 
 
