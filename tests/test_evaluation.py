@@ -16,7 +16,7 @@ from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET
-from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.decoding.ngram import estimate_kneser_ney, read_arpa, write_arpa
 from silentspeech.decoding.settings import resolve_lm_settings
 from silentspeech.evaluation import recognition
 from silentspeech.evaluation.recognition import evaluate_recognition, grouped_rates, tune_lm
@@ -156,3 +156,78 @@ def test_tune_lm_tries_unknown_word_offsets_and_evaluation_uses_the_best(run, lm
     assert summary["lm"]["unk_offset"] == result.unk_offset
     assert summary["beam"]["all"]["wer"] == pytest.approx(result.unk_rates[result.unk_offset].wer)
     assert "unknown-word offset at the best pair" in result.table()
+
+
+# --- the README's Gaddy steps: the LM holds no test sentence, and evaluation checks it --------
+
+
+@pytest.fixture(scope="module")
+def readme_steps(tmp_path_factory) -> dict[str, Path]:
+    """Steps 1-3 of the README's Gaddy section through the CLI, on a synthetic corpus in the Gaddy layout.
+
+    ``data/emg_data/`` with ``testset_largedev.json`` beside it (step 1), ``prepare`` with
+    ``--split-file`` (step 2), ``lm build BOOK data/emg_data`` without ``--exclude`` (step 3);
+    the book holds every prompt, as *War of the Worlds* holds the Gaddy test sentences.
+    """
+    from silentspeech.data.synthetic.speech import SPLIT_FILE, generate_corpus
+
+    data = tmp_path_factory.mktemp("data")
+    generate_corpus(data / "emg_data", utterances=20, seed=0, progress=False)
+    split = data / "testset_largedev.json"
+    (data / "emg_data" / SPLIT_FILE).rename(split)
+    cache = data / "cache"
+    assert main(["prepare", str(data / "emg_data"), "--out", str(cache), "--split-file", str(split), "--workers", "0"]) == 0
+    texts = sorted({e["text"] for e in read_manifest(cache)["utterances"]})
+    book = data / "book.txt"
+    book.write_text(" ".join(t.capitalize() + "." for t in texts) + "\n")
+    lm = data / "lm" / "gaddy_4gram.arpa"
+    assert main(["lm", "build", str(book), str(data / "emg_data"), "--order", "4", "--out", str(lm)]) == 0
+    leaky = data / "lm" / "book_only.arpa"  # what the README's step 3 built before: no test sentence excluded
+    assert main(["lm", "build", str(book), "--order", "4", "--out", str(leaky)]) == 0
+    return {"cache": cache, "lm": lm, "leaky": leaky}
+
+
+def _word_for_word(model, sentence: str) -> bool:
+    """Whether ``model`` lists every n-gram of ``<s> sentence </s>`` at its full order (the sentence was in its text)."""
+    tokens = ("<s>", *sentence.split(), "</s>")
+    n = min(model.order, len(tokens))
+    return all(tokens[i : i + n] in model.ngrams[n - 1] for i in range(len(tokens) - n + 1))
+
+
+@pytest.fixture()
+def readme_run(readme_steps, tmp_path) -> Path:
+    task = get_task("recognition")
+    config = load_recipe(
+        task.schema, REPO / "recipes/synthetic/recognition.yaml", [f"data.cache={readme_steps['cache']}", f"out={tmp_path}", *TINY]
+    )
+    atomic_write_text(tmp_path / "config.yaml", config_to_yaml(config))
+    atomic_save_safetensors(tmp_path / "best.safetensors", task.build_model(config).state_dict())
+    return tmp_path
+
+
+def test_readme_lm_holds_no_test_sentence_and_evaluation_accepts_it(readme_steps, readme_run, caplog):
+    test_texts = [e["text"] for e in read_manifest(readme_steps["cache"])["utterances"] if e["split"] == "test"]
+    assert test_texts
+    for path, leaks in ((readme_steps["lm"], False), (readme_steps["leaky"], True)):
+        model = read_arpa(path)
+        assert any(_word_for_word(model, text) for text in test_texts) == leaks, path
+    caplog.set_level("INFO")
+    assert main(["evaluate", str(readme_run), "--split", "test", "--lm", str(readme_steps["lm"]), "--beam", "4"]) == 0
+    assert main(["tune-lm", str(readme_run), "--lm", str(readme_steps["lm"]), "--alphas", "0.5", "--betas", "1", "--beam", "4"]) == 0
+    assert "sentences were held out of this LM" in caplog.text
+
+
+def test_evaluation_refuses_an_lm_that_holds_the_split(readme_steps, readme_run, capsys, caplog):
+    leaky = str(readme_steps["leaky"])
+    for command in (["evaluate", str(readme_run), "--split", "test"], ["tune-lm", str(readme_run), "--alphas", "0.5", "--betas", "1"]):
+        assert main([*command, "--lm", leaky, "--beam", "4"]) == 2
+        error = capsys.readouterr().err
+        assert "sentences were not held out when this LM was built" in error and "--allow-lm-leak" in error
+    assert not (readme_run / "eval_test").exists() and not (readme_run / LM_PARAMS).exists()
+    assert main(["evaluate", str(readme_run), "--split", "test", "--lm", leaky, "--beam", "4", "--allow-lm-leak"]) == 0
+    assert "were not held out" in caplog.text and (readme_run / "eval_test" / "summary.json").is_file()
+
+
+def test_evaluation_warns_when_the_lm_has_no_provenance(run, lm, caplog):
+    evaluate_recognition(run, split="test", lm=lm, beam_width=2)
+    assert "has no provenance file" in caplog.text and "cannot check" in caplog.text

@@ -171,6 +171,29 @@ def test_closed_vocab_subset(corpus_root):
     assert silent.twin == "closed_vocab/voiced/5-19/0" and silent.text == "0309 am"
 
 
+def test_closed_vocab_with_a_book_split_file_falls_back_to_the_hash_split(tmp_path, capsys, caplog):
+    """The published split files list War of the Worlds sentences only: the closed-vocabulary subset is split by hash, stated."""
+    data = tmp_path / "data"
+    write_corpus(data / "emg_data")
+    for i in range(60):
+        for folder in (data / "emg_data/closed_vocab/voiced/5-20", data / "emg_data/closed_vocab/silent/5-20_silent"):
+            write_utterance(folder, i, 1000 + i, f"{i % 12 + 1:02d}:{i:02d} PM", book="datedata.txt", seconds=0.1)
+    split = data / "testset_largedev.json"  # beside emg_data/, as the README's step 1 puts it
+    split.write_text(json.dumps({"dev": [[BOOK, 2]], "test": [[BOOK, 3]]}))
+    assert main(["inspect", str(data / "emg_data"), "--closed-vocab", "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert f"hash split of the closed-vocabulary prompts (split file {split} lists none of them)" in printed
+    assert "lists none of the closed-vocabulary sentences" in caplog.text
+    corpus = read_corpus(data / "emg_data", closed_vocab=True)
+    for u in corpus.utterances:
+        assert u.split == (hash_split(u.sentence) if u.silent or hash_split(u.sentence) == "train" else "excluded")
+    counts = corpus.split_counts()
+    assert counts["dev"]["silent"] > 0 and counts["test"]["silent"] > 0 and corpus.split_file is None
+    # the open-vocabulary subset keeps the split file
+    open_vocab = read_corpus(data / "emg_data")
+    assert open_vocab.split_file == split and open_vocab.by_id["silent_parallel_data/5-4_silent/3"].split == "test"
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-200])
 
