@@ -711,6 +711,23 @@ def random_unit_split(
     the same labels gives at least one unit to validation and test when it
     has three or more. Returns split name -> units, for :func:`split_segments`.
     """
+    strata, members = _unit_strata(segments, by)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for key in sorted(strata):
+        groups = sorted(strata[key])
+        rng.shuffle(groups)
+        n = len(groups)
+        n_test = max(round(n * test_fraction), 1 if n >= 3 and test_fraction > 0 else 0)
+        n_val = max(round(n * val_fraction), 1 if n >= 3 and val_fraction > 0 else 0)
+        for i, group in enumerate(groups):
+            split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+            out[split] += members[group]
+    return out
+
+
+def _unit_strata(segments: Sequence[Segment], by: str) -> tuple[dict[tuple[int, ...], list[str]], dict[str, list[str]]]:
+    """Split groups (files, or single runs) by the label set they hold, and the units of each group."""
     if by not in ("file", "segment"):
         raise GestureDataError(f"split unit must be 'file' or 'segment', got {by!r}")
     group_labels: dict[str, set[int]] = {}
@@ -724,17 +741,45 @@ def random_unit_split(
     strata: dict[tuple[int, ...], list[str]] = {}
     for group, labels in group_labels.items():
         strata.setdefault(tuple(sorted(labels)), []).append(group)
+    return strata, members
+
+
+def fold_unit_split(
+    segments: Sequence[Segment],
+    folds: int,
+    fold: int,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    by: str = "file",
+) -> dict[str, list[str]]:
+    """Fold ``fold`` of a stratified ``folds``-fold cross-validation over split groups.
+
+    Groups (files, or single runs with ``by="segment"``) of each label set
+    are shuffled once with ``seed`` and dealt round-robin into ``folds``
+    folds, so every fold holds each label set in proportion; fold ``fold``
+    tests, and ``val_fraction`` of the other groups (per label set, at least
+    one where there are three or more) validates. Over all folds every group
+    is tested exactly once. Returns split name -> units.
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise GestureDataError(f"cross-validation needs folds >= 2 and 0 <= fold < folds, got fold {fold} of {folds}")
+    strata, members = _unit_strata(segments, by)
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    dealt = 0  # carried across label sets so small sets do not all start in fold 0
     for key in sorted(strata):
         groups = sorted(strata[key])
         rng.shuffle(groups)
-        n = len(groups)
-        n_test = max(round(n * test_fraction), 1 if n >= 3 and test_fraction > 0 else 0)
-        n_val = max(round(n * val_fraction), 1 if n >= 3 and val_fraction > 0 else 0)
-        for i, group in enumerate(groups):
-            split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-            out[split] += members[group]
+        test = [g for i, g in enumerate(groups) if (i + dealt) % folds == fold]
+        rest = [g for i, g in enumerate(groups) if (i + dealt) % folds != fold]
+        dealt += len(groups)
+        n_val = max(round(len(rest) * val_fraction), 1 if len(rest) >= 3 and val_fraction > 0 else 0)
+        for i, group in enumerate(rest):
+            out["val" if i < n_val else "train"] += members[group]
+        for group in test:
+            out["test"] += members[group]
+    if not out["test"]:
+        raise GestureDataError(f"fold {fold} of {folds} has no test units: fewer split groups than folds")
     return out
 
 
@@ -812,6 +857,19 @@ class GestureWindows(Dataset):
             targets[chunk.shape[0] :] = chunk[-1]
             item["targets"] = torch.from_numpy(targets)
         return item
+
+    def valid_lengths(self) -> np.ndarray:
+        """(N,) int64: samples of each window that are recording, not zero padding."""
+        sizes = np.array([s.emg.shape[0] for s in self.segments], dtype=np.int64)
+        if not len(self.index):
+            return np.zeros(0, dtype=np.int64)
+        return np.minimum(self.length, sizes[self.index[:, 0]] - self.index[:, 1])
+
+    def stacked(self) -> np.ndarray:
+        """Every window at once, (N, channels, length) float32 as the items hold them."""
+        if not len(self):
+            return np.zeros((0, self.segments[0].emg.shape[1] if self.segments else 0, self.length), np.float32)
+        return np.stack([self[k]["emg"].numpy() for k in range(len(self))])
 
     def spans(self) -> list[tuple[str, int, int]]:
         """``(source file, first sample, end sample)`` of every window, at the corpus rate."""
@@ -932,19 +990,26 @@ class GestureData:
         return bool(self.target_names)
 
 
-def load_gesture_data(config: GestureDataConfig) -> GestureData:
+def load_gesture_data(
+    config: GestureDataConfig,
+    corpus: GestureCorpus | None = None,
+    units: dict[str, list[str]] | None = None,
+) -> GestureData:
     """Read, split (before windowing), z-score with training statistics, and window.
 
-    Raises :class:`GestureDataError` when the training or validation split
-    holds no windows, listing the units the corpus has.
+    ``corpus`` (default: read as ``config`` says) and ``units`` (default:
+    :func:`split_units`) let cross-validation read the files once and split
+    them per fold. Raises :class:`GestureDataError` when the training or
+    validation split holds no windows, listing the units the corpus has.
     """
-    corpus = read_gesture_corpus(config)
-    splits = split_segments(corpus.segments, split_units(config, corpus), config.val_tail)
+    corpus = corpus or read_gesture_corpus(config)
+    splits = split_segments(corpus.segments, units or split_units(config, corpus), config.val_tail)
     mean, std = channel_statistics(splits["train"])
     windows = {
         name: GestureWindows(splits[name], config.window, config.stride, mean, std, config.pad_short)
         for name in ("train", "val", "test")
     }
+    skipped = Counter(corpus.skipped)  # per split: a corpus reused by several folds keeps its own counts
     for name, data in windows.items():
         if len(data) == 0 and name != "test":
             units = sorted({s.unit for s in corpus.segments})
@@ -954,8 +1019,8 @@ def load_gesture_data(config: GestureDataConfig) -> GestureData:
                 f"(units in the corpus: {shown}); check data.{name} and data.window"
             )
         if data.short_segments:
-            corpus.skipped[f"{name} segments shorter than a window"] += data.short_segments
-    for reason, count in corpus.skipped.items():
+            skipped[f"{name} segments shorter than a window"] += data.short_segments
+    for reason, count in skipped.items():
         log.info("%s: skipped %d %s", config.dataset, count, reason)
     log.info(
         "%s: %d train, %d val, %d test windows of %d samples at %g Hz, %d channels",
@@ -964,5 +1029,5 @@ def load_gesture_data(config: GestureDataConfig) -> GestureData:
     )
     return GestureData(
         windows["train"], windows["val"], windows["test"], corpus.class_names, corpus.target_names,
-        corpus.rate, corpus.channels, corpus.skipped,
+        corpus.rate, corpus.channels, skipped,
     )
