@@ -168,11 +168,28 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="recipe overrides, e.g. data.cache=/tmp/syncache trainer.max_epochs=3 out=runs/x (unknown keys are listed)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last.ckpt (same as resume=true)")
+    parser.add_argument(
+        "--folds", type=int, default=0, metavar="K",
+        help="gesture recipes: K-fold cross-validation by recording (stratified) of the classical baselines, the network "
+        "from scratch and, with model.pretrained, pretrained; OUT/crossval.md holds mean +- sd",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from silentspeech.tasks import train_recipe
 
+    if args.folds:
+        from silentspeech.config import load_recipe, recipe_task
+        from silentspeech.tasks.crossval import cross_validate
+        from silentspeech.tasks.gesture import GestureConfig
+
+        if args.folds < 2 or args.resume:
+            raise CLIError("--folds needs K >= 2 and cannot --resume (each fold is a fresh run)")
+        if recipe_task(args.recipe) != "gesture":
+            raise CLIError(f"{args.recipe}: --folds cross-validates gesture recipes (task: gesture), not {recipe_task(args.recipe)!r}")
+        run_dir = cross_validate(load_recipe(GestureConfig, args.recipe, args.overrides), args.folds)
+        print(f"cross-validation: {run_dir}")
+        return 0
     run_dir = train_recipe(args.recipe, args.overrides, resume=args.resume)
     print(f"run directory: {run_dir}")
     return 0

@@ -12,6 +12,9 @@ resolves it here, so the layout is written down once::
       lm_params.json       LM weights tuned on dev (tune-lm), used by evaluate, stream and the demo
       generator.safetensors  a vocoder run's generator (weights + its config as metadata)
       history.json         a vocoder run's losses per step (written when the run ends)
+      classic_metrics.json a gesture run's classical baseline on the same test split
+      comparison.md        a gesture run's network and classical baseline side by side
+      crossval.md, crossval.json  a gesture recipe cross-validated (``train --folds K``): fold{k}/ runs below
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ TEST_METRICS = "test_metrics.json"
 LM_PARAMS = "lm_params.json"
 GENERATOR_FILE = "generator.safetensors"
 HISTORY_FILE = "history.json"
+CLASSIC_METRICS = "classic_metrics.json"
+COMPARISON_FILE = "comparison.md"
+CROSSVAL_REPORT = "crossval.md"
+CROSSVAL_RESULTS = "crossval.json"
 
 
 def run_directory(checkpoint: str | os.PathLike) -> Path:

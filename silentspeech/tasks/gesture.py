@@ -9,28 +9,42 @@ names a TinyMyo checkpoint (a released file, a ``tinymyo.safetensors``
 from ``task: pretrain``, or that pretraining run's folder), empty trains
 from scratch.
 
+Small real datasets (a few hundred recordings) need augmentation
+(``augment``: random overall amplitude, per-channel gain and time shift of
+each training window, drawn anew every step) and a small encoder.
+
 Validation and test report window accuracy and macro-F1; the test also
-writes ``confusion_test.png`` into the run directory. The data and model
+writes ``confusion_test.png`` into the run directory. Beside the network,
+the classical baseline (``classic``: Hudgins features and a random forest or
+LDA, :mod:`silentspeech.models.classic`) is fitted on the same training and
+validation windows and scored on the same test windows
+(``classic_metrics.json``); ``comparison.md`` shows both. The data and model
 helpers here serve the kinematics task too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_only
 
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWindows, load_gesture_data
+from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.figures import confusion_figure, save_figure
-from silentspeech.metrics import classification_scores
+from silentspeech.metrics import ClassificationScores, classification_scores
+from silentspeech.models.classic import ClassicConfig, ClassicModel
 from silentspeech.models.heads import GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
+from silentspeech.runs import CLASSIC_METRICS, COMPARISON_FILE, TEST_METRICS
 from silentspeech.tasks import Task
 from silentspeech.tasks.engine import OptimConfig, RunConfig, TaskModule, TrainerConfig, fit, training_loader
 
@@ -62,12 +76,41 @@ class GestureModelConfig(DownstreamModelConfig):
 
 
 @dataclass
+class AugmentConfig:
+    """Random changes to each training window (0 = off), drawn anew every step."""
+
+    #: Overall amplitude: a factor ``exp(u)``, ``u`` uniform in +-``gain`` (0.4: x0.67..x1.5).
+    gain: float = 0.0
+    #: Per-channel gain on top, the same way (electrode contact changes between sessions).
+    channel_gain: float = 0.0
+    #: Circular time shift, uniform in +-``shift`` samples (onset jitter of a word or gesture).
+    shift: int = 0
+
+
+def augment(emg: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
+    """A randomly scaled and shifted copy of ``emg`` (B, C, T), from torch's global generator."""
+    batch, channels, samples = emg.shape
+    if config.gain > 0:
+        emg = emg * torch.empty(batch, 1, 1, device=emg.device).uniform_(-config.gain, config.gain).exp()
+    if config.channel_gain > 0:
+        emg = emg * torch.empty(batch, channels, 1, device=emg.device).uniform_(-config.channel_gain, config.channel_gain).exp()
+    if config.shift > 0:
+        shifts = torch.randint(-config.shift, config.shift + 1, (batch, 1), device=emg.device)
+        index = (torch.arange(samples, device=emg.device) - shifts) % samples
+        emg = emg.gather(2, index[:, None, :].expand(batch, channels, samples))
+    return emg
+
+
+@dataclass
 class GestureConfig(RunConfig):
     """Recipe schema of ``task: gesture``."""
 
     task: str = "gesture"
     data: GestureDataConfig = field(default_factory=GestureDataConfig)
     model: GestureModelConfig = field(default_factory=GestureModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: The classical baseline fitted beside the network (``classic.classifier=none``: skip it).
+    classic: ClassicConfig = field(default_factory=ClassicConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_steps=100))
     batch_size: int = 64
     workers: int = 0
@@ -161,12 +204,13 @@ class GestureTask(TaskModule):
     def __init__(self, model: GestureClassifier, config: GestureConfig) -> None:
         super().__init__(model, config.optim, config.seed)
         self.label_smoothing = config.model.label_smoothing
+        self.augment = config.augment
         self.class_names = list(config.model.class_names)
         self.run_dir = Path(config.out)
         self._rows: list[tuple[int, int, int]] = []
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch["emg"])
+        logits = self.model(augment(batch["emg"], self.augment))
         loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.label_smoothing)
         size = len(batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
@@ -200,18 +244,68 @@ def prepare_gesture_data(config: GestureConfig) -> tuple[GestureWindowData, Gest
     """The recipe's labelled windows, with their classes and channels recorded in ``config.model``."""
     check_model_config(config.model)
     data = load_gesture_data(config.data)
+    return adopt_gesture_data(config, data), data
+
+
+def adopt_gesture_data(config: GestureConfig, data: GestureData) -> GestureWindowData:
+    """Loaders over ``data``, with its classes and channels recorded in ``config.model``."""
+    check_model_config(config.model)
     if data.regression:
         raise ValueError(f"{config.data.dataset} is a regression dataset: classification needs classes (use task: kinematics)")
     config.model.class_names = list(data.class_names)
     adopt_data_shape(config.model, data.channels)
     check_window(config.model, config.data.window)
-    return GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed), data
+    return GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed)
 
 
-def train(config: GestureConfig) -> Path:
-    """Fine-tune (or probe) a gesture classifier; returns the run directory."""
-    windows, _ = prepare_gesture_data(config)
-    return fit(config, lambda: GestureTask(build_model(config), config), windows)
+def fit_classic(config: ClassicConfig, data: GestureData, seed: int = 0) -> ClassificationScores:
+    """The classical baseline fitted on ``data``'s training and validation windows, scored on its test windows.
+
+    It has no use for a validation split (nothing to stop early), so those
+    labelled windows train it too.
+    """
+    train = [data.train] + ([data.val] if len(data.val) else [])
+    model = ClassicModel(config, seed).fit(
+        np.concatenate([w.stacked() for w in train]),
+        np.concatenate([w.valid_lengths() for w in train]),
+        np.concatenate([w.labels for w in train]),
+    )
+    predicted = model.predict(data.test.stacked(), data.test.valid_lengths())
+    return classification_scores(data.test.labels, predicted, len(data.class_names))
+
+
+def write_comparison(run_dir: Path, config: GestureConfig, data: GestureData) -> None:
+    """Fit the classical baseline on the run's split; write ``classic_metrics.json`` and ``comparison.md``."""
+    network = json.loads((run_dir / TEST_METRICS).read_text())
+    rows = [("network", network["test/accuracy"], network["test/macro_f1"])]
+    if config.classic.classifier != "none" and len(data.test):
+        scores = fit_classic(config.classic, data, config.seed)
+        atomic_write_json(
+            run_dir / CLASSIC_METRICS,
+            {"classifier": config.classic.classifier, "test/accuracy": scores.accuracy, "test/macro_f1": scores.macro_f1},
+        )
+        rows.append((f"classical ({config.classic.classifier})", scores.accuracy, scores.macro_f1))
+    lines = [f"Test split: {len(data.test)} windows, {len(data.class_names)} classes.", ""]
+    lines += ["| model | accuracy | macro-F1 |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {100 * acc:.1f} % | {f1:.3f} |" for name, acc, f1 in rows]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(run_dir / COMPARISON_FILE, text)
+    log.info("%s:\n%s", run_dir / COMPARISON_FILE, text)
+
+
+def train(config: GestureConfig, data: GestureData | None = None) -> Path:
+    """Fine-tune (or probe) a gesture classifier, then fit the classical baseline beside it; returns the run directory.
+
+    ``data`` (default: loaded as the recipe says) lets cross-validation pass each fold's windows.
+    """
+    if data is None:
+        windows, data = prepare_gesture_data(config)
+    else:
+        windows = adopt_gesture_data(config, data)
+    run_dir = fit(config, lambda: GestureTask(build_model(config), config), windows)
+    if config.trainer.test and rank_zero_only.rank == 0:
+        write_comparison(run_dir, config, data)
+    return run_dir
 
 
 TASK = Task(schema=GestureConfig, build_model=build_model, train=train)
