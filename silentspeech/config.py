@@ -47,8 +47,12 @@ def valid_keys(schema: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _merge(base: DictConfig, other: Any, schema: Any, what: str) -> DictConfig:
+def _merge(base: DictConfig, other: Any, schema: Any, what: str, key: str = "") -> DictConfig:
+    """``other`` merged into ``base`` (or, with ``key``, set at that dotted path); :class:`RecipeError` when it does not fit."""
     try:
+        if key:
+            OmegaConf.update(base, key, other, merge=True)
+            return base
         return OmegaConf.merge(base, other)
     except (ConfigKeyError, ConfigAttributeError) as err:
         key = getattr(err, "full_key", None) or str(err).splitlines()[0]
@@ -86,8 +90,16 @@ def load_recipe(schema: type[T], path: str | os.PathLike | None = None, override
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
-    if overrides:
-        config = _merge(config, OmegaConf.from_dotlist(list(overrides)), schema, "command-line override")
+    # An item of a list (``data.sources.0.root=DIR``) cannot be merged from a dotlist (it would
+    # replace the list by a mapping); such overrides update the item in place.
+    in_lists = [item for item in overrides if any(part.isdigit() for part in item.split("=", 1)[0].split("."))]
+    plain = [item for item in overrides if item not in in_lists]
+    if plain:
+        config = _merge(config, OmegaConf.from_dotlist(plain), schema, "command-line override")
+    for item in in_lists:
+        key, _ = item.split("=", 1)
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([item.replace(key, "value", 1)]))["value"]
+        config = _merge(config, value, schema, "command-line override", key)
     return OmegaConf.to_object(config)
 
 

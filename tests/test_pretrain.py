@@ -130,3 +130,16 @@ def test_tiny_pretraining_run_writes_a_loadable_encoder_and_figure(tmp_path):
     assert isinstance(pretrainer, TinyMyoPretrainer)
     x = torch.randn(2, 8, 100)
     assert torch.allclose(pretrainer.encoder.eval()(x), encoder.eval()(x))
+
+
+def test_command_line_override_reaches_a_source_in_the_list():
+    from pathlib import Path
+
+    from silentspeech.config import RecipeError
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes/generic/mouthed_words_pretrain.yaml"
+    config = load_recipe(PretrainConfig, recipe, ["data.sources.0.root=/data/words", "trainer.max_epochs=2"])
+    assert config.data.sources[0].root == "/data/words" and config.data.sources[0].kind == "folder"
+    assert config.data.sources[0].folder.label_column == "Label" and config.trainer.max_epochs == 2
+    with pytest.raises(RecipeError, match="bogus"):
+        load_recipe(PretrainConfig, recipe, ["data.sources.0.bogus=1"])
