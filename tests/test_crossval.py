@@ -19,6 +19,8 @@ from silentspeech.data.gestures import (
     read_gesture_corpus,
 )
 from silentspeech.models.classic import ClassicConfig, hudgins_features
+from silentspeech.models.heads import ConvGestureClassifier
+from silentspeech.tasks import load_checkpoint
 from silentspeech.tasks.crossval import cross_validate
 from silentspeech.tasks.gesture import AugmentConfig, GestureConfig, augment, fit_classic
 
@@ -114,6 +116,9 @@ def test_cross_validation_writes_table_with_every_model(tmp_path):
     table = (out / "crossval.md").read_text()
     assert "| network: scratch |" in table and "+-" in table
     assert (out / "fold1/scratch/test_metrics.json").is_file()
+    model, saved = load_checkpoint(out / "fold1/scratch")  # the conv student rebuilds from its config.yaml
+    assert isinstance(model, ConvGestureClassifier) and saved.model.frontend == "conv"
+    assert model(torch.randn(2, 2, 200)).shape == (2, 3)
 
 
 # --- real mouthed words (../shared/data) ----------------------------------------------------------
@@ -139,7 +144,7 @@ def test_real_mouthed_words_classic_forest_reproduces_published_baseline(shared_
 def test_real_mouthed_words_cross_validated_backbone_beats_chance(shared_data, tmp_path):
     """Chance is 1/6; over 300 held-out recordings a chance-level model's accuracy has sd 2.2 points, so
     30 % is 6 sd above it."""
-    overrides = [f"data.root={mouthed_words(shared_data)}", f"out={tmp_path / 'cv'}", "trainer.progress_bar=false"]
+    overrides = [f"data.root={mouthed_words(shared_data)}", f"out={tmp_path / 'cv'}", "trainer.progress_bar=false", "trainer.max_epochs=20"]
     config = load_recipe(GestureConfig, REPO / "recipes/generic/mouthed_words.yaml", overrides)
     cross_validate(config, folds=5)
     rows = json.loads((tmp_path / "cv/crossval.json").read_text())["results"]["network: scratch"]

@@ -42,7 +42,7 @@ from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import ClassificationScores, classification_scores
 from silentspeech.models.classic import ClassicConfig, ClassicModel
-from silentspeech.models.heads import GestureClassifier
+from silentspeech.models.heads import ConvGestureClassifier, GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
 from silentspeech.runs import CLASSIC_METRICS, COMPARISON_FILE, TEST_METRICS
 from silentspeech.tasks import Task
@@ -68,9 +68,17 @@ class DownstreamModelConfig:
     mode: str = "finetune"
 
 
+FRONTENDS = ("patches", "conv")
+
+
 @dataclass
 class GestureModelConfig(DownstreamModelConfig):
     label_smoothing: float = 0.1
+    #: ``patches`` (TinyMyo's patch tokens, :class:`GestureClassifier`) or ``conv`` (the speech
+    #: model's convolutional front end before the blocks, :class:`ConvGestureClassifier`).
+    frontend: str = "patches"
+    #: Channels of the ``conv`` front end.
+    conv_width: int = 32
     #: Filled in from the data at training time, so config.yaml describes the trained model.
     class_names: list[str] = field(default_factory=list)
 
@@ -159,11 +167,17 @@ def adopt_data_shape(config: DownstreamModelConfig, channels: int) -> None:
         )
 
 
-def build_model(config: GestureConfig) -> GestureClassifier:
+def build_model(config: GestureConfig) -> GestureClassifier | ConvGestureClassifier:
     """The classifier a recipe describes (``model.class_names`` must be filled)."""
-    if not config.model.class_names:
+    model = config.model
+    if not model.class_names:
         raise ValueError("model.class_names is empty: it is filled from the data when training starts")
-    return GestureClassifier(build_encoder(config.model), len(config.model.class_names), config.model.mode == "probe")
+    if model.frontend not in FRONTENDS:
+        raise ValueError(f"model.frontend must be one of {FRONTENDS}, got {model.frontend!r}")
+    probe = model.mode == "probe"
+    if model.frontend == "conv":
+        return ConvGestureClassifier(build_encoder(model), model.encoder.channels, model.conv_width, len(model.class_names), probe)
+    return GestureClassifier(build_encoder(model), len(model.class_names), probe)
 
 
 class GestureWindowData(pl.LightningDataModule):
@@ -201,7 +215,7 @@ class GestureTask(TaskModule):
     monitor = "val/loss"
     monitor_mode = "min"
 
-    def __init__(self, model: GestureClassifier, config: GestureConfig) -> None:
+    def __init__(self, model: GestureClassifier | ConvGestureClassifier, config: GestureConfig) -> None:
         super().__init__(model, config.optim, config.seed)
         self.label_smoothing = config.model.label_smoothing
         self.augment = config.augment
