@@ -83,9 +83,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         config.out = str(Path(tmp) / "run")
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         run_dir = train(config)
-        run_s = time.perf_counter() - began
+        run_s, run_cpu_s = time.perf_counter() - began, time.process_time() - began_cpu
         from safetensors import safe_open
 
         with safe_open(run_dir / LAST_WEIGHTS, framework="pt") as handle:
@@ -93,7 +93,7 @@ def main() -> None:
         threads = config.trainer.cpu_threads or args.threads
         step_ms = next(r for r in rows if r[0] == f"bare step, {threads} thread(s)")[1]
         training_s = steps * float(step_ms.split()[0]) / 1000
-        rows.append([f"recipe run ({config.trainer.max_epochs} epochs, {steps} steps, {threads} thread(s))", f"{run_s:.1f} s", f"{steps / run_s:.2f}", ""])
+        rows.append([f"recipe run ({config.trainer.max_epochs} epochs, {steps} steps, {threads} thread(s))", f"{run_s:.1f} s", f"{steps / run_s:.2f}", f"CPU {run_cpu_s:.1f} s"])
         rows.append(["  of which reading and filtering the files", f"{read_s:.1f} s", "", ""])
         rows.append(["  of which training steps (bare step x steps)", f"{training_s:.1f} s", "", ""])
         rows.append(["  of which the rest (validation, checkpoints, test, classical baseline, Lightning)", f"{run_s - read_s - training_s:.1f} s", "", ""])
@@ -109,7 +109,8 @@ def main() -> None:
     notes = [
         f"Recipe {args.recipe.name} on {args.data} ({len(corpus.segments)} recordings, {channels} channels). "
         "bare step = forward, loss, backward, clip, AdamW on one batch; medians of 10-step blocks. The machine is "
-        "shared: the load average below says how much of it this run had."
+        "shared: the load average below says how much of it this run had, and CPU time (all threads of this "
+        "process) what the work costs on an idle machine."
     ]
     print_report("Gesture/word training speed", ["what", "time", "steps/s", "note"], rows, args.threads, args.markdown, notes)
 
