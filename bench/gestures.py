@@ -3,8 +3,8 @@
 On real recordings the user points at (e.g. the mouthed words of
 ``somach_silent_words/Phase_3_Mouthing``), for ``recipes/generic/mouthed_words.yaml``:
 
-1. the bare training step (forward, loss, backward, clip, AdamW on one batch
-   of the recipe's size) at 1 and at ``--threads`` torch threads;
+1. the bare training step of the recipe's model (forward, loss, backward,
+   clip, AdamW on one batch of the recipe's size) at 1 and at ``--threads`` torch threads;
 2. one whole ``silentspeech train`` run of the recipe, split into reading the
    files, training steps, and the rest (validation, checkpoints, test,
    the classical baseline, Lightning);
@@ -29,8 +29,7 @@ from silentspeech.config import load_recipe
 from silentspeech.data.gestures import read_gesture_corpus
 from silentspeech.runs import CROSSVAL_RESULTS, LAST_WEIGHTS
 from silentspeech.tasks.crossval import cross_validate
-from silentspeech.tasks.gesture import GestureConfig, GestureTask, build_encoder, train
-from silentspeech.models.heads import GestureClassifier
+from silentspeech.tasks.gesture import GestureConfig, build_model, train
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "generic" / "mouthed_words.yaml"
 
@@ -40,7 +39,8 @@ def step_timing(config: GestureConfig, channels: int, classes: int, threads: int
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     config.model.encoder.channels = channels
-    model = GestureClassifier(build_encoder(config.model), classes).train()
+    config.model.class_names = [str(k) for k in range(classes)]
+    model = build_model(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     emg = torch.randn(config.batch_size, channels, config.data.window)
     labels = torch.randint(0, classes, (config.batch_size,))

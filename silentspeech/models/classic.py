@@ -26,8 +26,9 @@ the Hudgins set on windows like ours, so the features are written here
 
 from __future__ import annotations
 
-import numpy as np
 from dataclasses import dataclass
+
+import numpy as np
 
 CLASSIFIERS = ("forest", "lda")
 #: Feature names in the order of each (channel, segment) block.

@@ -33,6 +33,7 @@ from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.gestures import fold_unit_split, load_gesture_data, read_gesture_corpus
 from silentspeech.models.classic import CLASSIFIERS
 from silentspeech.runs import CROSSVAL_REPORT, CROSSVAL_RESULTS, TEST_METRICS
+from silentspeech.tables import markdown_table
 from silentspeech.tasks.gesture import GestureConfig, fit_classic, train
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,11 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def crossval_table(results: dict[str, list[dict[str, float]]], seconds: dict[str, float], folds: int, config: GestureConfig) -> str:
     """Markdown: one row per model, accuracy and macro-F1 as mean +- sd over folds, and the time it took."""
-    lines = [
-        f"{folds}-fold cross-validation by {config.data.split_by} (stratified), {config.data.root or config.data.dataset}",
-        "",
-        "| model | accuracy (%) | macro-F1 | time (s, all folds) |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, rows in results.items():
-        accuracy = mean_sd([100 * r["accuracy"] for r in rows])
-        f1 = mean_sd([r["macro_f1"] for r in rows])
-        lines.append(f"| {name} | {accuracy[0]:.1f} +- {accuracy[1]:.1f} | {f1[0]:.3f} +- {f1[1]:.3f} | {seconds[name]:.0f} |")
-    return "\n".join(lines) + "\n"
+    rows = []
+    for name, folds_scores in results.items():
+        accuracy = mean_sd([100 * r["accuracy"] for r in folds_scores])
+        f1 = mean_sd([r["macro_f1"] for r in folds_scores])
+        rows.append([name, f"{accuracy[0]:.1f} +- {accuracy[1]:.1f}", f"{f1[0]:.3f} +- {f1[1]:.3f}", f"{seconds[name]:.0f}"])
+    title = f"{folds}-fold cross-validation by {config.data.split_by} (stratified), {config.data.root or config.data.dataset}"
+    table = markdown_table(["model", "accuracy (%)", "macro-F1", "time (s, all folds)"], rows, "lrrr")
+    return f"{title}\n\n{table}\n"

@@ -36,15 +36,16 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_only
 
+from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWindows, load_gesture_data
-from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import ClassificationScores, classification_scores
 from silentspeech.models.classic import ClassicConfig, ClassicModel
 from silentspeech.models.heads import ConvGestureClassifier, GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
 from silentspeech.runs import CLASSIC_METRICS, COMPARISON_FILE, TEST_METRICS
+from silentspeech.tables import markdown_table
 from silentspeech.tasks import Task
 from silentspeech.tasks.engine import OptimConfig, RunConfig, TaskModule, TrainerConfig, fit, training_loader
 
@@ -299,10 +300,8 @@ def write_comparison(run_dir: Path, config: GestureConfig, data: GestureData) ->
             {"classifier": config.classic.classifier, "test/accuracy": scores.accuracy, "test/macro_f1": scores.macro_f1},
         )
         rows.append((f"classical ({config.classic.classifier})", scores.accuracy, scores.macro_f1))
-    lines = [f"Test split: {len(data.test)} windows, {len(data.class_names)} classes.", ""]
-    lines += ["| model | accuracy | macro-F1 |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {100 * acc:.1f} % | {f1:.3f} |" for name, acc, f1 in rows]
-    text = "\n".join(lines) + "\n"
+    table = markdown_table(["model", "accuracy", "macro-F1"], [[n, f"{100 * a:.1f} %", f"{f:.3f}"] for n, a, f in rows], "lrr")
+    text = f"Test split: {len(data.test)} windows, {len(data.class_names)} classes.\n\n{table}\n"
     atomic_write_text(run_dir / COMPARISON_FILE, text)
     log.info("%s:\n%s", run_dir / COMPARISON_FILE, text)
 
