@@ -441,8 +441,16 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="WAV file to write (22050 Hz, 16-bit)")
     parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
     parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
-    parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+    _add_inference_mains_argument(parser)
     _add_device_argument(parser)
+
+
+def _add_inference_mains_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mains", type=float,
+        help="mains frequency to notch, Hz (default: the run's recorded data.preprocessing.mains; every other "
+        "preprocessing constant is always the run's)",
+    )
 
 
 def _run_voice(args: argparse.Namespace) -> int:
@@ -488,7 +496,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agreement", type=int, default=2, help="... and be the same in this many consecutive chunks' hypotheses (default: %(default)s)")
     parser.add_argument("--max-segment-s", type=float, default=6.0, help="longest EMG the network is re-run on per chunk, s (default: %(default)g)")
     parser.add_argument("--context-s", type=float, default=1.5, help="firm EMG a new segment keeps as the network's left context, s (default: %(default)g)")
-    parser.add_argument("--mains", type=float, default=60.0, help="mains frequency to notch, Hz (default 60; 50 in Europe)")
+    _add_inference_mains_argument(parser)
     _add_device_argument(parser)
 
 
@@ -667,6 +675,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     pipeline = SilentSpeechPipeline(
         recognizer, producer, vocoder, settings.lm, settings.alpha, settings.beta, settings.beam_width, device=args.device
     )
+    print(f"EMG preprocessing: {pipeline.preprocessing_source}", flush=True)
     pipeline.warm_up()
     examples = {f"{u.id}: {u.text}": u.emg_path for u in read_corpus(corpus).utterances if u.split == "test"}
     try:

@@ -13,7 +13,8 @@ Arrays are ``(samples, channels)`` here, as stored on disk; models take
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Mapping
 
 import librosa
 import numpy as np
@@ -50,6 +51,15 @@ class EMGPreprocessing:
     target_rate: float = EMG_RATE  #: output rate, Hz
     scale: float = 20.0  #: divide by this ...
     clip: float = 50.0  #: ... then soft clip to +-clip
+
+
+def differing_constants(recorded: Mapping[str, object], wanted: EMGPreprocessing, wanted_name: str) -> list[str]:
+    """``"<constant> <recorded value> (<wanted_name>: <wanted value>)"`` for each constant of ``wanted`` that ``recorded`` (an ``asdict`` of another) does not match."""
+    return [
+        f"{key} {recorded.get(key, 'not recorded')} ({wanted_name}: {value})"
+        for key, value in asdict(wanted).items()
+        if recorded.get(key) != value
+    ]
 
 
 def check_emg(emg: np.ndarray, channels: int | None = None, source: str = "EMG") -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, check_recording
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
-from silentspeech.preprocessing import EMG_RATE, EMGError
+from silentspeech.preprocessing import EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
 from silentspeech.tasks.production import ProductionConfig
+from silentspeech.tasks.recognition import RecognitionConfig
 
 
 def tiny_speech_model(outputs: list[str]) -> SpeechModel:
@@ -24,14 +26,18 @@ def tiny_speech_model(outputs: list[str]) -> SpeechModel:
     return SpeechModel(SpeechModelConfig(width=16, encoder=encoder, outputs=outputs)).eval()
 
 
-def save_production_run(run_dir) -> None:
-    """A run directory (config.yaml + best.safetensors) of an untrained tiny production model."""
-    model = tiny_speech_model(["acoustic"])
-    config = ProductionConfig(out=str(run_dir))
+def save_production_run(run_dir, preprocessing: EMGPreprocessing | None = None, task: str = "production") -> None:
+    """A run directory (config.yaml + best.safetensors) of an untrained tiny production (or recognition) model.
+
+    ``preprocessing``: the ``data.preprocessing`` its config.yaml records (default: the defaults).
+    """
+    model = tiny_speech_model(["acoustic"] if task == "production" else ["ctc"])
+    config = (ProductionConfig if task == "production" else RecognitionConfig)(out=str(run_dir))
     config.model = model.config
+    config.data.preprocessing = preprocessing or EMGPreprocessing()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    atomic_save_safetensors(run_dir / "best.safetensors", model.state_dict(), {"task": "production", "model": "SpeechModel"})
+    atomic_save_safetensors(run_dir / "best.safetensors", model.state_dict(), {"task": task, "model": "SpeechModel"})
 
 
 def raw_emg(seconds: float = 1.0, rate: float = 1000.0, channels: int = 8) -> np.ndarray:
@@ -111,3 +117,29 @@ def test_voice_refuses_bad_input_clearly(tmp_path, capsys):
         assert main(["voice", str(tmp_path / "run"), str(tmp_path / args[0]), *args[1:], "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_runs_are_run_with_their_recorded_preprocessing(tmp_path, capsys):
+    """A run trained with non-default notch settings is preprocessed with them by the pipeline, voice and stream."""
+    from silentspeech.inference.streaming import StreamingRecognizer
+
+    recorded = EMGPreprocessing(mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0)
+    save_production_run(tmp_path / "rec", recorded, task="recognition")
+    save_production_run(tmp_path / "prod", recorded)
+    pipeline = SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod", beam=0, device="cpu")
+    assert pipeline.preprocessing == recorded and "recorded by the runs" in pipeline.preprocessing_source
+    emg = raw_emg(1.0, rate=1200.0) + 300 * np.sin(2 * np.pi * 50 * np.arange(1200) / 1200)[:, None]
+    expected = preprocess_emg(emg, EMGPreprocessing(rate=1200.0, mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0))
+    assert np.array_equal(pipeline.preprocess(emg, 1200.0), expected)
+    assert not np.allclose(expected, preprocess_emg(emg, EMGPreprocessing(rate=1200.0)))  # the settings matter here
+    streaming = SilentSpeechPipeline(recognizer=tmp_path / "rec", beam=2, device="cpu")
+    assert StreamingRecognizer(streaming, 1200.0).preprocessing == replace(recorded, rate=1200.0)
+    # --mains replaces the mains frequency only; other runs' constants stay theirs
+    given = SilentSpeechPipeline(recognizer=tmp_path / "rec", beam=0, device="cpu", mains=60.0).preprocessing
+    assert (given.mains, given.notch_harmonics, given.notch_q) == (60.0, 3, 10.0)
+    # runs trained on differently preprocessed EMG cannot share one pipeline
+    save_production_run(tmp_path / "prod60", EMGPreprocessing())
+    with pytest.raises(ValueError, match="differently preprocessed EMG.*mains 50.0.*notch_harmonics 3"):
+        SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod60", beam=0, device="cpu")
+    # built models record nothing: the defaults, said so
+    assert SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), beam=0, device="cpu").preprocessing_source.startswith("defaults")

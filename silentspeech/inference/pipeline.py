@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from silentspeech.preprocessing import (
     EMGPreprocessing,
     amplitude_warning,
     check_emg,
+    differing_constants,
     preprocess_emg,
 )
 from silentspeech.runtime import pick_device
@@ -98,15 +99,50 @@ class PipelineResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _load_model(model: str | os.PathLike | torch.nn.Module | None, task: str, device: torch.device) -> torch.nn.Module | None:
-    """A run directory / .safetensors of ``task`` loaded by ``load_checkpoint``, or an already built model."""
+def _load_model(
+    model: str | os.PathLike | torch.nn.Module | None, task: str, device: torch.device
+) -> tuple[torch.nn.Module | None, EMGPreprocessing | None]:
+    """A run directory / .safetensors of ``task`` loaded by ``load_checkpoint``, or an already built model,
+    with the EMG preprocessing its run recorded (``data.preprocessing`` of its ``config.yaml``; None for a built model)."""
     if model is None:
-        return None
+        return None, None
+    recorded = None
     if not isinstance(model, torch.nn.Module):
         from silentspeech.tasks import load_checkpoint
 
-        model, _ = load_checkpoint(model, task=task)
-    return model.to(device).eval()
+        model, config = load_checkpoint(model, task=task)
+        recorded = getattr(getattr(config, "data", None), "preprocessing", None)
+    return model.to(device).eval(), recorded
+
+
+def pipeline_preprocessing(
+    recorded: dict[object, EMGPreprocessing | None], mains: float | None = None
+) -> tuple[EMGPreprocessing, str]:
+    """``(constants, where they came from)`` of the EMG preprocessing for models whose runs recorded ``recorded``.
+
+    ``recorded`` maps each model's path to its run's constants (None: a built
+    model, nothing recorded). The models were trained on EMG preprocessed
+    with them, so runs that recorded different constants are refused (a
+    ``ValueError`` naming each); without any, the defaults are used.
+    ``mains`` (Hz) replaces the mains frequency, for recordings made on
+    another grid than the training data.
+    """
+    runs = {name: p for name, p in recorded.items() if p is not None}
+    if runs:
+        (first_name, first), *others = runs.items()
+        for name, other in others:
+            differing = differing_constants(asdict(first), other, str(name))
+            if differing:
+                raise ValueError(
+                    f"{first_name} and {name} were trained on differently preprocessed EMG ({first_name}: "
+                    f"{'; '.join(differing)}); one pipeline cannot feed both"
+                )
+        constants, source = first, f"recorded by the run{'s' if len(runs) > 1 else ''} ({', '.join(map(str, runs))})"
+    else:
+        constants, source = EMGPreprocessing(), "defaults (no run config recorded any)"
+    if mains is not None and mains != constants.mains:
+        constants, source = replace(constants, mains=mains), f"{source}, mains {mains:g} Hz as given"
+    return constants, source
 
 
 class SilentSpeechPipeline:
@@ -122,7 +158,10 @@ class SilentSpeechPipeline:
         lm: KenLM (ARPA or binary) for beam search; None: beam search without an LM.
         alpha, beta, beam: LM weight, word bonus and beam width; ``beam=0`` skips beam search.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        mains: mains frequency to notch in the raw EMG, Hz (60; 50 in Europe).
+        mains: mains frequency to notch in the raw EMG, Hz; None: the runs' recorded
+            ``data.preprocessing.mains``. Every other preprocessing constant is the runs'
+            own (:func:`pipeline_preprocessing`): ``preprocessing`` holds them and
+            ``preprocessing_source`` says where they came from.
         fast: run the models through :class:`~silentspeech.inference.onnx.FastSpeechModel`
             and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
             otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.synthesis.Vocoder` keeps its backend.
@@ -138,14 +177,17 @@ class SilentSpeechPipeline:
         beta: float = DEFAULT_BETA,
         beam: int = DEFAULT_BEAM_WIDTH,
         device: str = "auto",
-        mains: float = 60.0,
+        mains: float | None = None,
         fast: bool = True,
     ) -> None:
         if recognizer is None and producer is None:
             raise ValueError("the pipeline needs a recognizer, a producer or both")
         self.device = pick_device(device)
-        self.recognizer = _load_model(recognizer, "recognition", self.device)
-        self.producer = _load_model(producer, "production", self.device)
+        self.recognizer, recognizer_preprocessing = _load_model(recognizer, "recognition", self.device)
+        self.producer, producer_preprocessing = _load_model(producer, "production", self.device)
+        self.preprocessing, self.preprocessing_source = pipeline_preprocessing(
+            {recognizer: recognizer_preprocessing, producer: producer_preprocessing}, mains
+        )
         if self.recognizer is not None and "ctc" not in self.recognizer.config.outputs:
             raise ValueError(f"the recognizer {recognizer} has no 'ctc' output (its outputs: {self.recognizer.config.outputs})")
         if self.producer is not None and "acoustic" not in self.producer.config.outputs:
@@ -167,7 +209,6 @@ class SilentSpeechPipeline:
         self.beam_decoder = None
         if self.recognizer is not None and beam > 0:
             self.beam_decoder = BeamSearchDecoder(lm, alpha=alpha, beta=beta, beam_width=beam)
-        self.mains = mains
         backend = "auto" if fast else "torch"
         self.recognizer_graph = None if self.recognizer is None else FastSpeechModel(self.recognizer, backend)
         self.producer_graph = None if self.producer is None else FastSpeechModel(self.producer, backend)
@@ -184,7 +225,7 @@ class SilentSpeechPipeline:
     def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
         """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked."""
         emg = check_recording(emg, rate, self.channels, source)
-        return preprocess_emg(emg, EMGPreprocessing(rate=rate, channels=self.channels, mains=self.mains), source=source)
+        return preprocess_emg(emg, replace(self.preprocessing, rate=rate, channels=self.channels), source=source)
 
     def run(self, recording: EMGRecording | np.ndarray, rate: float | None = None) -> PipelineResult:
         """Transcribe and voice one raw recording.

@@ -52,7 +52,7 @@ event, for comparison with :attr:`~silentspeech.inference.pipeline.PipelineResul
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
@@ -63,7 +63,7 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import greedy_decode
 from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline
-from silentspeech.preprocessing import EMG_RATE, EMGError, EMGPreprocessing, check_emg, preprocess_emg
+from silentspeech.preprocessing import EMG_RATE, EMGError, check_emg, preprocess_emg
 
 #: Raw EMG before a new segment that primes its zero-phase filters, seconds.
 FILTER_CONTEXT_S = 1.0
@@ -160,7 +160,7 @@ class StreamingRecognizer:
         self.agreement = agreement
         self.max_segment_samples = int(max_segment_s * rate)
         self.context_frames = int(round(context_s * FRAME_RATE))
-        self.preprocessing = EMGPreprocessing(rate=self.rate, channels=pipeline.channels, mains=pipeline.mains)
+        self.preprocessing = replace(pipeline.preprocessing, rate=self.rate, channels=pipeline.channels)  # the runs' constants
         self.firm_words: list[str] = []
         self.received = 0  #: raw samples received
         self.segment = _Segment(start=0, before=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +27,7 @@ from silentspeech.data.cache import (
     read_manifest,
 )
 from silentspeech.models.speech import SpeechModel
-from silentspeech.preprocessing import EMGPreprocessing
+from silentspeech.preprocessing import EMGPreprocessing, differing_constants
 from silentspeech.tasks.engine import TaskModule, TrainerConfig, fit, training_loader
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,7 @@ def check_cache_preprocessing(cache: str | os.PathLike, settings: dict, preproce
     recipe's, and the two ways out (prepare again into a new folder, or set
     the recipe's ``data.preprocessing`` to the cache's values).
     """
-    cached = settings.get("preprocessing", {})
-    wanted = asdict(preprocessing)
-    differing = [f"{key} {cached.get(key, 'not recorded')} (recipe: {value})" for key, value in wanted.items() if cached.get(key) != value]
+    differing = differing_constants(settings.get("preprocessing", {}), preprocessing, "recipe")
     if differing:
         raise ValueError(
             f"{cache} was prepared with other EMG preprocessing: {'; '.join(differing)}. Prepare it again into a new "
