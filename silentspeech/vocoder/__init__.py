@@ -32,3 +32,16 @@ segments and ``noise_injection`` (:class:`~.generator.NoisyHifiganGenerator`)
 lessen but do not remove. The measurements behind this are in
 vocoder/README.md; the facts on HiFi-GAN V1 in docs/design.md.
 """
+
+# The vocabulary of vocoder specs, here (no heavy imports) so the command line's --help can name it.
+
+#: The vocoder of ``voice``, ``demo``, the pipeline and ``evaluate-production`` when none is named:
+#: the original authors' universal HiFi-GAN V1 (:mod:`.original`).
+DEFAULT_VOCODER = "v1-universal"
+#: The labelled fallback: no neural vocoder.
+GRIFFIN_LIM = "griffin-lim"
+#: What a ``--vocoder`` option's help says it takes.
+VOCODER_SPEC_HELP = (
+    "vocoder: v1-universal (pretrained HiFi-GAN V1), v1-lj (V1 trained on LJSpeech), griffin-lim (the fallback), "
+    "or a path: a `silentspeech vocoder train` run folder or generator file, or an original-layout HiFi-GAN checkpoint"
+)

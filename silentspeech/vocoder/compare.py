@@ -24,7 +24,7 @@ from silentspeech.data.synthetic import speech as synthetic
 from silentspeech.features import write_wav
 from silentspeech.figures import log_mel_figure, save_figure
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
-from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
+from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
 from silentspeech.vocoder.train import frames_and_audio, split_voiced_audio
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def compare_resynthesis(
         items = items[:limit]
     if not items:
         raise ValueError(f"{cache_dir}: no voiced audio for split {split!r}")
-    vocoders = [load_vocoder(None)]
+    vocoders = [load_vocoder(GRIFFIN_LIM)]
     if vocoder_path is not None:
         vocoders.append(load_vocoder(vocoder_path))
     n_mfcc = vocoders[-1].n_mfcc

