@@ -22,8 +22,11 @@ with substitutions, deletions and insertions). An ASR spec
   development aid (fast, and sensitive to small feature changes), not a judge
   of intelligibility.
 
-Decoding is deterministic: Whisper runs at temperature 0 only (no sampled
-fallback), so a report's figures repeat exactly.
+Whisper decodes with faster-whisper's defaults (temperature 0, falling back
+to sampling at rising temperatures when the output repeats itself, as
+garbled audio makes it loop: "thank you. thank you. ..."), with
+CTranslate2's random seed fixed before every clip, so a report's figures
+repeat exactly.
 """
 
 from __future__ import annotations
@@ -105,12 +108,13 @@ class WhisperASR:
 
     def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
         """Transcripts of ``audios`` (each ``(samples,)`` float32 at 22050 Hz), resampled to 16 kHz for Whisper."""
+        import ctranslate2
+
         texts = []
         for audio in audios:
             clip = resample_audio(np.asarray(audio, dtype=np.float32), AUDIO_RATE, WHISPER_RATE)
-            segments, _ = self.model.transcribe(
-                clip, language="en", beam_size=self.beam_size, temperature=0.0, condition_on_previous_text=False, vad_filter=False
-            )
+            ctranslate2.set_random_seed(0)  # the sampled fallback draws the same numbers for the same clip
+            segments, _ = self.model.transcribe(clip, language="en", beam_size=self.beam_size, condition_on_previous_text=False)
             texts.append(" ".join(segment.text.strip() for segment in segments).strip())
         return texts
 
