@@ -9,6 +9,9 @@ universal HiFi-GAN V1, and every result names the vocoder that made it). Either 
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
 faster: docs/measurements.md), falling back to torch; ``fast=False`` keeps torch.
+Recordings longer than 20 s run through the models and the vocoder in
+overlapping windows (:mod:`silentspeech.inference.windows`), so memory is
+bounded per window and grows only linearly with length.
 
 Plausible recordings (:func:`check_recording`): surface EMG carries power up
 to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the
@@ -32,6 +35,7 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.onnx import FastSpeechModel
+from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
 from silentspeech.preprocessing import (
     EMG_RATE,
     RAW_EMG_RATE,
@@ -263,7 +267,7 @@ class SilentSpeechPipeline:
         batch = torch.from_numpy(emg).T[None].to(self.device)
         if self.recognizer is not None:
             start = time.perf_counter()
-            log_probs = F.log_softmax(self.recognizer_graph(batch)["ctc_logits"].float(), dim=-1).cpu()
+            log_probs = F.log_softmax(windowed_outputs(self.recognizer_graph, batch, "ctc_logits").float(), dim=-1).cpu()
             result.greedy_text = greedy_decode(log_probs)[0]
             result.timings["recognize"] = time.perf_counter() - start
             if self.beam_decoder is not None:
@@ -272,10 +276,10 @@ class SilentSpeechPipeline:
                 result.timings["beam_search"] = time.perf_counter() - start
         if self.producer is not None:
             start = time.perf_counter()
-            result.features = self.producer_graph(batch)["acoustic"][0].float().cpu().numpy()
+            result.features = windowed_outputs(self.producer_graph, batch, "acoustic")[0].float().cpu().numpy()
             result.timings["produce"] = time.perf_counter() - start
             start = time.perf_counter()
-            result.audio = self.vocoder.synthesize(result.features)
+            result.audio = windowed_synthesis(self.vocoder.synthesize, result.features)
             result.synthesis_method = self.vocoder.method
             result.vocoder = self.vocoder.description
             result.timings["vocode"] = time.perf_counter() - start
