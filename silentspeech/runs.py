@@ -19,8 +19,10 @@ resolves it here, so the layout is written down once::
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 CONFIG_FILE = "config.yaml"
 BEST_WEIGHTS = "best.safetensors"
@@ -53,18 +55,30 @@ def config_file(checkpoint: str | os.PathLike) -> Path:
     return run_directory(checkpoint) / CONFIG_FILE
 
 
-def run_cache(checkpoint: str | os.PathLike, cache: str | os.PathLike) -> Path:
-    """The preprocessing cache of a run's ``data.cache`` setting, as a path usable from the working directory.
+def run_path(checkpoint: str | os.PathLike, config: Any, key: str, option: str) -> Path:
+    """A path that a run's ``config.yaml`` stores under ``key`` (e.g. ``data.cache``), usable from the working directory.
 
-    Runs store it absolute (:func:`silentspeech.tasks.train_recipe`); a
-    relative one, from runs trained before that, is relative to the folder
-    training ran in. When it is not found from here, the error says so and
-    how to name the cache instead of blaming a missing ``prepare``.
+    ``config`` is the run's loaded recipe (``silentspeech.tasks.load_checkpoint``).
+    Runs store their paths absolute (:func:`silentspeech.tasks.train_recipe`);
+    a relative one, from runs trained before that, is relative to the folder
+    training ran in. That folder is known while the run has not moved from
+    where its own relative ``out`` put it (``RUN = TRAINING_FOLDER/out``), so
+    evaluation works from any working directory. A path found neither there
+    nor from the working directory is refused naming the key and ``option``,
+    the command-line option that gives it instead (a moved run's cache is not
+    a reason to blame ``prepare``).
     """
-    path = Path(cache)
-    if path.is_absolute() or path.exists():
+    stored = functools.reduce(getattr, key.split("."), config)
+    if not stored:
+        raise ValueError(f"{config_file(checkpoint)}: {key} is not set; give it with {option}")
+    path = Path(stored)
+    if path.exists():
         return path
-    raise ValueError(
-        f"{config_file(checkpoint)}: data.cache {cache} is relative to the folder the run was trained in and is "
-        f"not found from {Path.cwd()}; run from that folder or give the cache with --cache"
-    )
+    out = Path(getattr(config, "out", "") or "")
+    run = run_directory(checkpoint).resolve()
+    if not path.is_absolute() and out.parts and not out.is_absolute() and run.parts[-len(out.parts):] == out.parts:
+        trained_in = run.parents[len(out.parts) - 1]
+        if (trained_in / path).exists():
+            return trained_in / path
+    where = "does not exist" if path.is_absolute() else f"is relative to the folder the run was trained in and is not found from {Path.cwd()}"
+    raise ValueError(f"{config_file(checkpoint)}: {key} {stored} {where}; give it with {option}")

@@ -34,7 +34,7 @@ from silentspeech.export.report import (
     markdown_report,
     summary,
 )
-from silentspeech.runs import config_file
+from silentspeech.runs import config_file, run_path
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,9 @@ def export_checkpoint(
             )
     elif isinstance(data_config, GestureDataConfig):
         from silentspeech.data.gestures import load_gesture_data
+
+        if data_config.root:  # a relative root is the training folder's (silentspeech.runs.run_path)
+            data_config.root = str(run_path(checkpoint, config, "data.root", "--calibration WINDOWS.npy instead of the run's training split"))
 
         data = load_gesture_data(data_config)
         windows = _windows(data.train, _spread(len(data.train), calibration_windows))

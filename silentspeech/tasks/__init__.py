@@ -57,8 +57,9 @@ def train_recipe(path: str | os.PathLike, overrides: Sequence[str] = (), resume:
     task = get_task(recipe_task(path))
     config = load_recipe(task.schema, path, overrides)
     data = getattr(config, "data", None)
-    if getattr(data, "cache", None):  # stored absolute: evaluate, voice and export work from any folder
-        data.cache = str(Path(data.cache).resolve())
+    for key in ("cache", "root", "split_file"):  # stored absolute: evaluate and export work from any folder
+        if getattr(data, key, None):
+            setattr(data, key, str(Path(getattr(data, key)).resolve()))
     if resume:
         config.resume = True
     return task.train(config)
