@@ -541,6 +541,9 @@ def _run_stream(args: argparse.Namespace) -> int:
     for event in recognizer.events(chunks):  # the last event is the final one
         if not event.final:
             latencies.append(event.latency_ms)
+        if event.warning:  # on its own line, before the text that it puts in doubt
+            print("\r\033[K" if tty else "", end="", flush=True)
+            print(f"silentspeech stream: warning: {event.warning}", file=sys.stderr, flush=True)
         if tty:  # rewrite one line: firm text, then the tentative tail dimmed; the oldest words give way to fit the width
             firm, overflow = event.firm, len(event.firm) + len(event.tentative) + 2 - shutil.get_terminal_size().columns
             firm = firm if overflow <= 0 else "…" + firm[overflow + 1 :]

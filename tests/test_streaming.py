@@ -226,6 +226,31 @@ def test_stream_cli_on_a_file_and_on_stdin(recognition_run, tmp_path, capsys, mo
     assert "over 3 chunks of 400 ms (1.20 s of EMG)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("scale, warned", [(1.0, False), (1000.0, True), (1e-6, True)])
+def test_stream_warns_once_of_emg_far_outside_the_trained_amplitude(scale, warned):
+    recognizer = StreamingRecognizer(SilentSpeechPipeline(recognizer=tiny_recognizer(), beam=4, device="cpu"), RATE, "emg.npy")
+    recording = EMGRecording(raw_emg(2.5) * scale, RATE, "emg.npy")
+    warnings = [event.warning for event in recognizer.events(replay_recording(recording, 400, realtime=False)) if event.warning]
+    assert len(warnings) == int(warned)
+    if warned:
+        assert warnings[0].startswith("emg.npy: EMG amplitude is far")
+
+
+def test_stream_cli_prints_the_amplitude_warning(recognition_run, tmp_path, capsys):
+    np.save(tmp_path / "loud.npy", raw_emg(1.2) * 1000)
+    write_arpa(estimate_kneser_ney(["the man saw the house", "a dog saw the man"], 3), tmp_path / "lm.arpa")
+    lm = ["--lm", str(tmp_path / "lm.arpa"), "--beam", "4"]  # an untrained model's flat posteriors make a wide beam slow
+    assert main(["stream", str(recognition_run), str(tmp_path / "loud.npy"), "--rate", "1000", "--no-realtime", "--device", "cpu", *lm]) == 0
+    err = capsys.readouterr().err
+    assert err.count("silentspeech stream: warning: ") == 1 and "loud.npy: EMG amplitude is far larger" in err
+
+
+def test_a_stream_shorter_than_the_amplitude_check_is_checked_at_its_end():
+    recognizer = StreamingRecognizer(SilentSpeechPipeline(recognizer=tiny_recognizer(), beam=4, device="cpu"), RATE, "short.npy")
+    events = list(recognizer.events([(raw_emg(0.5) * 1000, time.perf_counter())]))
+    assert [event.warning is not None for event in events] == [False, True] and "short.npy" in events[-1].warning
+
+
 @pytest.mark.parametrize(
     "argv, stdin, message",
     [

@@ -47,6 +47,10 @@ How each chunk is processed, and why:
 
 The greedy (best-path) transcript of the segment is reported with the final
 event, for comparison with :attr:`~silentspeech.inference.pipeline.PipelineResult.greedy_text`.
+EMG far outside the amplitude the models were trained on (other units: the
+text is then gibberish) is reported once, by the event after the first
+second of the stream (:attr:`StreamEvent.warning`), as the offline pipeline
+reports it in its result.
 """
 
 from __future__ import annotations
@@ -63,12 +67,15 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import greedy_decode
 from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline
-from silentspeech.preprocessing import EMG_RATE, EMGError, check_emg, preprocess_emg
+from silentspeech.preprocessing import EMG_RATE, EMGError, amplitude_warning, check_emg, preprocess_emg
 
 #: Raw EMG before a new segment that primes its zero-phase filters, seconds.
 FILTER_CONTEXT_S = 1.0
 #: Fewest raw samples :func:`~silentspeech.preprocessing.preprocess_emg` filters; shorter segments wait.
 MIN_SEGMENT_SAMPLES = 64
+#: EMG a segment holds before its amplitude is checked against the trained range, seconds
+#: (a stream shorter than this is checked at its end).
+AMPLITUDE_CHECK_S = 1.0
 
 
 @dataclass
@@ -87,6 +94,9 @@ class StreamEvent:
     final: bool = False
     #: Best-path transcript of the current segment (final event only).
     greedy: str | None = None
+    #: A reason to distrust the text, on the event after which it arose (once per stream): EMG far
+    #: outside the trained amplitude (:func:`~silentspeech.preprocessing.amplitude_warning`).
+    warning: str | None = None
 
     @property
     def text(self) -> str:
@@ -164,6 +174,8 @@ class StreamingRecognizer:
         self.firm_words: list[str] = []
         self.received = 0  #: raw samples received
         self.segment = _Segment(start=0, before=None)
+        self.amplitude_checked = False
+        self.pending_warning: str | None = None  #: a warning not yet reported by an event
         # First calls load and plan (the resampler's library, the graph's kernels): make them before the first chunk.
         preprocess_emg(np.zeros((int(rate), pipeline.channels)), self.preprocessing)
         with torch.inference_mode():
@@ -210,7 +222,7 @@ class StreamingRecognizer:
             raise EMGError(f"{self.source}: {got}; at least {MIN_SEGMENT_SAMPLES} are needed to recognise anything")
         greedy = None
         if self.segment.samples >= MIN_SEGMENT_SAMPLES:
-            log_probs = self._log_probs()
+            log_probs = self._log_probs(final=True)
             greedy = greedy_decode(log_probs[None])[0]
             self.firm_words += [word for word, _, _ in self._decode_tail(log_probs)]
         self.segment.history = []
@@ -219,9 +231,12 @@ class StreamingRecognizer:
         return event
 
     @torch.inference_mode()
-    def _log_probs(self) -> np.ndarray:
-        """CTC log posteriors ``(frames, 38)`` at 86.13 Hz of the current segment."""
+    def _log_probs(self, final: bool = False) -> np.ndarray:
+        """CTC log posteriors ``(frames, 38)`` at 86.13 Hz of the current segment (``final``: the stream's end)."""
         emg = preprocess_emg(self.segment.raw(), self.preprocessing, before=self.segment.before, source=self.source)
+        if not self.amplitude_checked and (final or emg.shape[0] >= AMPLITUDE_CHECK_S * EMG_RATE):
+            self.amplitude_checked = True
+            self.pending_warning = amplitude_warning(emg, self.source)
         batch = torch.from_numpy(emg).T[None].to(self.pipeline.device)
         logits = self.pipeline.recognizer_graph(batch)["ctc_logits"].float()
         return F.log_softmax(logits, dim=-1)[0].cpu().numpy()
@@ -276,9 +291,10 @@ class StreamingRecognizer:
         )
 
     def _event(self, tentative: str, arrival: float) -> StreamEvent:
+        warning, self.pending_warning = self.pending_warning, None
         return StreamEvent(
             time_s=self.received / self.rate, firm=" ".join(self.firm_words), tentative=tentative,
-            latency_ms=1000 * (time.perf_counter() - arrival),
+            latency_ms=1000 * (time.perf_counter() - arrival), warning=warning,
         )
 
 
