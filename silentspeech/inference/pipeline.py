@@ -9,9 +9,9 @@ universal HiFi-GAN V1, and every result names the vocoder that made it). Either 
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
 faster: docs/measurements.md), falling back to torch; ``fast=False`` keeps torch.
-Recordings longer than 20 s run through the models and the vocoder in
-overlapping windows (:mod:`silentspeech.inference.windows`), so memory is
-bounded per window and grows only linearly with length.
+Recordings longer than 20 s run through the models (and speech longer than
+10 s through the vocoder) in overlapping windows
+(:mod:`silentspeech.inference.windows`), so memory grows only linearly with length.
 
 Plausible recordings (:func:`check_recording`): surface EMG carries power up
 to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the

@@ -15,10 +15,12 @@ runs whole: its outputs are exactly the unwindowed model's.
 
 The vocoder's memory grows linearly with length but steeply (the small
 HiFi-GAN held 1.35 GB for 120 s at its 22050 Hz stages), so
-:func:`windowed_synthesis` gives it windows of the same length too. Its
-receptive field is a few frames, so a short overlap (:data:`SYNTHESIS_OVERLAP_S`)
-suffices, and the windows' audio is cross-faded linearly over it rather than
-cut, so no click marks a joint.
+:func:`windowed_synthesis` gives it windows too, of 10 s
+(:data:`SYNTHESIS_WINDOW_S`: about 110 MB of activations for the small
+HiFi-GAN, half of what 20 s held; speech up to 10 s is synthesised whole).
+Its receptive field is a few frames, so a short overlap
+(:data:`SYNTHESIS_OVERLAP_S`) suffices, and the windows' audio is
+cross-faded linearly over it rather than cut, so no click marks a joint.
 
 Why 20 s windows and 4 s overlap: a window longer than any training
 utterance (Gaddy's last up to about 15 s, the synthetic corpus's a few
@@ -41,6 +43,8 @@ from silentspeech.preprocessing import EMG_PER_FRAME
 WINDOW_S = 20.0
 #: Overlap of consecutive windows, seconds; they are joined at its middle.
 OVERLAP_S = 4.0
+#: Longest speech the vocoder synthesises at once, seconds.
+SYNTHESIS_WINDOW_S = 10.0
 #: Overlap of consecutive vocoder windows, seconds; their audio is cross-faded over it.
 SYNTHESIS_OVERLAP_S = 0.5
 
@@ -103,7 +107,7 @@ def windowed_outputs(
 def windowed_synthesis(
     synthesize: Callable[[np.ndarray], np.ndarray],
     features: np.ndarray,
-    window_s: float = WINDOW_S,
+    window_s: float = SYNTHESIS_WINDOW_S,
     overlap_s: float = SYNTHESIS_OVERLAP_S,
 ) -> np.ndarray:
     """Audio for ``features`` ``(frames, n_mfcc)``, synthesised in cross-faded windows when longer than ``window_s``.
