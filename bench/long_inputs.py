@@ -56,7 +56,7 @@ def untrained_model(recipe: str) -> torch.nn.Module:
 
 def build_pipeline(args: argparse.Namespace) -> SilentSpeechPipeline:
     if args.vocoder is not None:
-        vocoder = load_vocoder(args.vocoder, device="cpu")
+        vocoder = load_vocoder(args.vocoder, device="cpu")  # a spec (v1-universal, the pipeline's default) or a path
     else:
         config = load_vocoder_recipe(bundled_recipe("vocoder/small.yaml")).generator
         torch.manual_seed(0)
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=float, nargs="+", default=[10.0, 60.0, 120.0], help="EMG seconds (default 10 60 120)")
     parser.add_argument("--recognizer", type=Path, help="recognition run (default: the synthetic recipe's model, untrained)")
     parser.add_argument("--producer", type=Path, help="production run (default: the synthetic recipe's model, untrained)")
-    parser.add_argument("--vocoder", type=Path, help="vocoder run or checkpoint (default: vocoder/small.yaml, untrained)")
+    parser.add_argument("--vocoder", help="vocoder spec or path, e.g. v1-universal, the pipeline's default (default: vocoder/small.yaml, untrained)")
     parser.add_argument("--beam", type=int, default=16, help="beam width (default %(default)s; see the docstring)")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)  # one measurement, printed as JSON
     args = parser.parse_args()

@@ -83,7 +83,7 @@ def test_evaluate_works_on_a_moved_run_from_another_folder(moved, somewhere_else
 @pytest.mark.slow
 def test_voice_works_on_a_moved_run_from_another_folder(moved, somewhere_else, capsys):
     np.save("emg.npy", np.random.default_rng(0).normal(0, 20, (1500, 8)))
-    code, printed, err = run_cli(["voice", moved["production"], "emg.npy", "--rate", "1000", "--out", "speech.wav", "--device", "cpu"], capsys)
+    code, printed, err = run_cli(["voice", moved["production"], "emg.npy", "--rate", "1000", "--out", "speech.wav", "--device", "cpu", "--vocoder", "griffin-lim"], capsys)
     assert code == 0, err
     assert (somewhere_else / "speech.wav").stat().st_size > 0
 
@@ -93,7 +93,7 @@ def test_demo_loads_moved_runs_from_another_folder(moved, somewhere_else, capsys
     launched = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda blocks, **kwargs: launched.append(blocks))
     args = ["demo", "--recognizer", moved["recognition"], "--producer", moved["production"], "--lm", moved["lm"],
-            "--corpus", moved["corpus"], "--device", "cpu", "--beam", "8", "--port", free_port()]
+            "--corpus", moved["corpus"], "--device", "cpu", "--vocoder", "griffin-lim", "--beam", "8", "--port", free_port()]
     code, _, err = run_cli(args, capsys)
     assert code == 0 and len(launched) == 1, err
 
@@ -135,3 +135,11 @@ def test_a_relative_path_is_found_from_the_folder_the_run_was_trained_in(tmp_pat
         run_path(moved, config, "data.cache", "--cache")
     with pytest.raises(ValueError, match="data.cache is not set; give it with --cache"):
         run_path(moved, SimpleNamespace(out="x", data=SimpleNamespace(cache="")), "data.cache", "--cache")
+
+
+def test_a_tuned_lm_that_moved_asks_for_lm(tmp_path):
+    from silentspeech.decoding.settings import resolve_lm_settings
+
+    (tmp_path / "lm_params.json").write_text('{"lm": "/nonexistent/lm.arpa", "alpha": 0.5, "beta": 1.0, "beam_width": 50}')
+    with pytest.raises(ValueError, match=r"lm_params.json: the tuned LM /nonexistent/lm.arpa does not exist; give the LM with --lm"):
+        resolve_lm_settings(tmp_path)

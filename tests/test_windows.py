@@ -44,7 +44,7 @@ def test_an_input_shorter_than_a_window_gives_the_unwindowed_outputs():
     with torch.inference_mode():
         assert torch.equal(windowed_outputs(model, emg, "acoustic"), model(emg)["acoustic"])
         assert torch.equal(windowed_outputs(model, emg, "acoustic", window_s=5.1, overlap_s=1.0), model(emg)["acoustic"])
-    pipeline = SilentSpeechPipeline(producer=model, beam=0, device="cpu", fast=False)
+    pipeline = SilentSpeechPipeline(producer=model, vocoder="griffin-lim", beam=0, device="cpu", fast=False)
     features = pipeline.run_preprocessed(emg[0].T.numpy()).features
     with torch.inference_mode():
         assert np.array_equal(features, model(emg)["acoustic"][0].numpy())
@@ -116,7 +116,7 @@ def test_long_synthesis_runs_in_bounded_cross_faded_windows():
 
 
 def test_the_pipeline_windows_long_speech():
-    pipeline = SilentSpeechPipeline(producer=tiny_speech_model(["acoustic"]), beam=0, device="cpu")
+    pipeline = SilentSpeechPipeline(producer=tiny_speech_model(["acoustic"]), vocoder="griffin-lim", beam=0, device="cpu")
     seconds = WINDOW_S * 1.3
     result = pipeline.run(np.random.default_rng(0).normal(0, 20, (int(seconds * 1000), 8)), rate=1000.0)
     frames = -(-result.emg.shape[0] // EMG_PER_FRAME)

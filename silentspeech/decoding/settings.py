@@ -74,6 +74,8 @@ def resolve_lm_settings(
         if (alpha, beta, beam_width) != (None, None, None):
             raise ValueError(f"alpha, beta and beam width need a language model: give one, or tune one for {checkpoint} with tune-lm")
         return None
+    if lm is None and not Path(saved["lm"]).is_file():
+        raise ValueError(f"{run_directory(checkpoint) / LM_PARAMS}: the tuned LM {saved['lm']} does not exist; give the LM with --lm")
     lm = Path(lm if lm is not None else saved["lm"])
     if saved is not None and Path(saved["lm"]).resolve() != lm.resolve():
         saved = None

@@ -34,7 +34,7 @@ from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.evaluation.asr import AudioASR
 from silentspeech.features import acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
-from silentspeech.runs import run_cache, run_directory
+from silentspeech.runs import run_directory, run_path
 from silentspeech.vocoder.synthesis import DEFAULT_VOCODER
 
 
@@ -100,7 +100,7 @@ def evaluate_production(
 
     model, config = load_checkpoint(checkpoint, task="production")
     pipeline = SilentSpeechPipeline(producer=model, vocoder=vocoder, device=device)
-    cache = Path(cache) if cache else run_cache(checkpoint, config.data.cache)
+    cache = Path(cache) if cache else run_path(checkpoint, config, "data.cache", "--cache")
     data = CachedUtterances(cache, split, kinds=("silent", "voiced"))
     if len(data) == 0:
         raise ValueError(f"{cache}: the {split} split holds no utterances")

@@ -33,7 +33,7 @@ from silentspeech.decoding.beam import DEFAULT_UNK_OFFSET, BeamSearchDecoder, gr
 from silentspeech.decoding.provenance import check_lm_excludes
 from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save_lm_settings
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
-from silentspeech.runs import run_cache, run_directory
+from silentspeech.runs import run_directory, run_path
 from silentspeech.runtime import pick_device
 from silentspeech.tables import markdown_table, text_table
 
@@ -195,7 +195,7 @@ def evaluate_recognition(
     from silentspeech.tasks import load_checkpoint
 
     model, config = load_checkpoint(checkpoint, task="recognition")
-    cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
+    cache = Path(cache) if cache is not None else run_path(checkpoint, config, "data.cache", "--cache")
     settings = resolve_lm_settings(checkpoint, lm, alpha, beta, beam_width)
     out = Path(out) if out is not None else evaluation_folder(checkpoint, split)
     if settings is not None:
@@ -280,7 +280,7 @@ def tune_lm(
     if not alphas or not betas:
         raise ValueError("give at least one alpha and one beta")
     model, config = load_checkpoint(checkpoint, task="recognition")
-    cache = Path(cache) if cache is not None else run_cache(checkpoint, config.data.cache)
+    cache = Path(cache) if cache is not None else run_path(checkpoint, config, "data.cache", "--cache")
     check_lm_for_split(lm, cache, split, allow_lm_leak)
     posteriors = split_posteriors(model, cache, split, batch_size)
     if not posteriors.ids:
