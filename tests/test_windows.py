@@ -101,14 +101,14 @@ def frame_local_vocoder(calls: list[int]):
 def test_synthesis_of_features_shorter_than_a_window_is_unchanged():
     features = np.random.default_rng(0).normal(size=(round(3 * FRAME_RATE), 80)).astype(np.float32)
     calls = []
-    audio = windowed_synthesis(frame_local_vocoder(calls), features, window_s=3.5)
+    audio = windowed_synthesis(frame_local_vocoder(calls), features, whole_s=3.5, window_s=1.0)
     assert calls == [features.shape[0]] and np.array_equal(audio, frame_local_vocoder([])(features))
 
 
 def test_long_synthesis_runs_in_bounded_cross_faded_windows():
     features = np.random.default_rng(0).normal(size=(round(9 * FRAME_RATE) + 7, 80)).astype(np.float32)
     calls = []
-    audio = windowed_synthesis(frame_local_vocoder(calls), features, window_s=2.0, overlap_s=0.5)
+    audio = windowed_synthesis(frame_local_vocoder(calls), features, whole_s=4.0, window_s=2.0, overlap_s=0.5)
     assert audio.shape == (features.shape[0] * HOP_LENGTH,) and np.isfinite(audio).all()
     assert len(calls) > 4 and max(calls) == round(2.0 * FRAME_RATE)
     # Cross-fading two equal signals changes nothing (beyond float rounding).

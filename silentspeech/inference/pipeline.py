@@ -10,7 +10,7 @@ models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
 faster: docs/measurements.md), falling back to torch; ``fast=False`` keeps torch.
 Recordings longer than 20 s run through the models (and speech longer than
-10 s through the vocoder) in overlapping windows
+10 s through the vocoder, in 5 s windows) in overlapping windows
 (:mod:`silentspeech.inference.windows`), so memory grows only linearly with length.
 
 Plausible recordings (:func:`check_recording`): surface EMG carries power up

@@ -1,32 +1,32 @@
-"""Long recordings through the speech model in bounded windows, so memory grows linearly with length.
+"""Long recordings through the speech model and the vocoder in bounded windows: memory linear in length.
 
 The model's attention is bidirectional over all frames of its input: its
-memory and time grow with the square of the length (a 119 s recording,
-10 000 frames, held several GB). :func:`windowed_outputs` bounds that, as
-:mod:`silentspeech.inference.streaming` bounds its segments: EMG longer than
-one window (:data:`WINDOW_S`) is cut into windows of that length that overlap
-by :data:`OVERLAP_S`; each runs through the model on its own, and the frames
-of consecutive windows are joined at the middle of their overlap, so every
-frame kept has at least half the overlap of context on each side (the
-streaming recogniser keeps 1.5 s of left context). Windows start on whole
-frames (multiples of 8 samples), so the downsampler sees each window's
-frames on the same grid as the whole recording's. EMG of at most one window
-runs whole: its outputs are exactly the unwindowed model's.
+memory and time grow with the square of the length (a 119 s recording held
+several GB; figures: docs/measurements.md). :func:`windowed_outputs` bounds
+that, as :mod:`silentspeech.inference.streaming` bounds its segments: EMG
+longer than one window (:data:`WINDOW_S`) is cut into windows of that length
+that overlap by :data:`OVERLAP_S`; each runs through the model on its own,
+and the frames of consecutive windows are joined at the middle of their
+overlap, so every frame kept has at least half the overlap of context on
+each side (the streaming recogniser keeps 1.5 s of left context). Windows
+start on whole frames (multiples of 8 samples), so the downsampler sees each
+window's frames on the same grid as the whole recording's. EMG of at most
+one window runs whole: its outputs are exactly the unwindowed model's.
 
-The vocoder's memory grows linearly with length but steeply (the small
-HiFi-GAN held 1.35 GB for 120 s at its 22050 Hz stages), so
-:func:`windowed_synthesis` gives it windows too, of 10 s
-(:data:`SYNTHESIS_WINDOW_S`: about 110 MB of activations for the small
-HiFi-GAN, half of what 20 s held; speech up to 10 s is synthesised whole).
-Its receptive field is a few frames, so a short overlap
-(:data:`SYNTHESIS_OVERLAP_S`) suffices, and the windows' audio is
-cross-faded linearly over it rather than cut, so no click marks a joint.
+The vocoder's memory grows linearly with length but steeply (its last
+stages run at 22050 Hz), so :func:`windowed_synthesis` synthesises speech of
+up to 10 s whole (:data:`SYNTHESIS_WHOLE_S`: most utterances, unchanged) and
+longer speech in 5 s windows (:data:`SYNTHESIS_WINDOW_S`): a long recording
+then needs less vocoder memory than a 10 s one. The generator's receptive
+field is a few frames, so a short overlap (:data:`SYNTHESIS_OVERLAP_S`)
+suffices, and the windows' audio is cross-faded linearly over it rather than
+cut, so no click marks a joint.
 
-Why 20 s windows and 4 s overlap: a window longer than any training
-utterance (Gaddy's last up to about 15 s, the synthetic corpus's a few
-seconds) means nearly every recording people pass runs whole, and a window's
-attention (1723 frames) stays in the tens of megabytes; 2 s of context
-each side is more than the streaming recogniser's left context.
+Why 20 s windows and 4 s overlap for the model: a window several times
+longer than the utterances the models are trained on (a few seconds each)
+means nearly every recording runs whole, and a window's attention (1723
+frames) stays in the tens of megabytes; 2 s of context each side is more
+than the streaming recogniser's left context.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ from silentspeech.preprocessing import EMG_PER_FRAME
 WINDOW_S = 20.0
 #: Overlap of consecutive windows, seconds; they are joined at its middle.
 OVERLAP_S = 4.0
-#: Longest speech the vocoder synthesises at once, seconds.
-SYNTHESIS_WINDOW_S = 10.0
+#: Longest speech the vocoder synthesises whole, seconds; longer speech runs in windows.
+SYNTHESIS_WHOLE_S = 10.0
+#: The vocoder's windows for longer speech, seconds.
+SYNTHESIS_WINDOW_S = 5.0
 #: Overlap of consecutive vocoder windows, seconds; their audio is cross-faded over it.
 SYNTHESIS_OVERLAP_S = 0.5
 
@@ -107,20 +109,21 @@ def windowed_outputs(
 def windowed_synthesis(
     synthesize: Callable[[np.ndarray], np.ndarray],
     features: np.ndarray,
+    whole_s: float = SYNTHESIS_WHOLE_S,
     window_s: float = SYNTHESIS_WINDOW_S,
     overlap_s: float = SYNTHESIS_OVERLAP_S,
 ) -> np.ndarray:
-    """Audio for ``features`` ``(frames, n_mfcc)``, synthesised in cross-faded windows when longer than ``window_s``.
+    """Audio for ``features`` ``(frames, n_mfcc)``: whole up to ``whole_s``, else in ``window_s`` windows cross-faded over ``overlap_s``.
 
     ``synthesize`` is a vocoder's :meth:`~silentspeech.vocoder.synthesis.Vocoder.synthesize`
     (``(N, n_mfcc) -> (256 N,)`` float32 at 22050 Hz). Returns ``(256 frames,)``;
-    features of at most one window are synthesised whole, unchanged.
+    features of at most ``whole_s`` are synthesised whole, unchanged.
     """
     frames = features.shape[0]
+    if frames <= int(round(whole_s * FRAME_RATE)):
+        return synthesize(features)
     window, overlap = int(round(window_s * FRAME_RATE)), int(round(overlap_s * FRAME_RATE))
     spans = window_spans(frames, window, overlap)
-    if len(spans) == 1:
-        return synthesize(features)
     audio = np.zeros(frames * HOP_LENGTH, dtype=np.float32)
     previous_end = 0
     for start, end, _, _ in spans:
