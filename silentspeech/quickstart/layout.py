@@ -32,6 +32,16 @@ class QuickstartLayout:
         return self.out / "lm" / "synthetic_4gram.arpa"
 
     @property
+    def pretrain(self) -> Path:
+        """Speech pretraining run (masked reconstruction of the corpus's EMG) that recognition and production start from."""
+        return self.out / "pretrain"
+
+    @property
+    def scratch(self) -> Path:
+        """Recognition and production trained again from scratch, at the same budget, for the comparison in the report."""
+        return self.out / "scratch"
+
+    @property
     def recognition(self) -> Path:
         return self.out / "recognition"
 
@@ -46,13 +56,13 @@ class QuickstartLayout:
 
     @property
     def vocoder(self) -> Path:
-        """Vocoder run folder: ``generator.safetensors`` (what ``load_vocoder`` reads), ``config.yaml``, ..."""
+        """The pretrained universal V1 fine-tuned on the production model's predictions: ``generator.safetensors``, ``config.yaml``, ..."""
         return self.out / "vocoder"
 
     @property
-    def vocoder_comparison(self) -> Path:
-        """Vocoder vs Griffin-Lim on the test audio: ``resynthesis.json``, ``resynthesis.png``, example WAVs."""
-        return self.vocoder / "compare"
+    def listening(self) -> Path:
+        """Whisper's transcripts of the test split in five renderings: ``listening.json`` and one folder per vocoder."""
+        return self.out / "listening"
 
     @property
     def vocoder_generator(self) -> Path:

@@ -2,17 +2,18 @@
 
 :func:`write_quickstart_report` reads what the earlier stages wrote (the
 recogniser's test evaluation, the production model's test metrics, the
-vocoder's comparison with Griffin-Lim, the wall time per stage) and makes
-what only the report shows, for a few silent test utterances run end to end
-from their raw EMG files through :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline`:
+pretrained-vs-scratch runs, the listening test, the wall time per stage)
+and makes what only the report shows, for a few silent test utterances run
+end to end from their raw EMG files through
+:class:`~silentspeech.inference.pipeline.SilentSpeechPipeline`:
 
 - ``emg.png``: raw and filtered EMG of the first one;
 - ``spectrogram.png``: the production model's prediction vs the features of
   the utterance's voiced twin (a silent utterance has no audio of its own);
 - ``alignment.png``: the DTW path between those two (the pairing the
   production loss and its distance metric use, :mod:`silentspeech.alignment`);
-- ``audio/``: 22050 Hz WAVs of each, synthesised by the vocoder and by the
-  Griffin-Lim fallback, beside the twin's recording.
+- ``audio/``: 22050 Hz WAVs of each, voiced by the pretrained V1, the
+  fine-tuned V1 and the Griffin-Lim fallback, beside the twin's recording.
 
 Everything is written atomically; the figures and ``audio/`` lie beside
 ``report.md`` and are linked from it by relative paths.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -37,8 +39,10 @@ from silentspeech.features import AUDIO_RATE, load_audio, write_wav
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.quickstart.layout import QuickstartLayout
-from silentspeech.vocoder.compare import SECOND_RENDITION
-from silentspeech.vocoder.synthesis import load_vocoder
+from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown
+from silentspeech.runs import TEST_METRICS
+from silentspeech.tables import markdown_table
+from silentspeech.vocoder.synthesis import GRIFFIN_LIM, load_vocoder
 
 #: Test utterances synthesised into audio for the report.
 EXAMPLES = 4
@@ -95,45 +99,47 @@ def _recognition_section(summary: dict, evaluation: Path, base: Path) -> list[st
     return lines
 
 
-def _vocoder_section(resynthesis: dict, vocoder_dir: Path, comparison: Path, base: Path) -> list[str]:
-    scores = {entry["method"]: entry for entry in resynthesis["scores"]}
-    lines = [
-        "## Vocoder: features -> audio (test audio, true features)",
+def _pretraining_section(layout: QuickstartLayout) -> list[str]:
+    """Pretrained against scratch at the same fine-tuning budget, when the scratch runs exist."""
+    pairs = {
+        "recognition: test greedy CER %": ("test/cer", 100.0, layout.recognition, layout.scratch / "recognition"),
+        "recognition: test greedy WER %": ("test/wer", 100.0, layout.recognition, layout.scratch / "recognition"),
+        "production: test DTW distance": ("test/distance", 1.0, layout.production, layout.scratch / "production"),
+    }
+    rows = []
+    for label, (key, scale, pretrained, scratch) in pairs.items():
+        if not (pretrained / TEST_METRICS).is_file() or not (scratch / TEST_METRICS).is_file():
+            return []
+        values = [json.loads((run / TEST_METRICS).read_text()).get(key) for run in (pretrained, scratch)]
+        rows.append([label, *(f"{scale * v:.2f}" if v is not None else "-" for v in values)])
+    return [
+        "## Pretrained against scratch (test split, same recipes and budget)",
         "",
-        f"The voiced test audio resynthesised from its own MFCC by each method ({resynthesis['split']} split); "
-        "log-spectral distance and mel-cepstral distortion to the recording, lower is better.",
+        f"Recognition and production start from the trunk pretrained by masked reconstruction of the corpus's EMG "
+        f"(`{layout.pretrain.name}/`, no labels) and are compared with the same recipes trained from scratch "
+        f"(`{layout.scratch.name}/`). Lower is better.",
         "",
-        "| method | utterances | LSD dB | MCD dB |",
-        "| --- | --- | --- | --- |",
-    ]
-    for method, entry in scores.items():
-        lines.append(
-            f"| {method} | {entry['utterances']} | {entry['log_spectral_distance_db']:.2f} | {entry['mel_cepstral_distortion_db']:.2f} |"
-        )
-    lines.append("")
-    if "hifigan" in scores and "griffin-lim" in scores:
-        better = scores["hifigan"]["log_spectral_distance_db"] < scores["griffin-lim"]["log_spectral_distance_db"]
-        lines.append(
-            "The small HiFi-GAN beats Griffin-Lim on LSD."
-            if better
-            else "The small HiFi-GAN does not beat Griffin-Lim on LSD after this short CPU training "
-            "(`vocoder/README.md` explains why); the audio above keeps both."
-        )
-        lines.append("")
-    if SECOND_RENDITION in scores:
-        lines += [
-            f"`{SECOND_RENDITION}` is the same speech rendered again by the corpus generator with new noise (same "
-            "articulation and pitch): what a perfect vocoder would score. Both distances reward reproducing the "
-            "recording's own noise, which Griffin-Lim's smooth spectra approximate, so Griffin-Lim can score below it.",
-            "",
-        ]
-    lines += [
-        f"Vocoder run: {_link(vocoder_dir, base, vocoder_dir.name + '/')} "
-        f"({_link(vocoder_dir / 'losses.png', base, 'loss curves')}); "
-        f"spectrograms of one utterance by each method: {_link(comparison / 'resynthesis.png', base, 'resynthesis.png')}.",
+        markdown_table(["metric", "pretrained", "scratch"], rows, align="lrr"),
         "",
     ]
-    return lines
+
+
+def _listening_section(layout: QuickstartLayout, base: Path) -> list[str]:
+    listening = _read_json(layout.listening / LISTENING_JSON, "listen")
+    return [
+        "## Is it speech? Whisper listens (silent test split)",
+        "",
+        f"Each silent test utterance rendered five ways and transcribed by **{listening['judge']}**, a recogniser "
+        "that never heard this corpus; WER and CER against the prompt (corpus level, normalised text). The voiced "
+        "twin's recording is the ceiling; *true features -> V1* is what the vocoder alone loses; the EMG rows are "
+        "the system: silent EMG -> production model -> predicted MFCC -> vocoder.",
+        "",
+        listening_markdown(listening["rows"]),
+        "",
+        f"Per utterance: the folders under {_link(layout.listening, base, layout.listening.name + '/')} "
+        "(`results.csv`, `report.md` for each EMG rendering).",
+        "",
+    ]
 
 
 def _times_section(stage_seconds: Mapping[str, float]) -> list[str]:
@@ -149,45 +155,35 @@ def _times_section(stage_seconds: Mapping[str, float]) -> list[str]:
     return lines
 
 
-def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str, float], examples: int = EXAMPLES) -> Path:
-    """Write ``layout.report`` (``report.md``) with its figures and audio; returns its path.
+@dataclass
+class ExampleAudio:
+    """One silent test utterance run end to end, with the WAVs made of it."""
 
-    Args:
-        layout: the quickstart's output folders; the corpus, cache, models,
-            evaluation and vocoder must be there.
-        stage_seconds: wall time (s) per stage, in stage order.
-        examples: silent test utterances to synthesise into audio (the first
-            one also gets the figures).
-    """
+    entry: dict
+    decoded: dict[str, str]
+    files: dict[str, Path]
+
+
+def _example_audio(layout: QuickstartLayout, test: CachedUtterances, chosen: list[int], transcripts: dict) -> tuple[list[ExampleAudio], dict]:
+    """WAVs of the ``chosen`` test utterances by each vocoder, and the first one's figures (written beside the report)."""
     out = layout.out
-    summary = _read_json(layout.evaluation / "summary.json", "evaluate")
-    transcripts = _transcripts(layout.evaluation / "results.csv")
-    production_metrics = _read_json(layout.production / "test_metrics.json", "production")
-    resynthesis = _read_json(layout.vocoder_comparison / "resynthesis.json", "vocoder")
-    _required(layout.vocoder / "generator.safetensors", "vocoder")
-
-    cache = _required(layout.cache, "cache")
-    manifest = read_manifest(cache)
-    corpus_root = Path(manifest["root"])
-    test = CachedUtterances(cache, "test", kinds=("silent",))
-    chosen = sorted(range(len(test)), key=lambda i: test.entries[i]["id"])[:examples]
-    if not chosen:
-        raise ValueError(f"{cache}: the test split holds no silent utterances to show")
-
-    pipeline = SilentSpeechPipeline(producer=layout.production, vocoder=layout.vocoder, beam=0)
-    griffin_lim = load_vocoder(None, n_mfcc=pipeline.vocoder.n_mfcc)
-    rows = []
+    corpus_root = Path(read_manifest(layout.cache)["root"])
+    pipeline = SilentSpeechPipeline(producer=layout.production, beam=0)
+    others = {"griffin-lim": load_vocoder(GRIFFIN_LIM, n_mfcc=pipeline.vocoder.n_mfcc)}
+    if layout.vocoder_generator.is_file():
+        others = {"fine-tuned V1": load_vocoder(layout.vocoder, n_mfcc=pipeline.vocoder.n_mfcc), **others}
+    examples, figure = [], {}
     for position, index in enumerate(tqdm(chosen, desc="report audio", unit="utt")):
         entry = test.entries[index]
         recording = read_emg_file(corpus_root / f"{entry['id']}_emg.npy")
         result = pipeline.run(recording)
         stem = f"test{position + 1}"
-        files = {
-            pipeline.vocoder.method: write_wav(layout.audio / f"{stem}.{pipeline.vocoder.method}.wav", result.audio),
-            "griffin-lim": write_wav(layout.audio / f"{stem}.griffin-lim.wav", griffin_lim.synthesize(result.features)),
-            "recorded": write_wav(layout.audio / f"{stem}.voiced-twin.wav", load_audio(test.by_id[entry["twin"]]["audio_path"], AUDIO_RATE)),
-        }
-        rows.append((entry, transcripts.get(entry["id"], {}), files))
+        files = {"V1": write_wav(layout.audio / f"{stem}.v1-universal.wav", result.audio)}
+        for name, vocoder in others.items():
+            files[name] = write_wav(layout.audio / f"{stem}.{name.replace(' ', '-').lower()}.wav", vocoder.synthesize(result.features))
+        twin_audio = load_audio(test.by_id[entry["twin"]]["audio_path"], AUDIO_RATE)
+        files["voiced twin"] = write_wav(layout.audio / f"{stem}.voiced-twin.wav", twin_audio)
+        examples.append(ExampleAudio(entry, transcripts.get(entry["id"], {}), files))
         if position == 0:
             title = f"{entry['id']}: \"{entry['text']}\""
             save_figure(emg_figure(recording.emg, recording.rate, result.emg, title=title), out / "emg.png")
@@ -195,37 +191,25 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
             save_figure(spectrogram_figure(result.features, true, title=f"{title}\npredicted from silent EMG vs its voiced twin"), out / "spectrogram.png")
             costs = alignment_costs(torch.from_numpy(result.features), torch.from_numpy(true)).numpy()
             path_rows, path_cols = dtw_path(costs)
-            aligned_distance = float(costs[path_rows, path_cols].mean())
             save_figure(
                 dtw_path_figure(costs, path_rows, path_cols, "predicted (silent EMG)", "voiced twin", title=f"{entry['id']}: DTW path"),
                 out / "alignment.png",
             )
-            figure_id, figure_text = entry["id"], entry["text"]
+            figure = {"id": entry["id"], "text": entry["text"], "distance": float(costs[path_rows, path_cols].mean())}
+    return examples, figure
 
-    splits = {}
-    for entry in manifest["utterances"]:
-        kinds = splits.setdefault(entry["split"], {"silent": 0, "voiced": 0})
-        kinds["silent" if entry["silent"] else "voiced"] += 1
-    split_text = ", ".join(f"{split} {splits[split]['silent']} silent + {splits[split]['voiced']} voiced" for split in SPLITS if split in splits)
-    lines = [
-        "# Quickstart report",
-        "",
-        f"Everything here is measured on the **synthetic** corpus `{layout.corpus}` ({split_text} utterances; "
-        "'excluded' are the voiced twins of dev and test sentences, kept out of training), "
-        "not on real EMG; the README's Results and docs/design.md give the published figures on the Gaddy corpus.",
-        "",
-    ]
-    lines += _recognition_section(summary, layout.evaluation, out)
-    lines += [
+
+def _production_section(metrics: dict, figure: dict) -> list[str]:
+    return [
         "## Speech production: EMG -> speech features (test split)",
         "",
-        f"Mean distance between DTW-aligned predicted and true MFCC frames: {production_metrics['test/distance']:.2f} "
-        f"({production_metrics['test/distance_ratio']:.2f} x the baseline that predicts the mean frame, "
-        f"{production_metrics['test/mean_baseline']:.2f}).",
+        f"Mean distance between DTW-aligned predicted and true MFCC frames: {metrics['test/distance']:.2f} "
+        f"({metrics['test/distance_ratio']:.2f} x the baseline that predicts the mean frame, "
+        f"{metrics['test/mean_baseline']:.2f}).",
         "",
-        f"Silent test utterance `{figure_id}` (\"{figure_text}\"): the spectrogram predicted from its silent EMG above the "
+        f"Silent test utterance `{figure['id']}` (\"{figure['text']}\"): the spectrogram predicted from its silent EMG above the "
         "features of its voiced twin (spoken at another pace), and the DTW path that pairs their frames "
-        f"(mean distance along it {aligned_distance:.2f}).",
+        f"(mean distance along it {figure['distance']:.2f}).",
         "",
         "![predicted vs true spectrogram](spectrogram.png)",
         "",
@@ -233,29 +217,76 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
         "",
         "## EMG",
         "",
-        f"`{figure_id}`: raw EMG as recorded (1000 Hz) and the model's input after mains notch, high-pass, "
+        f"`{figure['id']}`: raw EMG as recorded (1000 Hz) and the model's input after mains notch, high-pass, "
         "resampling to 689.06 Hz and soft clipping.",
         "",
         "![raw and filtered EMG](emg.png)",
         "",
+    ]
+
+
+def _audio_section(examples: list[ExampleAudio], base: Path) -> list[str]:
+    names = list(examples[0].files)
+    rows = [
+        [f"`{e.entry['id']}`", e.entry["text"], e.decoded.get("greedy", "-"), e.decoded.get("beam") or "-",
+         *(_link(path, base, path.name) for path in e.files.values())]
+        for e in examples
+    ]
+    return [
         "## Audio: silent EMG -> production model -> vocoder",
         "",
-        f"Each silent test utterance's raw EMG file alone through the pipeline, as the demo runs it; "
-        f"`{pipeline.vocoder.method}` is the trained small vocoder, `griffin-lim` the fallback on the same predicted "
-        "features, and the voiced twin's recording is what the speech should sound like. WAV, 22050 Hz. The greedy "
-        "and beam columns are the test evaluation's transcripts, whose EMG was filtered together with its session "
-        "neighbours as in training; the demo filters a lone file, so the first or last characters (within the "
-        "filters' half-second edge transient) can differ.",
+        "Each silent test utterance's raw EMG file alone through the pipeline, as the demo runs it: the pretrained "
+        "universal HiFi-GAN V1 (the default vocoder), the V1 fine-tuned on this production model's predictions, the "
+        "Griffin-Lim fallback on the same predicted features, and the voiced twin's recording (what the speech should "
+        "sound like). WAV, 22050 Hz. The greedy and beam columns are the test evaluation's transcripts, whose EMG was "
+        "filtered together with its session neighbours as in training; the demo filters a lone file, so the first or "
+        "last characters (within the filters' half-second edge transient) can differ.",
         "",
-        f"| utterance | prompt | greedy | beam | {pipeline.vocoder.method} | griffin-lim | voiced twin |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        markdown_table(["utterance", "prompt", "greedy", "beam", *names], rows),
+        "",
     ]
-    for entry, decoded, files in rows:
-        links = " | ".join(_link(path, out, path.name) for path in files.values())
-        lines.append(f"| `{entry['id']}` | {entry['text']} | {decoded.get('greedy', '-')} | {decoded.get('beam') or '-'} | {links} |")
-    lines.append("")
-    lines += _vocoder_section(resynthesis, layout.vocoder, layout.vocoder_comparison, out)
+
+
+def _corpus_line(layout: QuickstartLayout) -> list[str]:
+    splits: dict[str, dict[str, int]] = {}
+    for entry in read_manifest(layout.cache)["utterances"]:
+        kinds = splits.setdefault(entry["split"], {"silent": 0, "voiced": 0})
+        kinds["silent" if entry["silent"] else "voiced"] += 1
+    split_text = ", ".join(f"{split} {splits[split]['silent']} silent + {splits[split]['voiced']} voiced" for split in SPLITS if split in splits)
+    return [
+        "# Quickstart report",
+        "",
+        f"Everything here is measured on the **synthetic** corpus `{layout.corpus}` ({split_text} utterances; "
+        "'excluded' are the voiced twins of dev and test sentences, kept out of training), "
+        "not on real EMG; the README's Results and docs/design.md give the published figures on the Gaddy corpus.",
+        "",
+    ]
+
+
+def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str, float], examples: int = EXAMPLES) -> Path:
+    """Write ``layout.report`` (``report.md``) with its figures and audio; returns its path.
+
+    Args:
+        layout: the quickstart's output folders; the corpus, cache, models,
+            evaluation and listening test must be there.
+        stage_seconds: wall time (s) per stage, in stage order.
+        examples: silent test utterances to synthesise into audio (the first
+            one also gets the figures).
+    """
+    summary = _read_json(layout.evaluation / "summary.json", "evaluate")
+    transcripts = _transcripts(layout.evaluation / "results.csv")
+    production_metrics = _read_json(layout.production / TEST_METRICS, "production")
+    test = CachedUtterances(_required(layout.cache, "cache"), "test", kinds=("silent",))
+    chosen = sorted(range(len(test)), key=lambda i: test.entries[i]["id"])[:examples]
+    if not chosen:
+        raise ValueError(f"{layout.cache}: the test split holds no silent utterances to show")
+    audio, figure = _example_audio(layout, test, chosen, transcripts)
+    lines = _corpus_line(layout)
+    lines += _recognition_section(summary, layout.evaluation, layout.out)
+    lines += _pretraining_section(layout)
+    lines += _listening_section(layout, layout.out)
+    lines += _production_section(production_metrics, figure)
+    lines += _audio_section(audio, layout.out)
     lines += _times_section(stage_seconds)
     atomic_write_text(layout.report, "\n".join(lines))
-    print(f"wrote {layout.report} (figures emg.png, spectrogram.png, alignment.png; audio in {layout.audio})")
     return layout.report

@@ -3,26 +3,34 @@
 Stages run in order and each reuses its output when a previous run finished
 it, so a second run only does what is missing:
 
-1. ``corpus``: a synthetic corpus in the Gaddy layout (:mod:`silentspeech.data.synthetic.speech`);
+1. ``corpus``: a synthetic corpus in the Gaddy layout, its prompts voiced by
+   espeak-ng (:mod:`silentspeech.data.synthetic.speech`);
 2. ``cache``: EMG preprocessing and acoustic features (:mod:`silentspeech.data.cache`);
 3. ``lm``: a 4-gram language model of the training prompts plus 20,000 more
    sentences of the corpus grammar (the synthetic stand-in for the books the
    real prompts come from), dev/test prompts excluded (:mod:`silentspeech.decoding.ngram`);
-4. ``recognition``: EMG -> text training with ``recipes/synthetic/recognition.yaml``;
-5. ``production``: EMG -> MFCC training with ``recipes/synthetic/production.yaml``;
-6. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
+4. ``pretrain``: masked reconstruction of the corpus's EMG by the speech
+   model's trunk (``recipes/synthetic/speech_pretrain.yaml``), no labels;
+5. ``recognition``: EMG -> text, fine-tuned from the pretrained trunk
+   (``recipes/synthetic/recognition.yaml``);
+6. ``production``: EMG -> MFCC, fine-tuned from it (``recipes/synthetic/production.yaml``);
+7. ``scratch``: both again from scratch at the same budget, for the
+   pretrained-vs-scratch comparison of the report;
+8. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
    test split (:mod:`silentspeech.evaluation.recognition`), ``recognition/eval_test/``;
-7. ``vocoder``: the small HiFi-GAN (``vocoder/small.yaml``) trained for
-   :data:`VOCODER_MINUTES` on the voiced training audio, then compared with
-   Griffin-Lim on the test audio from true features (``vocoder/compare/``);
-8. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
+9. ``vocoder``: the pretrained universal HiFi-GAN V1 fine-tuned for
+   :data:`VOCODER_MINUTES` on the production model's predicted features
+   (``vocoder/finetune.yaml``);
+10. ``listen``: Whisper transcribes the test split in five renderings
+    (:mod:`silentspeech.quickstart.listening`);
+11. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
 
 A training stage is finished when its run wrote its final file
 (``test_metrics.json``; the vocoder's ``history.json``); a killed one
-resumes from ``last.ckpt``. The evaluation and the report are redone when a
-stage they read from did work in this run. Each stage's wall time is kept
-in ``stage_times.json`` (from the run that did the work) for the report.
-The run ends by printing where everything is and how to start the demo.
+resumes from ``last.ckpt``. Later stages are redone when a stage they read
+from did work in this run. Each stage's wall time is kept in
+``stage_times.json`` (from the run that did the work) for the report. The
+run ends by printing where everything is and how to start the demo.
 """
 
 from __future__ import annotations
@@ -37,14 +45,15 @@ from typing import Callable, Mapping, Sequence
 from silentspeech.atomic import atomic_write_json
 from silentspeech.config import bundled_recipe
 from silentspeech.quickstart.layout import DEFAULT_OUT, STAGE_TIMES, QuickstartLayout
+from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown, listening_test
 from silentspeech.runs import BEST_WEIGHTS, HISTORY_FILE, LAST_CHECKPOINT, TEST_METRICS
 
 log = logging.getLogger(__name__)
 
 #: Grammar sentences added to the training prompts for the language model.
 GRAMMAR_SENTENCES = 20_000
-#: Vocoder training budget: with the other stages (about 11 minutes on 2 busy
-#: CPU cores) the quickstart takes about 15 minutes.
+#: Budget of the vocoder fine-tune (wall clock): with the other stages the
+#: quickstart stays within 20 minutes on 2 CPU cores (stage_times.json).
 VOCODER_MINUTES = 3.0
 
 
@@ -80,7 +89,8 @@ def closing_message(layout: QuickstartLayout, stage_seconds: Mapping[str, float]
         ("audio", f"{layout.audio}/  (EMG -> production model -> vocoder, and Griffin-Lim)"),
         ("recognition", f"{layout.recognition}  (EMG -> text; test evaluation in {layout.evaluation})"),
         ("production", f"{layout.production}  (EMG -> 80 MFCC per frame)"),
-        ("vocoder", f"{layout.vocoder_generator}  (MFCC -> 22050 Hz audio; vs Griffin-Lim in {layout.vocoder_comparison})"),
+        ("vocoder", f"{layout.vocoder_generator}  (universal HiFi-GAN V1 fine-tuned on the production model's predictions)"),
+        ("listening", f"{layout.listening}  (Whisper's transcripts of the test split in five renderings)"),
         ("language model", f"{layout.lm}"),
         ("corpus", f"{layout.corpus}  (synthetic, Gaddy layout; preprocessed in {layout.cache})"),
     ]
@@ -151,26 +161,46 @@ def make_lm(ctx: StageContext) -> bool:
     return True
 
 
+def _train(recipe: str, run_dir: Path, ctx: StageContext, overrides: Sequence[str]) -> bool:
+    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there (a killed one resumes)."""
+    if _finished_run(run_dir):
+        print(f"reusing the trained model in {run_dir}")
+        return False
+    from silentspeech.tasks import train_recipe
+
+    layout = ctx.layout
+    train_recipe(
+        bundled_recipe(f"recipes/synthetic/{recipe}.yaml"),
+        [f"out={run_dir}", f"data.cache={layout.cache}", f"data.root={layout.corpus}", *overrides],
+        resume=(run_dir / LAST_CHECKPOINT).is_file(),
+    )
+    return True
+
+
+def pretrain(ctx: StageContext) -> bool:
+    """Masked-reconstruction pretraining of the speech model's trunk on the corpus's EMG."""
+    return _train("speech_pretrain", ctx.layout.pretrain, ctx, ctx.overrides.get("pretrain", ()))
+
+
+def _init_from(ctx: StageContext) -> list[str]:
+    """``model.init_from=<pretrain run>`` when the pretraining stage has finished, else nothing (from scratch)."""
+    return [f"model.init_from={ctx.layout.pretrain}"] if _finished_run(ctx.layout.pretrain) else []
+
+
 def train_stage(task: str) -> Callable[[StageContext], bool]:
-    """The stage that trains ``recipes/synthetic/<task>.yaml`` into the layout's folder of that name."""
+    """The stage that trains ``recipes/synthetic/<task>.yaml`` from the pretrained trunk into the layout's folder of that name."""
 
     def work(ctx: StageContext) -> bool:
-        run_dir = getattr(ctx.layout, task)
-        if _finished_run(run_dir):
-            print(f"reusing the trained model in {run_dir}")
-            return False
-        from silentspeech.tasks import train_recipe
+        return _train(task, getattr(ctx.layout, task), ctx, [*_init_from(ctx), *ctx.overrides.get(task, ())])
 
-        layout = ctx.layout
-        train_recipe(
-            bundled_recipe(f"recipes/synthetic/{task}.yaml"),
-            [f"out={run_dir}", f"data.cache={layout.cache}", f"data.root={layout.corpus}", *ctx.overrides.get(task, ())],
-            resume=(run_dir / LAST_CHECKPOINT).is_file(),
-        )
-        return True
-
-    work.__doc__ = f"Train recipes/synthetic/{task}.yaml (a killed run resumes)."
+    work.__doc__ = f"Train recipes/synthetic/{task}.yaml from the pretrained trunk (a killed run resumes)."
     return work
+
+
+def scratch(ctx: StageContext) -> bool:
+    """Recognition and production again from scratch with the same recipes and budget: the report's comparison."""
+    did = [_train(task, ctx.layout.scratch / task, ctx, ctx.overrides.get(task, ())) for task in ("recognition", "production")]
+    return any(did)
 
 
 def evaluate(ctx: StageContext) -> bool:
@@ -187,28 +217,38 @@ def evaluate(ctx: StageContext) -> bool:
 
 
 def vocoder(ctx: StageContext) -> bool:
-    """Train the small HiFi-GAN for :data:`VOCODER_MINUTES` and compare it with Griffin-Lim on true test features."""
+    """Fine-tune the universal V1 for :data:`VOCODER_MINUTES` on the production model's predicted features."""
     layout = ctx.layout
-    comparison = layout.vocoder_comparison / "resynthesis.json"
-    if comparison.is_file() and not ctx.redone & {"cache"}:
-        print(f"reusing the trained vocoder in {layout.vocoder}")
+    if (layout.vocoder / HISTORY_FILE).is_file() and not ctx.redone & {"cache", "production"}:
+        print(f"reusing the fine-tuned vocoder in {layout.vocoder}")
         return False
-    from silentspeech.vocoder.compare import compare_resynthesis
     from silentspeech.vocoder.train import load_vocoder_recipe, train_vocoder
 
-    # history.json is written when a training run ends; a killed run resumes from last.ckpt.
-    if not (layout.vocoder / HISTORY_FILE).is_file():
-        recipe = load_vocoder_recipe(
-            bundled_recipe("vocoder/small.yaml"),
-            [f"cache={layout.cache}", f"out_dir={layout.vocoder}", f"max_minutes={VOCODER_MINUTES:g}", *ctx.overrides.get("vocoder", ())],
-        )
-        train_vocoder(recipe, resume=(layout.vocoder / LAST_CHECKPOINT).is_file())
-    # The corpus is synthetic, so the same speech can be rendered again: the score a perfect vocoder would get.
-    for scores in compare_resynthesis(layout.cache, layout.vocoder, split="test", out_dir=layout.vocoder_comparison, second_rendition=True):
-        print(
-            f"{scores.method:<16} on {scores.utterances} test utterances (true features): "
-            f"LSD {scores.log_spectral_distance_db:.2f} dB, MCD {scores.mel_cepstral_distortion_db:.2f} dB"
-        )
+    if (layout.vocoder / HISTORY_FILE).is_file():  # the production model changed: start the fine-tune again
+        import shutil
+
+        shutil.rmtree(layout.vocoder)
+    recipe = load_vocoder_recipe(
+        bundled_recipe("vocoder/finetune.yaml"),
+        [
+            f"cache={layout.cache}", f"finetune_on={layout.production}", f"out_dir={layout.vocoder}",
+            f"max_minutes={VOCODER_MINUTES:g}", *ctx.overrides.get("vocoder", ()),
+        ],
+    )
+    train_vocoder(recipe, resume=(layout.vocoder / LAST_CHECKPOINT).is_file())
+    return True
+
+
+def listen(ctx: StageContext) -> bool:
+    """Whisper on the test split: recordings, true features -> V1, and EMG through V1, Griffin-Lim and the fine-tuned V1."""
+    layout = ctx.layout
+    table = layout.listening / LISTENING_JSON
+    if table.is_file() and not ctx.redone & {"cache", "production", "vocoder"}:
+        print(f"reusing the listening test in {layout.listening}")
+        return False
+    finetuned = layout.vocoder if layout.vocoder_generator.is_file() else None
+    rows = listening_test(layout.cache, layout.production, layout.listening, finetuned=finetuned)
+    print(listening_markdown(rows))
     return True
 
 
@@ -230,15 +270,18 @@ STAGE_WORK: dict[str, tuple[Callable[[QuickstartLayout], Path], Callable[[StageC
     "corpus": (lambda layout: layout.corpus, make_corpus),
     "cache": (lambda layout: layout.cache, make_cache),
     "lm": (lambda layout: layout.lm, make_lm),
+    "pretrain": (lambda layout: layout.pretrain, pretrain),
     "recognition": (lambda layout: layout.recognition, train_stage("recognition")),
     "production": (lambda layout: layout.production, train_stage("production")),
+    "scratch": (lambda layout: layout.scratch, scratch),
     "evaluate": (lambda layout: layout.evaluation, evaluate),
     "vocoder": (lambda layout: layout.vocoder, vocoder),
+    "listen": (lambda layout: layout.listening, listen),
     "report": (lambda layout: layout.report, report),
 }
 STAGES = tuple(STAGE_WORK)
 #: Stages whose recipes take ``key=value`` overrides.
-OVERRIDABLE = ("recognition", "production", "vocoder")
+OVERRIDABLE = ("pretrain", "recognition", "production", "vocoder")
 
 
 def run_quickstart(

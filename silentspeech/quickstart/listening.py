@@ -1,0 +1,127 @@
+"""The quickstart's listening test: is the speech made from silent EMG English to a recogniser that never heard it?
+
+For the silent utterances of the test split, Whisper (by default the bundled
+tiny.en, :mod:`silentspeech.evaluation.asr`) transcribes five renderings and
+each is scored against the prompt (corpus-level WER/CER with substitutions,
+deletions and insertions):
+
+1. ``recording``: the voiced twin's own recording (same sentence, spoken);
+   the ceiling the rest can reach;
+2. ``true features -> V1``: the twin's recording reduced to our MFCC and
+   voiced again by the pretrained universal HiFi-GAN V1 (what the vocoder
+   loses on its own);
+3. ``EMG -> V1``: silent EMG -> production model -> predicted MFCC -> universal V1;
+4. ``EMG -> Griffin-Lim``: the same predicted features through the fallback;
+5. ``EMG -> fine-tuned V1``: the same through V1 fine-tuned on the production
+   model's predictions (the quickstart's vocoder stage), when there is one.
+
+Rows 3-5 are :func:`silentspeech.evaluation.production.evaluate_production`
+runs (their per-utterance files lie in sub-folders); the judge is loaded once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from silentspeech.atomic import atomic_write_json
+from silentspeech.data.cache import CachedUtterances
+from silentspeech.evaluation.asr import AudioASR, load_asr
+from silentspeech.evaluation.production import evaluate_production
+from silentspeech.features import AUDIO_RATE, acoustic_features, load_audio
+from silentspeech.metrics import error_rates
+from silentspeech.tables import markdown_table
+from silentspeech.vocoder.synthesis import GRIFFIN_LIM, load_vocoder
+
+#: The pretrained vocoder the table is built around.
+PRETRAINED = "v1-universal"
+#: File of the table's figures in the listening folder.
+LISTENING_JSON = "listening.json"
+
+
+@dataclasses.dataclass
+class ListeningRow:
+    """One rendering of the test utterances and how well the judge understood it."""
+
+    condition: str
+    vocoder: str
+    utterances: int
+    wer: float
+    cer: float
+    substitutions: int
+    deletions: int
+    insertions: int
+    reference_words: int
+
+
+def _row(condition: str, vocoder: str, references: Sequence[str], transcripts: Sequence[str]) -> ListeningRow:
+    rates = error_rates(references, transcripts)
+    return ListeningRow(condition, vocoder, rates.utterances, rates.wer, rates.cer, rates.substitutions, rates.deletions, rates.insertions, rates.reference_words)
+
+
+def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR) -> list[ListeningRow]:
+    """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through universal V1 from their MFCC."""
+    data = CachedUtterances(cache, split, kinds=("silent",))
+    if len(data) == 0:
+        raise ValueError(f"{cache}: the {split} split holds no silent utterances")
+    vocoder = load_vocoder(PRETRAINED)
+    texts, recordings, resynthesised = [], [], []
+    for entry in tqdm(data.entries, desc="voiced twins", unit="utt"):
+        twin = data.by_id.get(entry.get("twin") or "")
+        if twin is None:
+            raise ValueError(f"{cache}: silent utterance {entry['id']} has no voiced twin in the cache")
+        audio = load_audio(twin["audio_path"], AUDIO_RATE)
+        texts.append(entry["text"])
+        recordings.append(audio)
+        resynthesised.append(vocoder.synthesize(acoustic_features(audio, vocoder.n_mfcc)))
+    return [
+        _row("recording (voiced twin)", "-", texts, asr.transcribe(recordings)),
+        _row("true features -> V1", vocoder.description, texts, asr.transcribe(resynthesised)),
+    ]
+
+
+def listening_test(
+    cache: str | os.PathLike,
+    producer: str | os.PathLike,
+    out: str | os.PathLike,
+    finetuned: str | os.PathLike | None = None,
+    split: str = "test",
+    asr: str = "whisper",
+) -> list[ListeningRow]:
+    """The five-row table (see the module docstring) for ``split``; writes ``out/listening.json`` and returns the rows."""
+    out = Path(out)
+    judge = load_asr(asr)
+    rows = reference_rows(cache, split, judge)
+    renderings = [("EMG -> V1", PRETRAINED), ("EMG -> Griffin-Lim", GRIFFIN_LIM)]
+    if finetuned is not None:
+        renderings.append(("EMG -> fine-tuned V1", finetuned))
+    for condition, vocoder in renderings:
+        folder = out / condition.split("-> ")[1].lower().replace(" ", "_").replace("-", "_")
+        scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=folder)
+        rows.append(
+            ListeningRow(
+                condition, scores.vocoder, scores.utterances, scores.wer, scores.cer,
+                scores.substitutions, scores.deletions, scores.insertions, scores.reference_words,
+            )
+        )
+    atomic_write_json(out / LISTENING_JSON, {"split": split, "judge": judge.name, "rows": [dataclasses.asdict(r) for r in rows]})
+    return rows
+
+
+def listening_markdown(rows: Sequence[ListeningRow] | Sequence[dict]) -> str:
+    """The table as markdown: condition, WER, CER, S/D/I of N words, vocoder."""
+    rows = [r if isinstance(r, dict) else dataclasses.asdict(r) for r in rows]
+    return markdown_table(
+        ["rendering", "n", "WER %", "CER %", "S / D / I of words", "vocoder"],
+        [
+            [
+                r["condition"], r["utterances"], f"{100 * r['wer']:.1f}", f"{100 * r['cer']:.1f}",
+                f"{r['substitutions']} / {r['deletions']} / {r['insertions']} of {r['reference_words']}", r["vocoder"],
+            ]
+            for r in rows
+        ],
+    )
