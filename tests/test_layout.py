@@ -133,8 +133,7 @@ def test_long_functions_give_their_reason():
                 lines = node.end_lineno - node.lineno + 1
                 if lines > LONGEST_FUNCTION and LONG_REASON not in (ast.get_docstring(node) or ""):
                     too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
-    # write_quickstart_report is being split in quickstart/report.py (issue 19); nothing else may join it.
-    assert [f for f in too_long if " write_quickstart_report " not in f] == []
+    assert too_long == []
 
 
 def test_readme_architecture_table_names_every_module_by_its_real_path():

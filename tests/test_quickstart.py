@@ -19,12 +19,12 @@ TINY_MODEL = [
     "model.width=16", "model.encoder.dim=16", "model.encoder.depth=1", "model.encoder.heads=1", "model.encoder.mlp_dim=32",
     "trainer.max_steps=2", "trainer.val_every_steps=2", "trainer.progress_bar=false", "trainer.log_every_steps=1",
 ]
-#: A tiny vocoder generator for two steps (the quickstart's own time budget is lifted).
+#: A tiny vocoder generator (not the pretrained V1) for two steps (the quickstart's own time budget is lifted).
 TINY_VOCODER = [
-    "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3]]",
-    "batch_size=2", "max_steps=2", "max_minutes=0", "checkpoint_every=1",
+    "init_from=''", "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3]]",
+    "batch_size=2", "segment_samples=2048", "max_steps=2", "max_minutes=0", "checkpoint_every=1",
 ]
-TINY = {"recognition": TINY_MODEL, "production": TINY_MODEL, "vocoder": TINY_VOCODER}
+TINY = {"pretrain": TINY_MODEL, "recognition": TINY_MODEL, "production": TINY_MODEL, "vocoder": TINY_VOCODER}
 
 
 def test_data_stages_run_then_are_reused(tmp_path, monkeypatch, capsys):
@@ -45,7 +45,7 @@ def test_data_stages_run_then_are_reused(tmp_path, monkeypatch, capsys):
 def test_unknown_stage_and_override_are_named():
     with pytest.raises(ValueError, match="unknown quickstart stage"):
         run_quickstart("unused", stages=("corpus", "vocoderz"))
-    with pytest.raises(ValueError, match="only the recognition, production and vocoder"):
+    with pytest.raises(ValueError, match="only the pretrain, recognition, production and vocoder"):
         run_quickstart("unused", stages=("corpus",), overrides={"lm": ["order=3"]})
 
 
@@ -75,15 +75,20 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
 
     layout = QuickstartLayout(tmp_path)
     assert (layout.vocoder / "generator.safetensors").is_file()
-    methods = {s["method"] for s in json.loads((layout.vocoder_comparison / "resynthesis.json").read_text())["scores"]}
-    assert methods == {"griffin-lim", "hifigan", "second rendition"}
+    listening = json.loads((layout.listening / "listening.json").read_text())
+    conditions = [row["condition"] for row in listening["rows"]]
+    assert conditions == ["recording (voiced twin)", "true features -> V1", "EMG -> V1", "EMG -> Griffin-Lim", "EMG -> fine-tuned V1"]
+    assert "whisper tiny.en" in listening["judge"]
     report = layout.report.read_text()
-    for item in ("emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "LSD dB", "| second rendition |", "Wall time per stage"):
+    for item in (
+        "emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "Whisper listens", "| recording (voiced twin) |",
+        "Pretrained against scratch", "Wall time per stage",
+    ):
         assert item in report
     for figure in ("emg.png", "spectrogram.png", "alignment.png"):
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
     wavs = sorted(layout.audio.glob("*.wav"))
-    assert {w.name.split(".")[1] for w in wavs} == {"hifigan", "griffin-lim", "voiced-twin"}
+    assert {w.name.split(".")[1] for w in wavs} == {"v1-universal", "fine-tuned-v1", "griffin-lim", "voiced-twin"}
     for wav in wavs:
         assert f"(audio/{wav.name})" in report
         assert soundfile.info(str(wav)).samplerate == 22050
@@ -96,10 +101,14 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     assert layout.report.stat().st_mtime_ns == written
 
 
-def test_a_killed_vocoder_stage_resumes_and_is_then_compared(tmp_path):
-    run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache"), workers=0)
+@pytest.mark.slow
+def test_a_killed_vocoder_fine_tune_resumes(tmp_path):
+    run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache", "production"), workers=0, overrides=TINY)
     layout = QuickstartLayout(tmp_path)
-    recipe = load_vocoder_recipe(bundled_recipe("vocoder/small.yaml"), [f"cache={layout.cache}", f"out_dir={layout.vocoder}", *TINY_VOCODER])
+    recipe = load_vocoder_recipe(
+        bundled_recipe("vocoder/v1_finetune.yaml"),
+        [f"cache={layout.cache}", f"finetune_on={layout.production}", f"out_dir={layout.vocoder}", *TINY_VOCODER],
+    )
     recipe.max_steps = 1
     train_vocoder(recipe)
     # A run killed mid-training has its checkpoint but not the history written at its end.
@@ -108,4 +117,3 @@ def test_a_killed_vocoder_stage_resumes_and_is_then_compared(tmp_path):
     assert not result.reused
     steps = [row["step"] for row in json.loads((layout.vocoder / "history.json").read_text())]
     assert steps == [2]  # resumed after step 1, not started again
-    assert (layout.vocoder_comparison / "resynthesis.json").is_file()

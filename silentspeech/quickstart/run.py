@@ -20,7 +20,7 @@ it, so a second run only does what is missing:
    test split (:mod:`silentspeech.evaluation.recognition`), ``recognition/eval_test/``;
 9. ``vocoder``: the pretrained universal HiFi-GAN V1 fine-tuned for
    :data:`VOCODER_MINUTES` on the production model's predicted features
-   (``vocoder/finetune.yaml``);
+   (``vocoder/v1_finetune.yaml``);
 10. ``listen``: Whisper transcribes the test split in five renderings
     (:mod:`silentspeech.quickstart.listening`);
 11. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
@@ -229,7 +229,7 @@ def vocoder(ctx: StageContext) -> bool:
 
         shutil.rmtree(layout.vocoder)
     recipe = load_vocoder_recipe(
-        bundled_recipe("vocoder/finetune.yaml"),
+        bundled_recipe("vocoder/v1_finetune.yaml"),
         [
             f"cache={layout.cache}", f"finetune_on={layout.production}", f"out_dir={layout.vocoder}",
             f"max_minutes={VOCODER_MINUTES:g}", *ctx.overrides.get("vocoder", ()),
