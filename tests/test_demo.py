@@ -187,3 +187,27 @@ def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(clien
         assert page.locator("#greedy-text textarea").input_value() == ""
         browser.close()
     assert (tmp_path / "demo.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_demo_uses_the_named_models_only_or_the_quickstart_set(tmp_path):
+    """Named models are never mixed with the quickstart's (its fine-tuned vocoder, LM, corpus); none named: the whole set."""
+    from silentspeech.cli import build_parser, demo_models
+    from silentspeech.quickstart.layout import QuickstartLayout
+    from silentspeech.vocoder import DEFAULT_VOCODER
+
+    layout = QuickstartLayout(tmp_path / "qs")
+    for folder in (layout.recognition, layout.production, layout.corpus, layout.vocoder):
+        folder.mkdir(parents=True)
+    layout.lm.parent.mkdir(parents=True)
+    layout.lm.write_text("\\data\\\n")
+    layout.vocoder_generator.write_bytes(b"weights")
+    own = tmp_path / "my_production"
+    own.mkdir()
+
+    named = demo_models(build_parser().parse_args(["demo", "--quickstart", str(layout.out), "--producer", str(own)]))
+    assert (named.producer, named.recognizer, named.lm, named.corpus) == (own, None, None, None)
+    assert named.vocoder == DEFAULT_VOCODER and "given on the command line" in named.source
+
+    whole = demo_models(build_parser().parse_args(["demo", "--quickstart", str(layout.out)]))
+    assert (whole.recognizer, whole.producer, whole.lm, whole.corpus) == (layout.recognition, layout.production, layout.lm, layout.corpus)
+    assert whole.vocoder == str(layout.vocoder) and "quickstart" in whole.source
