@@ -68,7 +68,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
     # An untrained model's posteriors keep a wide beam busy for a minute.
     monkeypatch.setattr(evaluation, "DEFAULT_BEAM_WIDTH", 4)
-    first = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY)
+    first = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY, stages=STAGES)
     assert tuple(first.paths) == STAGES and not first.reused
     out = capsys.readouterr().out
     assert "Start the demo:" in out and "report.md" in out
@@ -96,7 +96,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     assert set(times) == set(STAGES)
 
     written = layout.report.stat().st_mtime_ns
-    second = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY)
+    second = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY, stages=STAGES)
     assert second.reused == set(STAGES)
     assert layout.report.stat().st_mtime_ns == written
 
