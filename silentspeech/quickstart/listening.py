@@ -21,7 +21,6 @@ runs (their per-utterance files lie in sub-folders); the judge is loaded once.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Sequence
@@ -43,27 +42,16 @@ PRETRAINED = "v1-universal"
 LISTENING_JSON = "listening.json"
 
 
-@dataclasses.dataclass
-class ListeningRow:
-    """One rendering of the test utterances and how well the judge understood it."""
-
-    condition: str
-    vocoder: str
-    utterances: int
-    wer: float
-    cer: float
-    substitutions: int
-    deletions: int
-    insertions: int
-    reference_words: int
+#: What a row of the table keeps of :class:`silentspeech.metrics.ErrorRates` (and of the production scores).
+ROW_FIELDS = ("utterances", "wer", "cer", "substitutions", "deletions", "insertions", "reference_words")
 
 
-def _row(condition: str, vocoder: str, references: Sequence[str], transcripts: Sequence[str]) -> ListeningRow:
-    rates = error_rates(references, transcripts)
-    return ListeningRow(condition, vocoder, rates.utterances, rates.wer, rates.cer, rates.substitutions, rates.deletions, rates.insertions, rates.reference_words)
+def _row(condition: str, vocoder: str, scores: object) -> dict:
+    """One rendering's row: its name, its vocoder, and the :data:`ROW_FIELDS` of ``scores``."""
+    return {"condition": condition, "vocoder": vocoder, **{name: getattr(scores, name) for name in ROW_FIELDS}}
 
 
-def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR) -> list[ListeningRow]:
+def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR) -> list[dict]:
     """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through universal V1 from their MFCC."""
     data = CachedUtterances(cache, split, kinds=("silent",))
     if len(data) == 0:
@@ -79,8 +67,8 @@ def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR) -> list[
         recordings.append(audio)
         resynthesised.append(vocoder.synthesize(acoustic_features(audio, vocoder.n_mfcc)))
     return [
-        _row("recording (voiced twin)", "-", texts, asr.transcribe(recordings)),
-        _row("true features -> V1", vocoder.description, texts, asr.transcribe(resynthesised)),
+        _row("recording (voiced twin)", "-", error_rates(texts, asr.transcribe(recordings))),
+        _row("true features -> V1", vocoder.description, error_rates(texts, asr.transcribe(resynthesised))),
     ]
 
 
@@ -91,7 +79,7 @@ def listening_test(
     finetuned: str | os.PathLike | None = None,
     split: str = "test",
     asr: str = "whisper",
-) -> list[ListeningRow]:
+) -> list[dict]:
     """The five-row table (see the module docstring) for ``split``; writes ``out/listening.json`` and returns the rows."""
     out = Path(out)
     judge = load_asr(asr)
@@ -102,19 +90,13 @@ def listening_test(
     for condition, vocoder in renderings:
         folder = out / condition.split("-> ")[1].lower().replace(" ", "_").replace("-", "_")
         scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=folder)
-        rows.append(
-            ListeningRow(
-                condition, scores.vocoder, scores.utterances, scores.wer, scores.cer,
-                scores.substitutions, scores.deletions, scores.insertions, scores.reference_words,
-            )
-        )
-    atomic_write_json(out / LISTENING_JSON, {"split": split, "judge": judge.name, "rows": [dataclasses.asdict(r) for r in rows]})
+        rows.append(_row(condition, scores.vocoder, scores))
+    atomic_write_json(out / LISTENING_JSON, {"split": split, "judge": judge.name, "rows": rows})
     return rows
 
 
-def listening_markdown(rows: Sequence[ListeningRow] | Sequence[dict]) -> str:
+def listening_markdown(rows: Sequence[dict]) -> str:
     """The table as markdown: condition, WER, CER, S/D/I of N words, vocoder."""
-    rows = [r if isinstance(r, dict) else dataclasses.asdict(r) for r in rows]
     return markdown_table(
         ["rendering", "n", "WER %", "CER %", "S / D / I of words", "vocoder"],
         [
