@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 from silentspeech.config import bundled_recipe
-from silentspeech.evaluation import recognition as evaluation
+from silentspeech.decoding import settings as lm_settings
 from silentspeech.quickstart import run as quickstart
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.run import STAGES, closing_message, run_quickstart
@@ -21,7 +21,7 @@ TINY_MODEL = [
 ]
 #: A tiny vocoder generator (not the pretrained V1) for two steps (the quickstart's own time budget is lifted).
 TINY_VOCODER = [
-    "init_from=''", "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3]]",
+    "init_from=''", "generator.upsample_initial_channel=16", "generator.resblock_kernel_sizes=[3]", "generator.resblock_dilation_sizes=[[1,3,5]]",
     "batch_size=2", "segment_samples=2048", "max_steps=2", "max_minutes=0", "checkpoint_every=1",
 ]
 TINY = {"pretrain": TINY_MODEL, "recognition": TINY_MODEL, "production": TINY_MODEL, "vocoder": TINY_VOCODER}
@@ -67,7 +67,7 @@ def test_closing_message_says_where_everything_is_and_how_to_start_the_demo(tmp_
 def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
     # An untrained model's posteriors keep a wide beam busy for a minute.
-    monkeypatch.setattr(evaluation, "DEFAULT_BEAM_WIDTH", 4)
+    monkeypatch.setattr(lm_settings, "DEFAULT_BEAM_WIDTH", 4)
     first = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY, stages=STAGES)
     assert tuple(first.paths) == STAGES and not first.reused
     out = capsys.readouterr().out
