@@ -1,9 +1,11 @@
 """How well a vocoder turns true features back into the recorded audio: LSD and MCD beside Griffin-Lim.
 
 On the synthetic corpus a "second rendition" row scores the same speech
-rendered again with new noise: what a perfect vocoder, one that makes a new
-recording of the utterance, would score (vocoder/README.md explains why
-Griffin-Lim can score below it on these distances).
+rendered again with a new noise floor: what a vocoder that reproduced the
+speech exactly would score. (espeak-ng's speech has no breath or pitch
+randomness, so this row is now close to zero; vocoder/README.md has the
+figures of the earlier formant corpus, where it measured the distances' floor.)
+Intelligibility is judged by Whisper instead (:mod:`silentspeech.quickstart.listening`).
 """
 
 from __future__ import annotations
