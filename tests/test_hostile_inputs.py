@@ -293,11 +293,23 @@ def crafted_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
-def test_crafted_file_really_runs_code_when_unpickled(tmp_path):
-    """The payload works: without weights_only it writes the marker (so the tests below prove something)."""
+def test_crafted_file_carries_a_payload_that_writes_the_marker(tmp_path):
+    """The payload works and is in the file (so the tests below prove something), shown without unpickling the file.
+
+    Honouring its ``__reduce__`` (what a full unpickler does) writes the
+    marker, and the checkpoint's pickle holds that call.
+    """
+    import zipfile
+
     marker = tmp_path / "marker"
-    torch.load(crafted_checkpoint(tmp_path / "x.ckpt", marker), weights_only=False)
-    assert marker.exists()
+    function, arguments = Payload(marker).__reduce__()
+    function(*arguments)
+    assert marker.read_text() == "code ran"
+    marker.unlink()
+    with zipfile.ZipFile(crafted_checkpoint(tmp_path / "x.ckpt", marker)) as archive:
+        pickled = b"".join(archive.read(name) for name in archive.namelist() if name.endswith(".pkl"))
+    assert b"exec" in pickled and str(marker).encode() in pickled
+    assert not marker.exists()
 
 
 def _train_resume(path: Path) -> None:

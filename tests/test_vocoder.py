@@ -20,6 +20,7 @@ from silentspeech.data.cache import CACHE_VERSION
 from silentspeech.features import AUDIO_RATE, HOP_LENGTH, acoustic_features, load_audio
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
 from silentspeech.tasks import get_task, train_recipe
+from silentspeech.torch_files import load_torch_file
 from silentspeech.vocoder import compare as vocoder_compare
 from silentspeech.vocoder import train as vocoder_train
 from silentspeech.vocoder.compare import compare_resynthesis
@@ -263,7 +264,7 @@ def test_small_vocoder_trains_checkpoints_and_resumes(tiny_cache, tmp_path):
     out = tmp_path / "run"
     train_vocoder(tiny_recipe(tiny_cache, out, "max_steps=2"))
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "generator.safetensors", "history.json", "last.ckpt", "losses.png"]
-    state = torch.load(out / "last.ckpt", weights_only=False)
+    state = load_torch_file(out / "last.ckpt")
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 1, 0)  # 4 utterances, batches of 2
     assert "discriminator" not in state  # untrained: not written
     vocoder = load_vocoder(out)
@@ -275,7 +276,7 @@ def test_small_vocoder_trains_checkpoints_and_resumes(tiny_cache, tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert [row["step"] for row in history] == [1, 2, 3]
     assert all(math.isfinite(v) for row in history for v in row.values())
-    assert torch.load(out / "last.ckpt", weights_only=False)["step"] == 3
+    assert load_torch_file(out / "last.ckpt")["step"] == 3
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -327,7 +328,7 @@ def test_adversarial_step_trains_and_saves_the_discriminators(tiny_cache, tmp_pa
     train_vocoder(tiny_recipe(tiny_cache, out, "max_steps=1", "discriminator_start_step=0"))
     (row,) = json.loads((out / "history.json").read_text())
     assert set(row) == {"step", "D", "G", "mel", "stft", "dc"} and all(math.isfinite(v) for v in row.values())
-    state = torch.load(out / "last.ckpt", weights_only=False)
+    state = load_torch_file(out / "last.ckpt")
     assert {"discriminator", "optimizer_d"} <= set(state)
 
 
