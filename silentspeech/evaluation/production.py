@@ -35,7 +35,7 @@ from silentspeech.evaluation.asr import AudioASR
 from silentspeech.features import acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
 from silentspeech.runs import run_directory, run_path
-from silentspeech.vocoder.synthesis import DEFAULT_VOCODER
+from silentspeech.vocoder.synthesis import DEFAULT_VOCODER, Vocoder
 
 
 @dataclass
@@ -79,7 +79,7 @@ def evaluate_production(
     checkpoint: str | os.PathLike,
     asr: AudioASR,
     split: str = "test",
-    vocoder: str | os.PathLike = DEFAULT_VOCODER,
+    vocoder: str | os.PathLike | Vocoder = DEFAULT_VOCODER,
     cache: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     max_utterances: int = 0,
@@ -88,7 +88,7 @@ def evaluate_production(
     """Synthesise every utterance of ``split``, transcribe it with ``asr`` and score it.
 
     ``asr`` is a loaded judge (:func:`silentspeech.evaluation.asr.load_asr`);
-    ``vocoder`` a vocoder spec (default: the pretrained universal V1).
+    ``vocoder`` a vocoder spec (default: the pretrained universal V1) or a loaded :class:`~silentspeech.vocoder.synthesis.Vocoder`.
 
     ``cache`` defaults to the production run's ``data.cache``; ``max_utterances``
     > 0 keeps the first that many (a quick look). Writes results.csv,

@@ -34,7 +34,7 @@ from silentspeech.evaluation.production import evaluate_production
 from silentspeech.features import AUDIO_RATE, acoustic_features, load_audio
 from silentspeech.metrics import error_rates
 from silentspeech.tables import markdown_table
-from silentspeech.vocoder.synthesis import GRIFFIN_LIM, load_vocoder
+from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
 
 #: The pretrained vocoder the table is built around.
 PRETRAINED = "v1-universal"
@@ -51,12 +51,11 @@ def _row(condition: str, vocoder: str, scores: object) -> dict:
     return {"condition": condition, "vocoder": vocoder, **{name: getattr(scores, name) for name in ROW_FIELDS}}
 
 
-def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR) -> list[dict]:
-    """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through universal V1 from their MFCC."""
+def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR, vocoder: Vocoder) -> list[dict]:
+    """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through ``vocoder`` (universal V1) from their MFCC."""
     data = CachedUtterances(cache, split, kinds=("silent",))
     if len(data) == 0:
         raise ValueError(f"{cache}: the {split} split holds no silent utterances")
-    vocoder = load_vocoder(PRETRAINED)
     texts, recordings, resynthesised = [], [], []
     for entry in tqdm(data.entries, desc="voiced twins", unit="utt"):
         twin = data.by_id.get(entry.get("twin") or "")
@@ -83,8 +82,9 @@ def listening_test(
     """The five-row table (see the module docstring) for ``split``; writes ``out/listening.json`` and returns the rows."""
     out = Path(out)
     judge = load_asr(asr)
-    rows = reference_rows(cache, split, judge)
-    renderings = [("EMG -> V1", PRETRAINED), ("EMG -> Griffin-Lim", GRIFFIN_LIM)]
+    pretrained = load_vocoder(PRETRAINED)  # loaded (and exported to ONNX) once for rows 2 and 3
+    rows = reference_rows(cache, split, judge, pretrained)
+    renderings = [("EMG -> V1", pretrained), ("EMG -> Griffin-Lim", GRIFFIN_LIM)]
     if finetuned is not None:
         renderings.append(("EMG -> fine-tuned V1", finetuned))
     for condition, vocoder in renderings:
