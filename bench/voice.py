@@ -45,9 +45,10 @@ import torch
 from silentspeech.benchmark import bench_arguments, peak_memory, print_report, real_time_factor, set_threads, time_calls
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
+from silentspeech.vocoder import GRIFFIN_LIM
 from silentspeech.vocoder.generator import build_generator
 from silentspeech.vocoder.original import PRETRAINED_V1
-from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 from silentspeech.vocoder.train import load_vocoder_recipe
 
 RAW_RATE = 1000.0  # Hz, the Gaddy corpus's

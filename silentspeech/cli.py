@@ -8,9 +8,9 @@ COMMAND --help`` documents each one.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 

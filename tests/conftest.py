@@ -8,8 +8,8 @@ fresh clone.
 from __future__ import annotations
 
 import os
-import sys
 import shutil
+import sys
 from pathlib import Path
 
 import pytest

@@ -13,9 +13,9 @@ from conftest import prepared_synthetic_cache
 
 from silentspeech.features import HOP_LENGTH
 from silentspeech.tasks import train_recipe
-from silentspeech.vocoder import original
+from silentspeech.vocoder import DEFAULT_VOCODER, original
 from silentspeech.vocoder.generator import GeneratorConfig, load_generator_safetensors
-from silentspeech.vocoder.synthesis import DEFAULT_VOCODER, load_vocoder, read_generator_spec
+from silentspeech.vocoder.synthesis import load_vocoder, read_generator_spec
 from silentspeech.vocoder.train import load_vocoder_recipe, train_vocoder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from silentspeech.evaluation import DEFAULT_ASR, ASR_SPEC_HELP  # noqa: F401 (re-exported)
+from silentspeech.evaluation import DEFAULT_ASR
 from silentspeech.features import AUDIO_RATE, resample_audio
 from silentspeech.runtime import installed_version, package_folder, pick_device
 

@@ -35,7 +35,8 @@ from silentspeech.evaluation.asr import AudioASR
 from silentspeech.features import acoustic_features
 from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
 from silentspeech.runs import run_directory, run_path
-from silentspeech.vocoder.synthesis import DEFAULT_VOCODER, Vocoder
+from silentspeech.vocoder import DEFAULT_VOCODER
+from silentspeech.vocoder.synthesis import Vocoder
 
 
 @dataclass

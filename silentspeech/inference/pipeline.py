@@ -47,7 +47,8 @@ from silentspeech.preprocessing import (
     preprocess_emg,
 )
 from silentspeech.runtime import pick_device
-from silentspeech.vocoder.synthesis import DEFAULT_VOCODER, Vocoder, load_vocoder
+from silentspeech.vocoder import DEFAULT_VOCODER
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
 #: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
 MIN_EMG_RATE = 900.0

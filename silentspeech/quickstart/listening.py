@@ -34,7 +34,8 @@ from silentspeech.evaluation.production import evaluate_production
 from silentspeech.features import AUDIO_RATE, acoustic_features, load_audio
 from silentspeech.metrics import error_rates
 from silentspeech.tables import markdown_table
-from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
+from silentspeech.vocoder import GRIFFIN_LIM
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
 #: The pretrained vocoder the table is built around.
 PRETRAINED = "v1-universal"

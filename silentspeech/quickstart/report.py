@@ -42,7 +42,8 @@ from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown
 from silentspeech.runs import TEST_METRICS
 from silentspeech.tables import markdown_table
-from silentspeech.vocoder.synthesis import GRIFFIN_LIM, load_vocoder
+from silentspeech.vocoder import GRIFFIN_LIM
+from silentspeech.vocoder.synthesis import load_vocoder
 
 #: Test utterances synthesised into audio for the report.
 EXAMPLES = 4

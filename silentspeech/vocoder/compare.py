@@ -26,7 +26,8 @@ from silentspeech.data.synthetic import speech as synthetic
 from silentspeech.features import write_wav
 from silentspeech.figures import log_mel_figure, save_figure
 from silentspeech.metrics import log_spectral_distance, mel_cepstral_distortion
-from silentspeech.vocoder.synthesis import GRIFFIN_LIM, Vocoder, load_vocoder
+from silentspeech.vocoder import GRIFFIN_LIM
+from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 from silentspeech.vocoder.train import frames_and_audio, split_voiced_audio
 
 log = logging.getLogger(__name__)

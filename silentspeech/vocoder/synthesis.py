@@ -34,8 +34,8 @@ import torch
 
 from silentspeech import features as audio_features
 from silentspeech.runs import GENERATOR_FILE
-from silentspeech.vocoder import DEFAULT_VOCODER, GRIFFIN_LIM, VOCODER_SPEC_HELP  # noqa: F401 (the spec vocabulary, re-exported)
 from silentspeech.runtime import cpu_session, pick_device
+from silentspeech.vocoder import DEFAULT_VOCODER, GRIFFIN_LIM
 from silentspeech.vocoder.generator import (
     GeneratorConfig,
     check_generator_config,

@@ -77,8 +77,8 @@ from tqdm import tqdm
 from silentspeech.atomic import atomic_open, atomic_write_json
 from silentspeech.data.synthetic import espeak, language
 from silentspeech.data.synthetic.emg import crosstalk, motor_unit_trains
-from silentspeech.preprocessing import RAW_EMG_RATE
 from silentspeech.phonemes import PHONEMES, SIL, format_textgrid
+from silentspeech.preprocessing import RAW_EMG_RATE
 from silentspeech.text import normalize_text
 
 #: Audio rate of the real corpus's flac files and of ``chunks[:, 1]``, Hz.
