@@ -112,6 +112,19 @@ def test_bundled_whisper_is_the_default_judge_and_says_what_it_is():
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
 
+def test_whisper_hears_a_clip_at_its_own_rate_as_given(monkeypatch):
+    """A 16 kHz recording reaches Whisper unresampled (a round trip through 22050 Hz costs it words); 22050 Hz clips once resampled."""
+    asr = load_asr()
+    assert asr.rate == 16000
+    heard = []
+    monkeypatch.setattr(asr.model, "transcribe", lambda clip, **settings: (heard.append(clip), ([], None))[1])
+    recording = np.random.default_rng(0).normal(0.0, 0.05, 16000).astype(np.float32)
+    assert asr.transcribe([recording], rate=16000) == [""]
+    asr.transcribe([np.zeros(22050, np.float32)])
+    np.testing.assert_array_equal(heard[0], recording)
+    assert heard[1].shape == (16000,)
+
+
 def test_whisper_understands_espeak_speech_voiced_by_v1():
     """The judge and the default vocoder on real speech: espeak-ng's audio, its log-mel through universal V1, Whisper."""
     from silentspeech.data.synthetic.espeak import speak

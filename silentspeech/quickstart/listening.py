@@ -62,12 +62,12 @@ def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR, vocoder:
         twin = data.by_id.get(entry.get("twin") or "")
         if twin is None:
             raise ValueError(f"{cache}: silent utterance {entry['id']} has no voiced twin in the cache")
-        audio = load_audio(twin["audio_path"], AUDIO_RATE)
         texts.append(entry["text"])
-        recordings.append(audio)
-        resynthesised.append(vocoder.synthesize(acoustic_features(audio, vocoder.n_mfcc)))
+        recordings.append(load_audio(twin["audio_path"], asr.rate))  # as recorded where it is the judge's rate
+        features = acoustic_features(load_audio(twin["audio_path"], AUDIO_RATE), vocoder.n_mfcc)
+        resynthesised.append(vocoder.synthesize(features))
     return [
-        _row("recording (voiced twin)", "-", error_rates(texts, asr.transcribe(recordings))),
+        _row("recording (voiced twin)", "-", error_rates(texts, asr.transcribe(recordings, asr.rate))),
         _row("true features -> V1", vocoder.description, error_rates(texts, asr.transcribe(resynthesised))),
     ]
 
