@@ -214,11 +214,11 @@ def test_demo_uses_the_named_models_only_or_the_quickstart_set(tmp_path):
 
 
 #: Optimiser steps of the production model that the Whisper test trains: enough to memorise its three voiced
-#: training sentences (measured: 300 steps gave WER 71 %, 800 steps 24 %, on a loaded 2-core machine ~2 min).
-DEMO_TRAINING_STEPS = 800
+#: training sentences (measured with generator 2: 300 steps WER 71 %, 800 steps 24 %; generator 3: 800 steps 35 %).
+DEMO_TRAINING_STEPS = 1000
 #: Whisper WER the demo's speech must stay within. Silence scores 100 % (all deletions), noise or garbled
-#: audio gives Whisper's hallucinations ("thank you", "see you in the next video": 100 % or more).
-DEMO_WER_BOUND = 0.5
+#: audio gives Whisper's hallucinations ("you", "see you in the next video"): 94-100 % measured (docs/measurements.md).
+DEMO_WER_BOUND = 0.6
 
 
 @pytest.mark.slow
