@@ -104,8 +104,18 @@ def _torch_threads():
     yield
 
 
+#: Caches made in this session, by utterance count: generating a corpus costs seconds per utterance.
+_PREPARED_CACHES: dict[int, Path] = {}
+
+
 def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
-    """Generate a synthetic corpus of ``utterances`` (seed 0) and prepare its cache; returns the cache folder."""
+    """Generate a synthetic corpus of ``utterances`` (seed 0) and prepare its cache; returns the cache folder.
+
+    One cache per utterance count and session, shared by the modules that ask
+    for it: callers read it and never write into it.
+    """
+    if utterances in _PREPARED_CACHES:
+        return _PREPARED_CACHES[utterances]
     from silentspeech.data.cache import prepare_cache
     from silentspeech.data.synthetic.speech import generate_corpus
 
@@ -113,4 +123,5 @@ def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
     generate_corpus(root, utterances=utterances, seed=0, progress=False)
     out = tmp_path_factory.mktemp("cache")
     prepare_cache(root, out, split_file=root / "testset.json", workers=0)
+    _PREPARED_CACHES[utterances] = out
     return out

@@ -165,6 +165,7 @@ def test_demo_without_quickstart_outputs_says_how_to_make_them(tmp_path, capsys)
     assert "--recognizer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(client, demo_url, emg_file, chromium, tmp_path):
     import playwright.sync_api as playwright
     expected = client.predict([handle_file(emg_file)], 1000, None, api_name="/run")[2]

@@ -148,6 +148,7 @@ def real_run(recipe: str, root: Path, tmp_path: Path, extra: list[str]) -> dict:
     return json.loads((train_gesture(config) / "test_metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_real_myo_gestures_fine_tune_beats_chance(shared_data, tmp_path):
     """8 classes (rest + 7 wrist gestures); test windows come from held-out rest/gesture runs."""
     root = shared_data / "real/myo_gestures/_readings_right_hand"
@@ -157,6 +158,7 @@ def test_real_myo_gestures_fine_tune_beats_chance(shared_data, tmp_path):
     assert metrics["test/macro_f1"] > 0.3
 
 
+@pytest.mark.slow
 def test_real_mouthed_words_fine_tune_beats_chance(shared_data, tmp_path):
     """6 mouthed commands, 2 channels; test windows come from held-out recordings (files)."""
     root = shared_data / "real/somach_silent_words/Phase_3_Mouthing"

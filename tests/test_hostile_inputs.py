@@ -192,6 +192,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's bookkeeping is left
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_prepare_killed_with_9_leaves_no_worker_behind(tmp_path):
     root = tmp_path / "emg_data"

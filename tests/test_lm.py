@@ -124,6 +124,7 @@ def test_order_below_two_is_refused():
         estimate_kneser_ney(TOY, order=1)
 
 
+@pytest.mark.slow
 def test_books_held_out_perplexity(shared_data, tmp_path):
     sherlock = shared_data / "text" / "sherlock_holmes_pg1661.txt"
     worlds = shared_data / "text" / "war_of_the_worlds_pg36.txt"

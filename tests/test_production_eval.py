@@ -23,7 +23,7 @@ TINY_ASR = ["model.dim=16", "model.depth=1", "model.heads=2", "model.mlp_dim=32"
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
-    return prepared_synthetic_cache(tmp_path_factory, utterances=30)
+    return prepared_synthetic_cache(tmp_path_factory, utterances=20)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,7 @@ def test_whisper_hears_a_clip_at_its_own_rate_as_given(monkeypatch):
     assert heard[1].shape == (16000,)
 
 
+@pytest.mark.slow
 def test_whisper_understands_espeak_speech_voiced_by_v1():
     """The judge and the default vocoder on real speech: espeak-ng's audio, its log-mel through universal V1, Whisper."""
     from silentspeech.data.synthetic.espeak import speak

@@ -125,6 +125,16 @@ def recognition_run(cache, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A recognition run of two steps on the shared 20-utterance cache, and that cache: a checkpoint to load."""
+    cache = prepared_synthetic_cache(tmp_path_factory, utterances=20)
+    out = tmp_path_factory.mktemp("short_recognition")
+    get_task("recognition").train(_config("recognition", cache, out, "trainer.max_steps=2", "trainer.test=false"))
+    return out, cache
+
+
+@pytest.mark.slow
 def test_recognition_loss_falls_and_cer_beats_chance(recognition_run):
     losses = _csv_column(recognition_run, "val/loss")
     assert losses[-1] < 0.7 * losses[0]
@@ -135,6 +145,7 @@ def test_recognition_loss_falls_and_cer_beats_chance(recognition_run):
     }
 
 
+@pytest.mark.slow
 def test_production_beats_predicting_the_mean(cache, tmp_path):
     config = _config("production", cache, tmp_path, "trainer.max_epochs=10", "optim.lr=3e-3", "optim.warmup_steps=10")
     get_task("production").train(config)
@@ -144,9 +155,10 @@ def test_production_beats_predicting_the_mean(cache, tmp_path):
     assert distance[-1] < 0.9 * baseline[-1]
 
 
-def test_load_checkpoint_rebuilds_the_model(recognition_run, cache):
+def test_load_checkpoint_rebuilds_the_model(short_run):
     from silentspeech.data.cache import CachedUtterances, collate_utterances
 
+    recognition_run, cache = short_run
     model, config = load_checkpoint(recognition_run)
     assert config.task == "recognition" and not model.training
     batch = collate_utterances([CachedUtterances(cache, "dev", kinds=("silent",))[0]])
@@ -155,7 +167,8 @@ def test_load_checkpoint_rebuilds_the_model(recognition_run, cache):
         torch.testing.assert_close(model(batch["emg"])["ctc_logits"], again(batch["emg"])["ctc_logits"])
 
 
-def test_load_checkpoint_refuses_other_architectures(recognition_run, tmp_path):
+def test_load_checkpoint_refuses_other_architectures(short_run, tmp_path):
+    recognition_run, _ = short_run
     with pytest.raises(ValueError, match="is a recognition checkpoint; a production checkpoint is needed"):
         load_checkpoint(recognition_run, task="production")
     # Weights of this run beside a config describing a wider model.
@@ -168,7 +181,8 @@ def test_load_checkpoint_refuses_other_architectures(recognition_run, tmp_path):
         load_checkpoint(tmp_path / "missing")
 
 
-def test_existing_run_is_not_overwritten(recognition_run, cache):
+def test_existing_run_is_not_overwritten(short_run):
+    recognition_run, cache = short_run
     config = _config("recognition", cache, recognition_run)
     with pytest.raises(ValueError, match="already holds a run.*--resume"):
         get_task("recognition").train(config)

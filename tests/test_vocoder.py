@@ -209,6 +209,7 @@ def test_griffin_lim_fallback_is_labelled_and_reasonable(tiny_cache, tmp_path):
     assert any(p.name.endswith(".griffin-lim.wav") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_second_rendition_row_scores_new_noise_and_needs_a_synthetic_corpus(tiny_cache, tmp_path_factory):
     cache = prepared_synthetic_cache(tmp_path_factory, utterances=20)
     out = tmp_path_factory.mktemp("compare")
@@ -309,6 +310,7 @@ def test_vocoder_train_command_goes_through_the_task_registry(tiny_cache, tmp_pa
     assert "is a recognition recipe, not a vocoder one" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_noise_injected_vocoder_trains_and_resumes_exactly(tiny_cache, tmp_path):
     noisy = ("generator.noise_injection=true", "generator.noise_scale_init=0.05")
     train_vocoder(tiny_recipe(tiny_cache, tmp_path / "straight", "max_steps=3", *noisy))
@@ -323,6 +325,7 @@ def test_noise_injected_vocoder_trains_and_resumes_exactly(tiny_cache, tmp_path)
     assert vocoder.config.noise_injection and isinstance(vocoder.generator, NoisyHifiganGenerator)
 
 
+@pytest.mark.slow
 def test_adversarial_step_trains_and_saves_the_discriminators(tiny_cache, tmp_path):
     out = tmp_path / "run"
     train_vocoder(tiny_recipe(tiny_cache, out, "max_steps=1", "discriminator_start_step=0"))

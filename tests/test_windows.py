@@ -115,6 +115,7 @@ def test_long_synthesis_runs_in_bounded_cross_faded_windows():
     assert np.allclose(audio, frame_local_vocoder([])(features), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_pipeline_windows_long_speech():
     pipeline = SilentSpeechPipeline(producer=tiny_speech_model(["acoustic"]), vocoder="griffin-lim", beam=0, device="cpu")
     seconds = WINDOW_S * 1.3
