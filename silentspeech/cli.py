@@ -420,7 +420,12 @@ def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--betas", type=float, nargs="+", help="word bonuses to try (default: 0 1 1.85 3)")
     parser.add_argument(
         "--unk-offsets", type=float, nargs="+",
-        help="unknown-word offsets (log10) to try at the best pair (default: the decoder's default only)",
+        help="unknown-word offsets (log10) to try at the best pair (default: -5 -10 -2)",
+    )
+    parser.add_argument(
+        "--lexicons", nargs="+", choices=("none", "train"),
+        help="decoding lexicons to try at the best pair: none (lexicon-free), train (the cache's training words) "
+        "(default: both)",
     )
     parser.add_argument("--beam", type=int, help="beam width (default: 100)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache); its dev split is used")
@@ -431,14 +436,19 @@ def _run_tune_lm(args: argparse.Namespace) -> int:
     from silentspeech.evaluation.recognition import tune_lm
     from silentspeech.runs import LM_PARAMS, run_directory
 
-    grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam, "unk_offsets": args.unk_offsets}
+    grid = {"alphas": args.alphas, "betas": args.betas, "beam_width": args.beam, "unk_offsets": args.unk_offsets, "lexicons": args.lexicons}
     result = tune_lm(
         args.checkpoint, args.lm, cache=args.cache, allow_lm_leak=args.allow_lm_leak, **{k: v for k, v in grid.items() if v is not None}
     )
     print(f"dev WER % (CER %) over {result.utterances} utterances, beam {result.beam_width}:")
     print(result.table())
     best = result.rates[result.best]
+    kept = result.decoder_rates[(result.lexicon, result.unk_offset)]
     print(f"best: alpha {result.best[0]:g}, beta {result.best[1]:g} (WER {100 * best.wer:.1f} %, CER {100 * best.cer:.1f} %)")
+    print(
+        f"kept: lexicon {result.lexicon}, unknown-word offset {result.unk_offset:g} "
+        f"(WER {100 * kept.wer:.1f} %, CER {100 * kept.cer:.1f} %)"
+    )
     print(f"wrote {run_directory(args.checkpoint) / LM_PARAMS}")
     return 0
 
@@ -525,7 +535,7 @@ def _run_stream(args: argparse.Namespace) -> int:
         raise CLIError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
     settings = resolve_lm_settings(args.recognizer, args.lm, args.alpha, args.beta, args.beam)
     # Without an LM given or tuned, beam search runs without one.
-    lm = {} if settings is None else {"lm": settings.lm, "alpha": settings.alpha, "beta": settings.beta, "beam": settings.beam_width}
+    lm = {} if settings is None else settings.pipeline_keywords()
     pipeline = SilentSpeechPipeline(recognizer=args.recognizer, device=args.device, mains=args.mains, **lm)
     if args.input == "-":
         if args.rate is None:
@@ -717,12 +727,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     if models.recognizer is not None and models.lm is not None:
         settings = resolve_lm_settings(models.recognizer, models.lm, args.alpha, args.beta, args.beam)
     pipeline = SilentSpeechPipeline(
-        models.recognizer,
-        models.producer,
-        models.vocoder,
-        settings.lm if settings else None,
-        *((settings.alpha, settings.beta, settings.beam_width) if settings else ()),
-        device=args.device,
+        models.recognizer, models.producer, models.vocoder, **(settings.pipeline_keywords() if settings else {}), device=args.device
     )
     print(f"EMG preprocessing: {pipeline.preprocessing_source}", flush=True)
     pipeline.warm_up()

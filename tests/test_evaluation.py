@@ -15,7 +15,7 @@ from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
-from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET, training_unigrams
 from silentspeech.decoding.ngram import estimate_kneser_ney, read_arpa, write_arpa
 from silentspeech.decoding.settings import resolve_lm_settings
 from silentspeech.evaluation import recognition
@@ -57,7 +57,7 @@ def test_evaluate_writes_csv_summary_and_report(run, lm):
     summary = evaluate_recognition(run, split="test", lm=lm, alpha=0.5, beta=1.0, beam_width=4)
     out = run / "eval_test"
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert summary["lm"] == {"lm": str(lm), "alpha": 0.5, "beta": 1.0, "beam_width": 4, "unk_offset": DEFAULT_UNK_OFFSET}
+    assert summary["lm"] == {"lm": str(lm), "alpha": 0.5, "beta": 1.0, "beam_width": 4, "unk_offset": DEFAULT_UNK_OFFSET, "lexicon": None}
     for decoder in ("greedy", "beam"):
         assert set(summary[decoder]) == {"all", "silent"}  # the test split is silent only
         rates = summary[decoder]["all"]
@@ -121,7 +121,8 @@ def test_tune_lm_saves_the_best_pair_and_evaluate_uses_it(run, lm, noisy_spellin
 def test_tune_lm_grid_result(run, lm, noisy_spelling):
     """Each grid cell is what evaluation with that pair scores on dev; the best is the lowest WER (then CER)."""
     grid = {(0.5, 0.0), (0.5, 8.0), (3.0, 0.0)}
-    result = tune_lm(run, lm, alphas=[0.5, 3.0], betas=[0.0, 8.0], beam_width=2)
+    # One decoder besides the pairs, so the saved offset and lexicon (which evaluation reads) are the grid's.
+    result = tune_lm(run, lm, alphas=[0.5, 3.0], betas=[0.0, 8.0], beam_width=2, unk_offsets=[DEFAULT_UNK_OFFSET], lexicons=["none"])
     assert set(result.rates) == grid | {(3.0, 8.0)}
     for alpha, beta in grid:
         summary = evaluate_recognition(run, split="dev", lm=lm, alpha=alpha, beta=beta, beam_width=2, out=run / f"dev_{alpha}_{beta}")
@@ -145,17 +146,43 @@ def test_decoding_settings_without_a_language_model_are_refused(run):
 
 
 def test_tune_lm_tries_unknown_word_offsets_and_evaluation_uses_the_best(run, lm, noisy_spelling):
-    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[-10.0, 0.0, -40.0])
-    assert set(result.unk_rates) == {-10.0, 0.0, -40.0}
-    assert result.unk_rates[-10.0] == result.rates[(0.5, 1.0)]
-    assert result.unk_offset == min(result.unk_rates, key=lambda o: (result.unk_rates[o].wer, result.unk_rates[o].cer))
-    assert len({(r.wer, r.cer) for r in result.unk_rates.values()}) > 1  # the offset changes the decoding
+    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[-10.0, 0.0, -40.0], lexicons=["none"])
+    assert set(result.decoder_rates) == {("none", -10.0), ("none", 0.0), ("none", -40.0)}
+    assert result.decoder_rates[("none", -10.0)] == result.rates[(0.5, 1.0)]
+    rates = result.decoder_rates
+    assert (result.lexicon, result.unk_offset) == min(rates, key=lambda key: (rates[key].wer, rates[key].cer))
+    assert len({(r.wer, r.cer) for r in rates.values()}) > 1  # the offset changes the decoding
     saved = json.loads((run / LM_PARAMS).read_text())
-    assert saved["unk_offset"] == result.unk_offset and saved["wer"] == result.unk_rates[result.unk_offset].wer
+    assert saved["unk_offset"] == result.unk_offset and saved["wer"] == rates[("none", result.unk_offset)].wer
+    assert saved["lexicon"] is None
     summary = evaluate_recognition(run, split="dev")
     assert summary["lm"]["unk_offset"] == result.unk_offset
-    assert summary["beam"]["all"]["wer"] == pytest.approx(result.unk_rates[result.unk_offset].wer)
-    assert "unknown-word offset at the best pair" in result.table()
+    assert summary["beam"]["all"]["wer"] == pytest.approx(rates[("none", result.unk_offset)].wer)
+    assert "lexicon / unknown-word offset at the best pair" in result.table()
+
+
+def test_tune_lm_keeps_a_winning_training_lexicon_and_every_decoder_uses_it(run, lm, cache, noisy_spelling, monkeypatch):
+    """With the training words as lexicon the decoding differs; the winner is saved and evaluation decodes with it."""
+    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[-10.0, 0.0], lexicons=["none", "train"])
+    rates = result.decoder_rates
+    assert set(rates) == {(name, o) for name in ("none", "train") for o in (-10.0, 0.0)}
+    assert len({(r.wer, r.cer) for r in rates.values()}) > 1
+    assert (result.lexicon, result.unk_offset) == min(rates, key=lambda key: (rates[key].wer, rates[key].cer))
+    # Force the training lexicon to be kept: tune with it alone, then check what evaluation decodes with.
+    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[0.0], lexicons=["train"])
+    saved = json.loads((run / LM_PARAMS).read_text())
+    train_words = training_unigrams(cache)
+    assert result.lexicon == "train" and saved["lexicon"] == train_words
+    settings = resolve_lm_settings(run)
+    assert settings.lexicon == tuple(train_words) and settings.pipeline_keywords()["lexicon"] == tuple(train_words)
+    summary = evaluate_recognition(run, split="dev")
+    assert summary["lm"]["lexicon"] == len(train_words)
+    assert summary["beam"]["all"]["wer"] == pytest.approx(rates[("train", 0.0)].wer)
+    with pytest.raises(ValueError, match="lexicon choices are none, train"):
+        tune_lm(run, lm, alphas=[0.5], betas=[1.0], lexicons=["books"])
+    (run / LM_PARAMS).write_text(json.dumps({**saved, "lexicon": "not a list"}))
+    with pytest.raises(ValueError, match="'lexicon' must be a non-empty list of words or null"):
+        resolve_lm_settings(run)
 
 
 # --- the README's Gaddy steps: the LM holds no test sentence, and evaluation checks it --------

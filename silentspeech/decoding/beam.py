@@ -24,8 +24,13 @@ scaled by alpha) to the score of every partial word outside its lexicon,
 growing with the word's length beyond 6 characters, and to every complete
 word the LM does not know. Lexicon-free, every partial word is "outside",
 so the offset is a per-word penalty on long words rather than an
-unknown-word penalty; :data:`DEFAULT_UNK_OFFSET` comes from the dev
-comparison in ``docs/measurements.md``, and ``tune-lm`` can tune it.
+unknown-word penalty. :data:`DEFAULT_UNK_OFFSET` (-5, pyctcdecode's own is
+-10) and the lexicon choice come from the dev comparison on the
+quickstart's trained recogniser in ``docs/measurements.md``: there a
+training-text lexicon beat lexicon-free decoding, so ``tune-lm`` tries both
+(:data:`LEXICONS`) and the offsets :data:`DEFAULT_TUNING_UNK_OFFSETS` at its
+best alpha/beta and saves the winner; untuned decoding, which has no
+training text at hand, stays lexicon-free.
 """
 
 from __future__ import annotations
@@ -47,8 +52,13 @@ from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
 DEFAULT_ALPHA = 0.5
 DEFAULT_BETA = 1.5
 DEFAULT_BEAM_WIDTH = 250
-#: pyctcdecode's unknown-word offset (log10); see the module docstring.
-DEFAULT_UNK_OFFSET = DEFAULT_UNK_LOGP_OFFSET
+#: Unknown-word offset (log10) of lexicon-free decoding: -5 beat pyctcdecode's -10
+#: (``DEFAULT_UNK_LOGP_OFFSET``) and -2 on a trained recogniser's dev; see the module docstring.
+DEFAULT_UNK_OFFSET = -5.0
+#: The offsets tune-lm tries at its best alpha/beta, for each lexicon choice.
+DEFAULT_TUNING_UNK_OFFSETS = (DEFAULT_UNK_OFFSET, float(DEFAULT_UNK_LOGP_OFFSET), -2.0)
+#: Lexicon choices of tune-lm: ``none`` (lexicon-free) and ``train`` (:func:`training_unigrams` of the tuning cache).
+LEXICONS = ("none", "train")
 
 
 def _as_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@ the recognition checkpoint (:func:`save_lm_settings`); evaluation,
 streaming and the demo resolve their settings in one way
 (:func:`resolve_lm_settings`): values given on the command line first, then
 the tuned ones (only for the LM they were tuned for), then the decoding
-defaults of :mod:`silentspeech.decoding.beam`.
+defaults of :mod:`silentspeech.decoding.beam`. The tuned settings include
+the unknown-word offset and the decoding lexicon (the tuning cache's
+training words, or none) that won on dev.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ class LMSettings:
     beta: float
     beam_width: int
     unk_offset: float = DEFAULT_UNK_OFFSET  #: pyctcdecode's unknown-word offset (decoding.beam)
+    #: Decoding lexicon (training words, :func:`~silentspeech.decoding.beam.training_unigrams`); None: lexicon-free.
+    lexicon: tuple[str, ...] | None = None
+
+    def pipeline_keywords(self) -> dict[str, Any]:
+        """These settings as keyword arguments of :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline`."""
+        return {
+            "lm": self.lm, "alpha": self.alpha, "beta": self.beta, "beam": self.beam_width,
+            "unk_offset": self.unk_offset, "lexicon": self.lexicon,
+        }
 
 
 def save_lm_settings(checkpoint: str | os.PathLike, settings: LMSettings, **details: Any) -> Path:
@@ -39,7 +50,8 @@ def save_lm_settings(checkpoint: str | os.PathLike, settings: LMSettings, **deta
         path,
         {
             "lm": str(Path(settings.lm).resolve()), "alpha": settings.alpha, "beta": settings.beta,
-            "beam_width": settings.beam_width, "unk_offset": settings.unk_offset, **details,
+            "beam_width": settings.beam_width, "unk_offset": settings.unk_offset,
+            "lexicon": None if settings.lexicon is None else list(settings.lexicon), **details,
         },
     )
     return path
@@ -86,4 +98,15 @@ def resolve_lm_settings(
         beta=float(beta if beta is not None else saved.get("beta", DEFAULT_BETA)),
         beam_width=int(beam_width if beam_width is not None else saved.get("beam_width", DEFAULT_BEAM_WIDTH)),
         unk_offset=float(saved.get("unk_offset", DEFAULT_UNK_OFFSET)),
+        lexicon=_saved_lexicon(saved),
     )
+
+
+def _saved_lexicon(saved: dict) -> tuple[str, ...] | None:
+    """The ``lexicon`` word list of a loaded ``lm_params.json`` (None: lexicon-free), checked."""
+    words = saved.get("lexicon")
+    if words is None:
+        return None
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+        raise ValueError(f"{LM_PARAMS}: 'lexicon' must be a non-empty list of words or null; run tune-lm again")
+    return tuple(words)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
-from silentspeech.decoding.beam import DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.beam import DEFAULT_TUNING_UNK_OFFSETS, DEFAULT_UNK_OFFSET, LEXICONS, BeamSearchDecoder, greedy_decode, training_unigrams
 from silentspeech.decoding.provenance import check_lm_excludes
 from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save_lm_settings
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
@@ -205,14 +205,16 @@ def evaluate_recognition(
     greedy = [greedy_decode(lp[None])[0] for lp in posteriors.log_probs]
     beam = None
     if settings is not None:
-        decoder = BeamSearchDecoder(settings.lm, settings.alpha, settings.beta, settings.beam_width, unk_offset=settings.unk_offset)
+        decoder = BeamSearchDecoder(
+            settings.lm, settings.alpha, settings.beta, settings.beam_width, unigrams=settings.lexicon, unk_offset=settings.unk_offset
+        )
         beam = beam_decode(decoder, posteriors.log_probs, progress=f"beam search on {split}")
     summary = {
         "checkpoint": str(checkpoint),
         "split": split,
         "cache": str(cache),
         "utterances": len(posteriors.ids),
-        "lm": None if settings is None else {**asdict(settings), "lm": str(settings.lm)},
+        "lm": None if settings is None else _settings_summary(settings),
         "greedy": grouped_rates(posteriors.texts, greedy, posteriors.silent),
         "beam": None if beam is None else grouped_rates(posteriors.texts, beam, posteriors.silent),
     }
@@ -221,6 +223,11 @@ def evaluate_recognition(
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", markdown_report(summary))
     return summary
+
+
+def _settings_summary(settings: LMSettings) -> dict:
+    """LM settings for a summary: the LM as a string, the lexicon as its size (None: lexicon-free)."""
+    return {**asdict(settings), "lm": str(settings.lm), "lexicon": None if settings.lexicon is None else len(settings.lexicon)}
 
 
 @dataclass
@@ -232,8 +239,10 @@ class TuningResult:
     greedy: ErrorRates
     beam_width: int
     utterances: int
-    #: WER/CER per unknown-word offset at the best pair, and the offset kept.
-    unk_rates: dict[float, ErrorRates] = field(default_factory=dict)
+    #: WER/CER per decoder (lexicon choice of :data:`~silentspeech.decoding.beam.LEXICONS`,
+    #: unknown-word offset) at the best pair, and the decoder kept.
+    decoder_rates: dict[tuple[str, float], ErrorRates] = field(default_factory=dict)
+    lexicon: str = "none"
     unk_offset: float = DEFAULT_UNK_OFFSET
 
     def table(self) -> str:
@@ -244,10 +253,14 @@ class TuningResult:
             key: f"{100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if key == self.best else ''}" for key, r in self.rates.items()
         }
         lines = [text_table(["alpha\\beta", *(f"{b:g}" for b in betas)], [[f"{a:g}", *(cells[(a, b)] for b in betas)] for a in alphas])]
-        if len(self.unk_rates) > 1:
+        if len(self.decoder_rates) > 1:
+            kept = (self.lexicon, self.unk_offset)
             lines.append(
-                "unknown-word offset at the best pair: "
-                + ", ".join(f"{o:g}: {100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if o == self.unk_offset else ''}" for o, r in self.unk_rates.items())
+                "lexicon / unknown-word offset at the best pair: "
+                + ", ".join(
+                    f"{lexicon} {o:g}: {100 * r.wer:.1f} ({100 * r.cer:.1f}){'*' if (lexicon, o) == kept else ''}"
+                    for (lexicon, o), r in self.decoder_rates.items()
+                )
             )
         lines.append(f"greedy: WER {100 * self.greedy.wer:.1f} % (CER {100 * self.greedy.cer:.1f} %)")
         return "\n".join(lines)
@@ -262,7 +275,8 @@ def tune_lm(
     cache: str | os.PathLike | None = None,
     split: str = "dev",
     batch_size: int = 8,
-    unk_offsets: Sequence[float] = (DEFAULT_UNK_OFFSET,),
+    unk_offsets: Sequence[float] = DEFAULT_TUNING_UNK_OFFSETS,
+    lexicons: Sequence[str] = LEXICONS,
     allow_lm_leak: bool = False,
 ) -> TuningResult:
     """Grid-search alpha and beta of LM beam search on ``split`` (dev); write the best pair to ``lm_params.json``.
@@ -270,9 +284,11 @@ def tune_lm(
     The model runs once; its log posteriors are re-decoded for every pair
     (the LM is loaded once and re-weighted with ``reset_params``). Tuning
     on test would make the test figure optimistic, so keep ``split`` dev.
-    The pairs are decoded at the first of ``unk_offsets``; the others are
-    then tried at the best pair, and the offset of lowest WER (then CER) is
-    saved with it. The LM must have held out the split's sentences
+    The pairs are decoded lexicon-free (or with the first of ``lexicons``)
+    at the first of ``unk_offsets``; every lexicon choice (``none``: lexicon-free,
+    ``train``: the words of the cache's train split) with every offset is then
+    tried at the best pair, and the decoder of lowest WER (then CER) is
+    saved with it (the lexicon as its word list). The LM must have held out the split's sentences
     (:func:`check_lm_for_split`; ``allow_lm_leak`` turns the refusal into a warning).
     """
     from silentspeech.tasks import load_checkpoint
@@ -288,26 +304,37 @@ def tune_lm(
     greedy = error_rates(posteriors.texts, [greedy_decode(lp[None])[0] for lp in posteriors.log_probs])
     if not unk_offsets:
         raise ValueError("give at least one unknown-word offset")
-    decoder = BeamSearchDecoder(lm, alphas[0], betas[0], beam_width, unk_offset=unk_offsets[0])
+    unknown = [name for name in lexicons if name not in LEXICONS]
+    if not lexicons or unknown:
+        raise ValueError(f"lexicon choices are {', '.join(LEXICONS)}; got {list(lexicons)}")
+    words = {"none": None, **({"train": tuple(training_unigrams(cache))} if "train" in lexicons else {})}
+    decoders = {name: BeamSearchDecoder(lm, alphas[0], betas[0], beam_width, unigrams=words[name]) for name in lexicons}
+    first = decoders[lexicons[0]]
+    first.reset_params(unk_offset=unk_offsets[0])
     rates = {}
     grid = [(float(a), float(b)) for a in alphas for b in betas]
     for alpha, beta in tqdm(grid, desc="alpha/beta grid", unit="pair"):
-        decoder.reset_params(alpha=alpha, beta=beta)
-        rates[(alpha, beta)] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
+        first.reset_params(alpha=alpha, beta=beta)
+        rates[(alpha, beta)] = error_rates(posteriors.texts, beam_decode(first, posteriors.log_probs))
     best = min(grid, key=lambda key: (rates[key].wer, rates[key].cer))
-    unk_rates = {float(unk_offsets[0]): rates[best]}
-    for offset in (float(o) for o in unk_offsets[1:]):
-        decoder.reset_params(alpha=best[0], beta=best[1], unk_offset=offset)
-        unk_rates[offset] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
-    unk_offset = min(unk_rates, key=lambda o: (unk_rates[o].wer, unk_rates[o].cer))
+    decoder_rates = {}
+    for name, decoder in decoders.items():
+        for offset in (float(o) for o in unk_offsets):
+            if (name, offset) == (lexicons[0], float(unk_offsets[0])):
+                decoder_rates[(name, offset)] = rates[best]
+                continue
+            decoder.reset_params(alpha=best[0], beta=best[1], unk_offset=offset)
+            decoder_rates[(name, offset)] = error_rates(posteriors.texts, beam_decode(decoder, posteriors.log_probs))
+    lexicon, unk_offset = min(decoder_rates, key=lambda key: (decoder_rates[key].wer, decoder_rates[key].cer))
+    kept = decoder_rates[(lexicon, unk_offset)]
     save_lm_settings(
         checkpoint,
-        LMSettings(Path(lm), best[0], best[1], beam_width, unk_offset),
+        LMSettings(Path(lm), best[0], best[1], beam_width, unk_offset, words[lexicon]),
         split=split,
         cache=str(cache),
         utterances=len(posteriors.ids),
-        wer=unk_rates[unk_offset].wer,
-        cer=unk_rates[unk_offset].cer,
+        wer=kept.wer,
+        cer=kept.cer,
         greedy_wer=greedy.wer,
     )
-    return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids), unk_rates, unk_offset)
+    return TuningResult(rates, best, greedy, beam_width, len(posteriors.ids), decoder_rates, lexicon, unk_offset)

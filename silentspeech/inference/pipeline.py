@@ -26,13 +26,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from silentspeech.data.emg_files import EMGRecording
-from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, BeamSearchDecoder, greedy_decode
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.onnx import FastSpeechModel
 from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
@@ -165,6 +166,9 @@ class SilentSpeechPipeline:
             :class:`~silentspeech.vocoder.synthesis.Vocoder`.
         lm: KenLM (ARPA or binary) for beam search; None: beam search without an LM.
         alpha, beta, beam: LM weight, word bonus and beam width; ``beam=0`` skips beam search.
+        unk_offset, lexicon: unknown-word offset and decoding lexicon of the beam search
+            (:class:`~silentspeech.decoding.beam.BeamSearchDecoder`; tuned ones come from
+            :meth:`~silentspeech.decoding.settings.LMSettings.pipeline_keywords`).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         mains: mains frequency to notch in the raw EMG, Hz; None: the runs' recorded
             ``data.preprocessing.mains``. Every other preprocessing constant is the runs'
@@ -184,6 +188,8 @@ class SilentSpeechPipeline:
         alpha: float = DEFAULT_ALPHA,
         beta: float = DEFAULT_BETA,
         beam: int = DEFAULT_BEAM_WIDTH,
+        unk_offset: float = DEFAULT_UNK_OFFSET,
+        lexicon: Sequence[str] | None = None,
         device: str = "auto",
         mains: float | None = None,
         fast: bool = True,
@@ -216,7 +222,7 @@ class SilentSpeechPipeline:
             raise ValueError("a vocoder was given without a producer (production model) to feed it")
         self.beam_decoder = None
         if self.recognizer is not None and beam > 0:
-            self.beam_decoder = BeamSearchDecoder(lm, alpha=alpha, beta=beta, beam_width=beam)
+            self.beam_decoder = BeamSearchDecoder(lm, alpha=alpha, beta=beta, beam_width=beam, unigrams=lexicon, unk_offset=unk_offset)
         backend = "auto" if fast else "torch"
         self.recognizer_graph = None if self.recognizer is None else FastSpeechModel(self.recognizer, backend)
         self.producer_graph = None if self.producer is None else FastSpeechModel(self.producer, backend)
