@@ -100,6 +100,7 @@ def test_nan_emg_is_refused():
         check_recording(emg, 1000.0, channels=8)
 
 
+@pytest.mark.slow
 def test_voice_writes_a_22050_hz_wav_from_a_gaddy_utterance(tmp_path, capsys):
     save_production_run(tmp_path / "run")
     session = tmp_path / "corpus" / "5-4"

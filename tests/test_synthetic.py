@@ -130,6 +130,7 @@ def test_mains_hum_in_raw_emg_and_scale_after_preprocessing(corpus):
     assert np.mean(np.abs(processed) > 25) < 1e-3
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_other_seed_other_corpus(tmp_path):
     first = synthetic.generate_corpus(tmp_path / "a", utterances=10, seed=7, sessions=1, silence_clips=1, progress=False)
     synthetic.generate_corpus(tmp_path / "b", utterances=10, seed=7, sessions=1, silence_clips=1, progress=False)
