@@ -104,24 +104,33 @@ def _torch_threads():
     yield
 
 
-#: Caches made in this session, by utterance count: generating a corpus costs seconds per utterance.
+#: Corpora and caches made in this session, by utterance count: generating a corpus costs seconds per utterance.
+_CORPORA: dict[int, Path] = {}
 _PREPARED_CACHES: dict[int, Path] = {}
 
 
+def synthetic_corpus(tmp_path_factory, utterances: int) -> Path:
+    """A synthetic corpus of ``utterances`` (seed 0), one per count and session: read it or copy it, never write into it."""
+    if utterances not in _CORPORA:
+        from silentspeech.data.synthetic.speech import generate_corpus
+
+        root = tmp_path_factory.mktemp("corpus")
+        generate_corpus(root, utterances=utterances, seed=0, progress=False)
+        _CORPORA[utterances] = root
+    return _CORPORA[utterances]
+
+
 def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
-    """Generate a synthetic corpus of ``utterances`` (seed 0) and prepare its cache; returns the cache folder.
+    """The prepared cache of :func:`synthetic_corpus` (its own split file); returns the cache folder.
 
     One cache per utterance count and session, shared by the modules that ask
     for it: callers read it and never write into it.
     """
-    if utterances in _PREPARED_CACHES:
-        return _PREPARED_CACHES[utterances]
-    from silentspeech.data.cache import prepare_cache
-    from silentspeech.data.synthetic.speech import generate_corpus
+    if utterances not in _PREPARED_CACHES:
+        from silentspeech.data.cache import prepare_cache
 
-    root = tmp_path_factory.mktemp("corpus")
-    generate_corpus(root, utterances=utterances, seed=0, progress=False)
-    out = tmp_path_factory.mktemp("cache")
-    prepare_cache(root, out, split_file=root / "testset.json", workers=0)
-    _PREPARED_CACHES[utterances] = out
-    return out
+        root = synthetic_corpus(tmp_path_factory, utterances)
+        out = tmp_path_factory.mktemp("cache")
+        prepare_cache(root, out, split_file=root / "testset.json", workers=0)
+        _PREPARED_CACHES[utterances] = out
+    return _PREPARED_CACHES[utterances]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import prepared_synthetic_cache
+from conftest import prepared_synthetic_cache, synthetic_corpus
 from test_decoding import spelled_with_pauses
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
@@ -196,10 +197,10 @@ def readme_steps(tmp_path_factory) -> dict[str, Path]:
     ``--split-file`` (step 2), ``lm build BOOK data/emg_data`` without ``--exclude`` (step 3);
     the book holds every prompt, as *War of the Worlds* holds the Gaddy test sentences.
     """
-    from silentspeech.data.synthetic.speech import SPLIT_FILE, generate_corpus
+    from silentspeech.data.synthetic.speech import SPLIT_FILE
 
     data = tmp_path_factory.mktemp("data")
-    generate_corpus(data / "emg_data", utterances=20, seed=0, progress=False)
+    shutil.copytree(synthetic_corpus(tmp_path_factory, 20), data / "emg_data")
     split = data / "testset_largedev.json"
     (data / "emg_data" / SPLIT_FILE).rename(split)
     cache = data / "cache"
