@@ -105,7 +105,9 @@ def test_distill_refuses_teacher_of_another_task(tmp_path):
 
 #: A few steps of a tiny speech model on the tiny cache.
 SPEECH_QUICK = ["trainer.max_steps=3", "trainer.progress_bar=false", "trainer.log_every_steps=1", "data.max_total_samples=24000"]
-SPEECH_TEACHER = ["model.width=24", "model.encoder.dim=32", "model.encoder.depth=2", "model.encoder.heads=2", "model.encoder.mlp_dim=64"]
+SPEECH_TEACHER = ["model.width=48", "model.encoder.dim=64", "model.encoder.depth=2", "model.encoder.heads=2", "model.encoder.mlp_dim=128"]
+#: The recipes' students: (model.width, model.encoder.dim).
+RECIPE_STUDENTS = {"recognition": (12, 24), "production": (12, 24)}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def test_speech_distillation_reports_true_sizes_costs_and_test_scores(task, metr
     result = distill(teacher_run, REPO / f"recipes/synthetic/distill_{task}.yaml", [f"out={tmp_path / 'student'}", *data])
     teacher, _ = load_checkpoint(teacher_run, task=task)
     student, config = load_checkpoint(result.run_dir, task=task)
-    assert config.model.encoder.dim == 24 and config.model.width == 12  # the recipe's student
+    assert (config.model.width, config.model.encoder.dim) == RECIPE_STUDENTS[task]  # the recipe's student
     # Sizes and costs are the two models' own ...
     assert (result.teacher_parameters, result.student_parameters) == (count_parameters(teacher), count_parameters(student))
     assert result.teacher_parameters > 2 * result.student_parameters
