@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # The spec vocabularies of --vocoder and --asr: the packages' light __init__ modules (--help stays fast).
+from silentspeech.decoding import LEXICONS
 from silentspeech.evaluation import ASR_SPEC_HELP, DEFAULT_ASR
 from silentspeech.runtime import DEVICE_CHOICES
 from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
@@ -356,7 +357,7 @@ def _run_vocoder(args: argparse.Namespace) -> int:
 
 def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="output folder (default: %(default)s)")
-    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances of the synthetic corpus (default: %(default)s)")
+    parser.add_argument("--utterances", type=int, default=600, help="spoken utterances of the synthetic corpus (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default: %(default)s)")
     parser.add_argument(
@@ -423,9 +424,9 @@ def _add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
         help="unknown-word offsets (log10) to try at the best pair (default: -5 -10 -2)",
     )
     parser.add_argument(
-        "--lexicons", nargs="+", choices=("none", "train"),
-        help="decoding lexicons to try at the best pair: none (lexicon-free), train (the cache's training words) "
-        "(default: both)",
+        "--lexicons", nargs="+", choices=LEXICONS,
+        help="decoding lexicons to try at the best pair: lm (the LM's own words, an ARPA file's), none (lexicon-free), "
+        "train (the cache's training words); the first tunes alpha/beta (default: lm none train)",
     )
     parser.add_argument("--beam", type=int, help="beam width (default: 100)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache); its dev split is used")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from silentspeech.decoding.beam import BeamSearchDecoder, drop_blank_runs, greedy_decode, training_unigrams, unigrams_from_texts
-from silentspeech.decoding.ngram import ArpaError, estimate_kneser_ney, write_arpa
+from silentspeech.decoding.beam import BeamSearchDecoder, drop_blank_runs, greedy_decode, lm_unigrams, training_unigrams, unigrams_from_texts
+from silentspeech.decoding.ngram import KENLM_BINARY_MAGIC, ArpaError, estimate_kneser_ney, write_arpa
 from silentspeech.text import LABELS, NUM_CLASSES
 
 FLOOR = 1e-4
@@ -125,6 +125,17 @@ def test_decoder_with_training_lexicon(cat_lm):
     log_probs = posteriors("the cat sat", {"c": ("k", "c", 0.6)})[None]
     decoder = BeamSearchDecoder(cat_lm, beam_width=50, unigrams=["the", "cat", "sat"])
     assert decoder.decode_batch(log_probs) == ["the cat sat"]
+
+
+def test_lm_unigrams_are_the_arpa_words_without_markers(cat_lm, tmp_path):
+    words = lm_unigrams(cat_lm)
+    assert words == sorted(words) and "cat" in words and not {"<s>", "</s>", "<unk>"} & set(words)
+    decoder = BeamSearchDecoder(cat_lm, beam_width=50, unigrams=words)
+    assert decoder.decode_batch(posteriors("the cat sat", {"c": ("k", "c", 0.6)})[None]) == ["the cat sat"]
+    binary = tmp_path / "lm.binary"
+    binary.write_bytes(KENLM_BINARY_MAGIC + bytes(64))
+    with pytest.raises(ArpaError, match="KenLM binary"):
+        lm_unigrams(binary)
 
 
 def test_truncated_lm_is_a_clear_error(cat_lm, tmp_path):

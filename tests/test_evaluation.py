@@ -16,7 +16,7 @@ from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.cache import read_manifest
-from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET, training_unigrams
+from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_UNK_OFFSET, lm_unigrams, training_unigrams
 from silentspeech.decoding.ngram import estimate_kneser_ney, read_arpa, write_arpa
 from silentspeech.decoding.settings import resolve_lm_settings
 from silentspeech.evaluation import recognition
@@ -179,11 +179,19 @@ def test_tune_lm_keeps_a_winning_training_lexicon_and_every_decoder_uses_it(run,
     summary = evaluate_recognition(run, split="dev")
     assert summary["lm"]["lexicon"] == len(train_words)
     assert summary["beam"]["all"]["wer"] == pytest.approx(rates[("train", 0.0)].wer)
-    with pytest.raises(ValueError, match="lexicon choices are none, train"):
+    with pytest.raises(ValueError, match="lexicon choices are lm, none, train"):
         tune_lm(run, lm, alphas=[0.5], betas=[1.0], lexicons=["books"])
     (run / LM_PARAMS).write_text(json.dumps({**saved, "lexicon": "not a list"}))
     with pytest.raises(ValueError, match="'lexicon' must be a non-empty list of words or null"):
         resolve_lm_settings(run)
+
+
+def test_tune_lm_with_the_lms_own_words_saves_them(run, lm):
+    """The ``lm`` lexicon is the ARPA file's words; kept alone, it is saved and is what evaluation decodes with."""
+    result = tune_lm(run, lm, alphas=[0.5], betas=[1.0], beam_width=4, unk_offsets=[-10.0], lexicons=["lm"])
+    words = lm_unigrams(lm)
+    assert result.lexicon == "lm" and json.loads((run / LM_PARAMS).read_text())["lexicon"] == words
+    assert evaluate_recognition(run, split="dev")["lm"]["lexicon"] == len(words)
 
 
 # --- the README's Gaddy steps: the LM holds no test sentence, and evaluation checks it --------

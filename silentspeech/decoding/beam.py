@@ -14,10 +14,12 @@ every beam, so after the first frame of such a run the rest change neither
 the beams nor their order. :func:`drop_blank_runs` removes them before the
 search, which returns the same text faster the more peaked the posteriors
 (``bench/decode.py`` times both). By default decoding is
-lexicon-free: pyctcdecode would otherwise take every ARPA unigram as its
-lexicon, and a lexicon holding test words leaks the test set
-(docs/design.md, *Text, decoding and scoring*). A lexicon from training
-text only comes from :func:`training_unigrams`.
+lexicon-free, as with an ARPA file pyctcdecode would otherwise take its
+unigrams as the lexicon unasked. A lexicon is a choice: the LM's own words
+(:func:`lm_unigrams`: they hold no held-out sentence when the LM does not,
+which evaluation checks from its provenance) or the training text's
+(:func:`training_unigrams`); a lexicon built from test transcripts would leak
+the test set (docs/design.md, *Text, decoding and scoring*).
 
 Unknown-word offset: pyctcdecode adds ``unk_offset`` (log10 units, not
 scaled by alpha) to the score of every partial word outside its lexicon,
@@ -26,9 +28,10 @@ word the LM does not know. Lexicon-free, every partial word is "outside",
 so the offset is a per-word penalty on long words rather than an
 unknown-word penalty. :data:`DEFAULT_UNK_OFFSET` (-5, pyctcdecode's own is
 -10) and the lexicon choice come from the dev comparison on the
-quickstart's trained recogniser in ``docs/measurements.md``: there a
-training-text lexicon beat lexicon-free decoding, so ``tune-lm`` tries both
-(:data:`LEXICONS`) and the offsets :data:`DEFAULT_TUNING_UNK_OFFSETS` at its
+quickstart's trained recogniser in ``docs/measurements.md``: there the LM's
+own words beat a training-text lexicon, which beat lexicon-free decoding, so
+``tune-lm`` tunes alpha/beta with the LM's words and tries every choice of
+:data:`LEXICONS` with the offsets :data:`DEFAULT_TUNING_UNK_OFFSETS` at its
 best alpha/beta and saves the winner; untuned decoding, which has no
 training text at hand, stays lexicon-free.
 """
@@ -44,7 +47,7 @@ import numpy as np
 from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP, DEFAULT_UNK_LOGP_OFFSET
 from pyctcdecode.decoder import _log_softmax
 
-from silentspeech.decoding.ngram import ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
+from silentspeech.decoding.ngram import BOS, EOS, UNK, ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
 from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
 
 #: Reference settings of TinyMyo's recogniser (Fasulo et al. 2025); Gaddy used alpha 1.5, beta 1.85,
@@ -57,8 +60,6 @@ DEFAULT_BEAM_WIDTH = 250
 DEFAULT_UNK_OFFSET = -5.0
 #: The offsets tune-lm tries at its best alpha/beta, for each lexicon choice.
 DEFAULT_TUNING_UNK_OFFSETS = (DEFAULT_UNK_OFFSET, float(DEFAULT_UNK_LOGP_OFFSET), -2.0)
-#: Lexicon choices of tune-lm: ``none`` (lexicon-free) and ``train`` (:func:`training_unigrams` of the tuning cache).
-LEXICONS = ("none", "train")
 
 
 def _as_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +133,21 @@ def training_unigrams(cache: str | os.PathLike) -> list[str]:
     words = unigrams_from_texts(e["text"] for e in cache_utterances(cache) if e["split"] == "train")
     if not words:
         raise ValueError(f"{cache}: the train split holds no text to build a lexicon from")
+    return words
+
+
+def lm_unigrams(lm_path: str | os.PathLike) -> list[str]:
+    """The words of an ARPA LM (its unigrams without ``<s>``, ``</s>``, ``<unk>``), sorted: a decoding lexicon.
+
+    Raises :class:`~silentspeech.decoding.ngram.ArpaError` naming the file
+    when it is a KenLM binary (its words cannot be listed), not a valid ARPA
+    LM, or holds no word.
+    """
+    if is_kenlm_binary(lm_path):
+        raise ArpaError(f"{lm_path}: a KenLM binary does not list its words; give the ARPA file for an 'lm' lexicon")
+    words = sorted(w for w in check_arpa(lm_path).vocabulary if w not in (BOS, EOS, UNK))
+    if not words:
+        raise ArpaError(f"{lm_path}: the LM holds no word to build a lexicon from")
     return words
 
 

@@ -10,8 +10,9 @@ posteriors once and re-decoding them for every pair, and saves the best pair
 as ``lm_params.json`` beside the checkpoint, where evaluation finds it.
 Scoring follows the Gaddy reference code's protocol (github.com/dgaddy/silent_speech;
 docs/design.md, *Text, decoding and scoring*) (:func:`silentspeech.metrics.error_rates`:
-normalised text, corpus-level rates, jiwer alignment); decoding is
-lexicon-free so no test word can leak through a lexicon.
+normalised text, corpus-level rates, jiwer alignment); a decoding lexicon
+comes from the LM (which must hold out the split) or the training text, never
+from the evaluated transcripts.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from tqdm import tqdm
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import CachedUtterances, collate_utterances, read_manifest
-from silentspeech.decoding.beam import DEFAULT_TUNING_UNK_OFFSETS, DEFAULT_UNK_OFFSET, LEXICONS, BeamSearchDecoder, greedy_decode, training_unigrams
+from silentspeech.decoding import LEXICONS
+from silentspeech.decoding.beam import DEFAULT_TUNING_UNK_OFFSETS, DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode, lm_unigrams, training_unigrams
 from silentspeech.decoding.provenance import check_lm_excludes
 from silentspeech.decoding.settings import LMSettings, resolve_lm_settings, save_lm_settings
 from silentspeech.metrics import ErrorRates, error_rates, utterance_errors
@@ -284,9 +286,10 @@ def tune_lm(
     The model runs once; its log posteriors are re-decoded for every pair
     (the LM is loaded once and re-weighted with ``reset_params``). Tuning
     on test would make the test figure optimistic, so keep ``split`` dev.
-    The pairs are decoded lexicon-free (or with the first of ``lexicons``)
-    at the first of ``unk_offsets``; every lexicon choice (``none``: lexicon-free,
-    ``train``: the words of the cache's train split) with every offset is then
+    The pairs are decoded with the first of ``lexicons`` at the first of
+    ``unk_offsets``; every lexicon choice (``lm``: the LM's own words,
+    ``none``: lexicon-free, ``train``: the words of the cache's train split)
+    with every offset is then
     tried at the best pair, and the decoder of lowest WER (then CER) is
     saved with it (the lexicon as its word list). The LM must have held out the split's sentences
     (:func:`check_lm_for_split`; ``allow_lm_leak`` turns the refusal into a warning).
@@ -307,7 +310,11 @@ def tune_lm(
     unknown = [name for name in lexicons if name not in LEXICONS]
     if not lexicons or unknown:
         raise ValueError(f"lexicon choices are {', '.join(LEXICONS)}; got {list(lexicons)}")
-    words = {"none": None, **({"train": tuple(training_unigrams(cache))} if "train" in lexicons else {})}
+    words = {
+        "none": None,
+        **({"train": tuple(training_unigrams(cache))} if "train" in lexicons else {}),
+        **({"lm": tuple(lm_unigrams(lm))} if "lm" in lexicons else {}),
+    }
     decoders = {name: BeamSearchDecoder(lm, alphas[0], betas[0], beam_width, unigrams=words[name]) for name in lexicons}
     first = decoders[lexicons[0]]
     first.reset_params(unk_offset=unk_offsets[0])
