@@ -52,13 +52,17 @@ def _row(condition: str, vocoder: str, scores: object) -> dict:
     return {"condition": condition, "vocoder": vocoder, **{name: getattr(scores, name) for name in ROW_FIELDS}}
 
 
-def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR, vocoder: Vocoder) -> list[dict]:
-    """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through ``vocoder`` (universal V1) from their MFCC."""
+def reference_rows(cache: str | os.PathLike, split: str, asr: AudioASR, vocoder: Vocoder, max_utterances: int = 0) -> list[dict]:
+    """Rows 1 and 2: the silent utterances' voiced-twin recordings, as recorded and through ``vocoder`` (universal V1) from their MFCC.
+
+    ``max_utterances`` > 0 keeps the split's first that many silent utterances.
+    """
     data = CachedUtterances(cache, split, kinds=("silent",))
     if len(data) == 0:
         raise ValueError(f"{cache}: the {split} split holds no silent utterances")
+    entries = data.entries[:max_utterances] if max_utterances > 0 else data.entries
     texts, recordings, resynthesised = [], [], []
-    for entry in tqdm(data.entries, desc="voiced twins", unit="utt"):
+    for entry in tqdm(entries, desc="voiced twins", unit="utt"):
         twin = data.by_id.get(entry.get("twin") or "")
         if twin is None:
             raise ValueError(f"{cache}: silent utterance {entry['id']} has no voiced twin in the cache")
@@ -79,18 +83,24 @@ def listening_test(
     finetuned: str | os.PathLike | None = None,
     split: str = "test",
     asr: str = "whisper",
+    max_utterances: int = 0,
 ) -> list[dict]:
-    """The five-row table (see the module docstring) for ``split``; writes ``out/listening.json`` and returns the rows."""
+    """The five-row table (see the module docstring) for ``split``; writes ``out/listening.json`` and returns the rows.
+
+    ``max_utterances`` > 0 scores the split's first that many silent
+    utterances in every row (the split must hold silent utterances only, as
+    the Gaddy test and dev splits do, so that every row hears the same ones).
+    """
     out = Path(out)
     judge = load_asr(asr)
     pretrained = load_vocoder(PRETRAINED)  # loaded (and exported to ONNX) once for rows 2 and 3
-    rows = reference_rows(cache, split, judge, pretrained)
+    rows = reference_rows(cache, split, judge, pretrained, max_utterances)
     renderings = [("EMG -> V1", pretrained), ("EMG -> Griffin-Lim", GRIFFIN_LIM)]
     if finetuned is not None:
         renderings.append(("EMG -> fine-tuned V1", finetuned))
     for condition, vocoder in renderings:
         folder = out / condition.split("-> ")[1].lower().replace(" ", "_").replace("-", "_")
-        scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=folder)
+        scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=folder, max_utterances=max_utterances)
         rows.append(_row(condition, scores.vocoder, scores))
     atomic_write_json(out / LISTENING_JSON, {"split": split, "judge": judge.name, "rows": rows})
     return rows
