@@ -441,15 +441,7 @@ def _run_tune_lm(args: argparse.Namespace) -> int:
     result = tune_lm(
         args.checkpoint, args.lm, cache=args.cache, allow_lm_leak=args.allow_lm_leak, **{k: v for k, v in grid.items() if v is not None}
     )
-    print(f"dev WER % (CER %) over {result.utterances} utterances, beam {result.beam_width}:")
-    print(result.table())
-    best = result.rates[result.best]
-    kept = result.decoder_rates[(result.lexicon, result.unk_offset)]
-    print(f"best: alpha {result.best[0]:g}, beta {result.best[1]:g} (WER {100 * best.wer:.1f} %, CER {100 * best.cer:.1f} %)")
-    print(
-        f"kept: lexicon {result.lexicon}, unknown-word offset {result.unk_offset:g} "
-        f"(WER {100 * kept.wer:.1f} %, CER {100 * kept.cer:.1f} %)"
-    )
+    print(result.summary())
     print(f"wrote {run_directory(args.checkpoint) / LM_PARAMS}")
     return 0
 

@@ -146,7 +146,12 @@ def markdown_report(summary: dict) -> str:
         f"- checkpoint: `{summary['checkpoint']}`",
         f"- cache: `{summary['cache']}` ({summary['utterances']} utterances)",
         "- language model: "
-        + (f"`{lm['lm']}`, alpha {lm['alpha']}, beta {lm['beta']}, beam {lm['beam_width']}" if lm else "none (greedy only)"),
+        + (
+            f"`{lm['lm']}`, alpha {lm['alpha']}, beta {lm['beta']}, beam {lm['beam_width']}, "
+            f"lexicon {'none' if lm.get('lexicon') is None else str(lm['lexicon']) + ' words'}, unknown-word offset {lm.get('unk_offset')}"
+            if lm
+            else "none (greedy only)"
+        ),
         "",
         markdown_table(REPORT_COLUMNS, rows),
     ]
@@ -246,6 +251,18 @@ class TuningResult:
     decoder_rates: dict[tuple[str, float], ErrorRates] = field(default_factory=dict)
     lexicon: str = "none"
     unk_offset: float = DEFAULT_UNK_OFFSET
+
+    def summary(self) -> str:
+        """What tune-lm prints: the grid, the best pair, and the decoder kept with it."""
+        best = self.rates[self.best]
+        kept = self.decoder_rates[(self.lexicon, self.unk_offset)]
+        return "\n".join([
+            f"dev WER % (CER %) over {self.utterances} utterances, beam {self.beam_width}:",
+            self.table(),
+            f"best: alpha {self.best[0]:g}, beta {self.best[1]:g} (WER {100 * best.wer:.1f} %, CER {100 * best.cer:.1f} %)",
+            f"kept: lexicon {self.lexicon}, unknown-word offset {self.unk_offset:g} "
+            f"(WER {100 * kept.wer:.1f} %, CER {100 * kept.cer:.1f} %)",
+        ])
 
     def table(self) -> str:
         """The grid as text: WER % (CER %) per alpha (rows) and beta (columns); the best pair starred."""

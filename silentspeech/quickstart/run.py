@@ -211,7 +211,7 @@ def evaluate(ctx: StageContext) -> bool:
         return False
     from silentspeech.evaluation.recognition import evaluate_recognition, markdown_report, tune_lm
 
-    print(tune_lm(layout.recognition, layout.lm, cache=layout.cache, split="dev"))
+    print(tune_lm(layout.recognition, layout.lm, cache=layout.cache, split="dev").summary())
     summary = evaluate_recognition(layout.recognition, split="test", cache=layout.cache, lm=layout.lm, out=layout.evaluation)
     print(markdown_report(summary))
     return True
