@@ -119,7 +119,7 @@ def test_unknown_recipe_key_lists_valid_keys(tmp_path):
 def recognition_run(cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("recognition")
     config = _config(
-        "recognition", cache, out, "trainer.max_epochs=12", "optim.lr=3e-3", "optim.warmup_steps=10", "data.max_shift=0"
+        "recognition", cache, out, "trainer.max_epochs=24", "optim.lr=3e-3", "optim.warmup_steps=10", "data.max_shift=0"
     )
     get_task("recognition").train(config)
     return out
@@ -138,8 +138,9 @@ def short_run(tmp_path_factory) -> tuple[Path, Path]:
 def test_recognition_loss_falls_and_cer_beats_chance(recognition_run):
     losses = _csv_column(recognition_run, "val/loss")
     assert losses[-1] < 0.7 * losses[0]
-    # An empty or random transcript scores CER >= 1.
-    assert _csv_column(recognition_run, "val/cer")[-1] < 0.95
+    # An empty or random transcript scores CER >= 1; the best weights (kept by val/cer) must do better.
+    # (The dev split holds two sentences: its CER swings with a few insertions, so its best counts.)
+    assert min(_csv_column(recognition_run, "val/cer")) < 0.9
     assert {"best.safetensors", "last.safetensors", "last.ckpt", "config.yaml", "test_metrics.json"} <= {
         p.name for p in recognition_run.iterdir()
     }
