@@ -31,13 +31,14 @@ unknown-word penalty. :data:`DEFAULT_UNK_OFFSET` (-5, pyctcdecode's own is
 quickstart's trained recogniser in ``docs/measurements.md``: there the LM's
 own words beat a training-text lexicon, which beat lexicon-free decoding, so
 ``tune-lm`` tunes alpha/beta with the LM's words and tries every choice of
-:data:`LEXICONS` with the offsets :data:`DEFAULT_TUNING_UNK_OFFSETS` at its
+:data:`silentspeech.decoding.LEXICONS` with the offsets :data:`DEFAULT_TUNING_UNK_OFFSETS` at its
 best alpha/beta and saves the winner; untuned decoding, which has no
 training text at hand, stays lexicon-free.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from pathlib import Path
@@ -157,11 +158,23 @@ def load_kenlm(lm_path: str | os.PathLike):
     An ARPA file is validated first (:func:`silentspeech.decoding.ngram.check_arpa`,
     since KenLM may crash or hang on a truncated one) and its vocabulary must
     fit the recogniser's charset (:func:`silentspeech.decoding.ngram.check_vocabulary`).
-    A KenLM binary is handed to KenLM as is.
+    A KenLM binary is handed to KenLM as is. The last two files loaded stay
+    loaded (keyed by path, size and modification time): ``tune-lm`` builds a
+    decoder per lexicon choice on the same LM, which would otherwise be
+    validated and parsed again for each.
     """
+    lm_path = Path(lm_path)
+    if not lm_path.is_file():
+        raise FileNotFoundError(f"{lm_path}: no such language model file")
+    stat = lm_path.stat()
+    return _checked_kenlm(lm_path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _checked_kenlm(lm_path: Path, size: int, mtime_ns: int):
+    """:func:`load_kenlm` of a resolved path; ``size`` and ``mtime_ns`` key the cache only."""
     import kenlm
 
-    lm_path = Path(lm_path)
     if not is_kenlm_binary(lm_path):
         check_vocabulary(check_arpa(lm_path).vocabulary, lm_path)
     try:
@@ -176,7 +189,7 @@ class BeamSearchDecoder:
     A hypothesis scores ``log P_ctc + alpha * ln P_lm + beta * words``, plus
     ``unk_offset`` for words outside the lexicon (module docstring).
     ``lm_path`` ``None`` gives beam search without an LM. ``unigrams`` is an
-    optional decoding lexicon (training words only, see
+    optional decoding lexicon (:func:`lm_unigrams` or
     :func:`training_unigrams`); without it decoding is lexicon-free.
     ``workers`` > 1 decodes the items of a batch in that many forked
     processes (created on first use and kept; call :meth:`close` or use the

@@ -6,8 +6,8 @@ streaming and the demo resolve their settings in one way
 (:func:`resolve_lm_settings`): values given on the command line first, then
 the tuned ones (only for the LM they were tuned for), then the decoding
 defaults of :mod:`silentspeech.decoding.beam`. The tuned settings include
-the unknown-word offset and the decoding lexicon (the tuning cache's
-training words, or none) that won on dev.
+the unknown-word offset and the decoding lexicon (the LM's own words, the
+tuning cache's training words, or none) that won on dev.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class LMSettings:
     beta: float
     beam_width: int
     unk_offset: float = DEFAULT_UNK_OFFSET  #: pyctcdecode's unknown-word offset (decoding.beam)
-    #: Decoding lexicon (training words, :func:`~silentspeech.decoding.beam.training_unigrams`); None: lexicon-free.
+    #: Decoding lexicon (:func:`~silentspeech.decoding.beam.lm_unigrams` or
+    #: :func:`~silentspeech.decoding.beam.training_unigrams`); None: lexicon-free.
     lexicon: tuple[str, ...] | None = None
 
     def pipeline_keywords(self) -> dict[str, Any]:

@@ -246,7 +246,7 @@ class TuningResult:
     greedy: ErrorRates
     beam_width: int
     utterances: int
-    #: WER/CER per decoder (lexicon choice of :data:`~silentspeech.decoding.beam.LEXICONS`,
+    #: WER/CER per decoder (lexicon choice of :data:`~silentspeech.decoding.LEXICONS`,
     #: unknown-word offset) at the best pair, and the decoder kept.
     decoder_rates: dict[tuple[str, float], ErrorRates] = field(default_factory=dict)
     lexicon: str = "none"
@@ -327,11 +327,8 @@ def tune_lm(
     unknown = [name for name in lexicons if name not in LEXICONS]
     if not lexicons or unknown:
         raise ValueError(f"lexicon choices are {', '.join(LEXICONS)}; got {list(lexicons)}")
-    words = {
-        "none": None,
-        **({"train": tuple(training_unigrams(cache))} if "train" in lexicons else {}),
-        **({"lm": tuple(lm_unigrams(lm))} if "lm" in lexicons else {}),
-    }
+    word_lists = {"none": lambda: None, "train": lambda: tuple(training_unigrams(cache)), "lm": lambda: tuple(lm_unigrams(lm))}
+    words = {name: word_lists[name]() for name in lexicons}
     decoders = {name: BeamSearchDecoder(lm, alphas[0], betas[0], beam_width, unigrams=words[name]) for name in lexicons}
     first = decoders[lexicons[0]]
     first.reset_params(unk_offset=unk_offsets[0])
