@@ -20,6 +20,7 @@ def test_white_noise_is_flat_gaussian_and_uncorrelated():
     assert 140 <= stats.median_frequency <= 180  # the middle of 20-300 Hz, less the notched mains
     assert stats.band_shares[2] > 0.45 and abs(sum(stats.band_shares) - 1.0) < 1e-6
     assert abs(stats.kurtosis) < 0.3 and stats.channel_correlation < 0.05
+    assert 0.04 < stats.slow_share < 0.08  # 18 of the 298 Hz
 
 
 def test_bad_input_is_a_clear_error():
@@ -44,6 +45,7 @@ def test_real_emg_uka_silent_sentences_give_the_reference():
     assert np.allclose(stats.band_shares, REAL_REFERENCE.band_shares, atol=0.01)
     assert abs(stats.kurtosis - REAL_REFERENCE.kurtosis) < 0.1
     assert abs(stats.channel_correlation - REAL_REFERENCE.channel_correlation) < 0.01
+    assert abs(stats.slow_share - REAL_REFERENCE.slow_share) < 0.005
 
 
 def test_inspect_prints_the_statistics_and_the_reference(tmp_path, capsys):
