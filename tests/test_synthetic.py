@@ -131,9 +131,10 @@ def test_mains_hum_in_raw_emg_and_scale_after_preprocessing(corpus):
 
 
 @pytest.mark.slow
-def test_same_seed_same_files_other_seed_other_corpus(tmp_path):
+def test_same_seed_same_files_with_any_workers_other_seed_other_corpus(tmp_path):
     first = synthetic.generate_corpus(tmp_path / "a", utterances=10, seed=7, sessions=1, silence_clips=1, progress=False)
-    synthetic.generate_corpus(tmp_path / "b", utterances=10, seed=7, sessions=1, silence_clips=1, progress=False)
+    second = synthetic.generate_corpus(tmp_path / "b", utterances=10, seed=7, sessions=1, silence_clips=1, progress=False, workers=2)
+    assert second.written == first.written and second.seconds == first.seconds
     synthetic.generate_corpus(tmp_path / "c", utterances=10, seed=8, sessions=1, silence_clips=1, progress=False)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     voiced = sum(1 for p in (tmp_path / "a").rglob("*_info.json") if "silent" not in p.parent.name and json.loads(p.read_text())["text"])

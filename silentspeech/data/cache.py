@@ -12,7 +12,7 @@ audio resampling and MFCC, phoneme frames - and writes::
 Every file is written atomically, so a killed run leaves only complete
 entries; running it again reuses them (while their source files are
 unchanged: each entry records their sizes and times) and writes the manifest
-at the end. Worker processes die with the run (:func:`die_with_parent`).
+at the end. Worker processes die with the run (:mod:`silentspeech.workers`).
 Bad utterances are skipped, counted and listed in the manifest's ``skipped``.
 
 :class:`CachedUtterances` is the torch ``Dataset`` over one split;
@@ -23,17 +23,12 @@ under a cap on padded EMG samples per batch.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -55,6 +50,7 @@ from silentspeech.data.gaddy import (
 )
 from silentspeech.preprocessing import EMG_PER_FRAME, EMGPreprocessing
 from silentspeech.text import text_to_ids
+from silentspeech.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -141,33 +137,6 @@ def _prepare_one(utterance: Utterance, path: Path, preprocessing: EMGPreprocessi
     extra = {} if arrays.phonemes is None else {"phonemes": arrays.phonemes}
     atomic_save_npz(path, emg=arrays.emg, features=arrays.features, source=np.array(source), **extra)
     return utterance.id, arrays.features.shape[0], arrays.phonemes is not None
-
-
-#: ``prctl`` option of <linux/prctl.h>: the signal a process gets when its parent dies.
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int) -> None:
-    """Pool initializer: end this worker when the process ``parent`` that started it dies.
-
-    A pool's workers otherwise outlive a ``kill -9`` of ``prepare`` for good
-    (reparented to PID 1, each holding its imports' memory). On Linux the
-    kernel sends the worker SIGKILL when its parent dies (``prctl``
-    ``PR_SET_PDEATHSIG``, through ctypes since the standard library has no
-    wrapper); elsewhere a daemon thread polls the parent's pid.
-    """
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    else:
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def _watch_parent(parent: int, interval_s: float = 1.0) -> None:
-    while os.getppid() == parent:
-        time.sleep(interval_s)
-    os._exit(1)
 
 
 def _check_settings(out: Path, settings: dict) -> None:
@@ -276,9 +245,7 @@ def _prepare_all(
                 results.append(_prepare_one(u, path, preprocessing, n_mfcc))
                 progress.update()
         else:
-            # fork: workers inherit the imported modules instead of importing torch again.
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            with worker_pool(workers) as pool:
                 futures = [pool.submit(_prepare_one, u, path, preprocessing, n_mfcc) for u, path in todo]
                 for future in as_completed(futures):
                     results.append(future.result())

@@ -65,6 +65,7 @@ import functools
 import json
 import os
 from collections import Counter
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,7 @@ from silentspeech.data.synthetic.emg import crosstalk, motor_unit_trains
 from silentspeech.phonemes import PHONEMES, SIL, format_textgrid
 from silentspeech.preprocessing import RAW_EMG_RATE
 from silentspeech.text import normalize_text
+from silentspeech.workers import worker_pool
 
 #: Audio rate of the real corpus's flac files and of ``chunks[:, 1]``, Hz.
 AUDIO_RATE = 16000
@@ -738,6 +740,21 @@ def _has_alignment(item: PlannedUtterance) -> bool:
     return not (item.silent or item.is_silence_clip)
 
 
+def write_utterance(root: Path, item: PlannedUtterance, seed: int) -> int:
+    """Render ``item`` of the corpus of ``seed`` and write its files under ``root``, each atomically; returns its EMG samples."""
+    folder = root / item.folder
+    rendered = render_utterance(item, seed)
+    _write_npy(folder / f"{item.index}_emg.npy", rendered["emg"])
+    _write_flac(folder / f"{item.index}_audio.flac", rendered["audio"])
+    _write_flac(folder / f"{item.index}_audio_clean.flac", rendered["audio_clean"])
+    _write_npy(folder / f"{item.index}_button.npy", rendered["button"])
+    if rendered["alignment"] is not None:
+        with atomic_open(alignment_path(root, item), "w") as handle:
+            handle.write(format_textgrid(rendered["alignment"]))
+    atomic_write_json(folder / f"{item.index}_info.json", rendered["info"])
+    return int(rendered["emg"].shape[0])
+
+
 def _is_complete(root: Path, item: PlannedUtterance) -> bool:
     folder = root / item.folder
     files = all((folder / name.format(i=item.index)).is_file() for name in UTTERANCE_FILES)
@@ -767,6 +784,7 @@ def generate_corpus(
     dev_fraction: float = 0.1,
     test_fraction: float = 0.15,
     progress: bool = True,
+    workers: int = 1,
 ) -> CorpusSummary:
     """Write a synthetic corpus in the Gaddy layout to ``out``.
 
@@ -781,6 +799,8 @@ def generate_corpus(
         dev_fraction, test_fraction: shares of the parallel sentences in the
             split file ``out/testset.json``.
         progress: show a tqdm progress bar.
+        workers: processes that render utterances (0 or 1: this one); the
+            files are the same for any number.
 
     Returns:
         A :class:`CorpusSummary`. Raises :class:`CorpusExistsError` when
@@ -798,25 +818,22 @@ def generate_corpus(
     atomic_write_json(root / MARKER, settings)
     atomic_write_json(root / SPLIT_FILE, split)
 
-    written = skipped = 0
-    emg_samples = 0
-    for item in tqdm(plan, desc="synthetic corpus", unit="utt", disable=not progress):
-        folder = root / item.folder
-        if _is_complete(root, item):
-            skipped += 1
-            emg_samples += int(np.load(folder / f"{item.index}_emg.npy", mmap_mode="r").shape[0])
-            continue
-        rendered = render_utterance(item, seed)
-        _write_npy(folder / f"{item.index}_emg.npy", rendered["emg"])
-        _write_flac(folder / f"{item.index}_audio.flac", rendered["audio"])
-        _write_flac(folder / f"{item.index}_audio_clean.flac", rendered["audio_clean"])
-        _write_npy(folder / f"{item.index}_button.npy", rendered["button"])
-        if rendered["alignment"] is not None:
-            with atomic_open(alignment_path(root, item), "w") as handle:
-                handle.write(format_textgrid(rendered["alignment"]))
-        atomic_write_json(folder / f"{item.index}_info.json", rendered["info"])
-        emg_samples += rendered["emg"].shape[0]
-        written += 1
+    complete = [_is_complete(root, item) for item in plan]
+    done = [item for item, c in zip(plan, complete) if c]
+    todo = [item for item, c in zip(plan, complete) if not c]
+    emg_samples = sum(int(np.load(root / item.folder / f"{item.index}_emg.npy", mmap_mode="r").shape[0]) for item in done)
+    with tqdm(total=len(plan), initial=len(done), desc="synthetic corpus", unit="utt", disable=not progress) as bar:
+        if workers <= 1:
+            for item in todo:
+                emg_samples += write_utterance(root, item, seed)
+                bar.update()
+        else:
+            # Every utterance has its own random stream, so the files do not depend on the order or the worker.
+            with worker_pool(workers) as pool:
+                for future in as_completed([pool.submit(write_utterance, root, item, seed) for item in todo]):
+                    emg_samples += future.result()
+                    bar.update()
+    written, skipped = len(todo), len(done)
 
     spoken = [p for p in plan if not p.is_silence_clip]
     counts = Counter(p.folder.split("/")[0] if not p.folder.startswith("closed") else "closed_vocab" for p in spoken)
