@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 # The spec vocabularies of --vocoder and --asr: the packages' light __init__ modules (--help stays fast).
 from silentspeech.decoding import LEXICONS
 from silentspeech.evaluation import ASR_SPEC_HELP, DEFAULT_ASR
+from silentspeech.quickstart.layout import QUICKSTART_UTTERANCES
 from silentspeech.runtime import DEVICE_CHOICES
 from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
 
@@ -277,12 +278,13 @@ def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utterances", type=int, default=300, help="spoken utterances, at least 10 (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
     parser.add_argument("--sessions", type=int, default=3, help="parallel recording sessions 5-4, 5-5, ... (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering utterances; the files are the same for any number (default 2)")
 
 
 def _run_synth_corpus(args: argparse.Namespace) -> int:
     from silentspeech.data.synthetic.speech import generate_corpus
 
-    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions)
+    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions, workers=args.workers)
     print(summary)
     return 0
 
@@ -357,9 +359,9 @@ def _run_vocoder(args: argparse.Namespace) -> int:
 
 def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="output folder (default: %(default)s)")
-    parser.add_argument("--utterances", type=int, default=600, help="spoken utterances of the synthetic corpus (default: %(default)s)")
+    parser.add_argument("--utterances", type=int, default=QUICKSTART_UTTERANCES, help="spoken utterances of the synthetic corpus (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the corpus and cache stages (default: %(default)s)")
     parser.add_argument(
         "--stages",
         default="default",

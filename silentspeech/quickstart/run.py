@@ -44,7 +44,7 @@ from typing import Callable, Mapping, Sequence
 
 from silentspeech.atomic import atomic_write_json
 from silentspeech.config import bundled_recipe
-from silentspeech.quickstart.layout import DEFAULT_OUT, STAGE_TIMES, QuickstartLayout
+from silentspeech.quickstart.layout import DEFAULT_OUT, QUICKSTART_UTTERANCES, STAGE_TIMES, QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown, listening_test
 from silentspeech.runs import BEST_WEIGHTS, HISTORY_FILE, LAST_CHECKPOINT, TEST_METRICS
 
@@ -125,7 +125,7 @@ def make_corpus(ctx: StageContext) -> bool:
     from silentspeech.data.gaddy import read_corpus
     from silentspeech.data.synthetic.speech import generate_corpus
 
-    summary = generate_corpus(ctx.layout.corpus, utterances=ctx.utterances, seed=ctx.seed)
+    summary = generate_corpus(ctx.layout.corpus, utterances=ctx.utterances, seed=ctx.seed, workers=ctx.workers)
     print(summary)
     print(read_corpus(ctx.layout.corpus).summary())
     return summary.written > 0
@@ -283,10 +283,6 @@ STAGE_WORK: dict[str, tuple[Callable[[QuickstartLayout], Path], Callable[[StageC
 STAGES = tuple(STAGE_WORK)
 #: What ``make quickstart`` runs: every stage but ``scratch``, which trains both speech models a second time
 #: (about 10 more minutes on 2 cores) for the pretrained-vs-scratch comparison.
-#: Spoken utterances of the quickstart corpus: 600 (12 min of silent EMG for training) took
-#: recognition's test CER from 41 % (300) toward 34 % (900) at the same number of steps
-#: (docs/measurements.md, *Corpus size*), while the whole quickstart stays under 20 minutes.
-QUICKSTART_UTTERANCES = 600
 #: Silent test utterances the listening table scores (the first of the split): each of its five rows
 #: synthesises and transcribes them, about 8 s an utterance on 2 cores.
 LISTENING_UTTERANCES = 18
