@@ -68,7 +68,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
         stats = corpus_emg_statistics(corpus.utterances)
         if stats is not None:
-            print(f"EMG shape (20 Hz high-pass, 60 Hz notches): {stats}")
+            print(f"EMG shape (60 Hz notches; 20 Hz high-pass, the 2-20 Hz share after 2 Hz): {stats}")
             print(f"  real facial EMG for comparison (EMG-UKA, 5 silent sentences): {REAL_REFERENCE}")
     return 0
 
