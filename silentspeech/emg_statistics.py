@@ -118,7 +118,8 @@ def emg_statistics(recordings: Sequence[np.ndarray], rate: float, mains: float =
     cumulative = np.cumsum(psd_sum[inside]) / total
     median = float(grid[inside][np.searchsorted(cumulative, 0.5)])
     shares = tuple(float(psd_sum[(grid >= lo) & (grid < hi)].sum() / total) for lo, hi in SUB_BANDS)
-    slow = float(slow_psd_sum[(grid >= SLOW_BAND[0]) & (grid < SLOW_BAND[1])].sum() / slow_psd_sum[(grid >= SLOW_BAND[0]) & (grid < BAND[1])].sum())
+    slow_band, up_to_band_top = (grid >= SLOW_BAND[0]) & (grid < SLOW_BAND[1]), (grid >= SLOW_BAND[0]) & (grid < BAND[1])
+    slow = float(slow_psd_sum[slow_band].sum() / slow_psd_sum[up_to_band_top].sum())
     return EMGStatistics(median, shares, float(np.mean(kurtoses)), float(np.mean(correlations)), len(recordings), slow)  # type: ignore[arg-type]
 
 

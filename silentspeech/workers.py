@@ -1,7 +1,7 @@
 """Process pools whose workers die with the run that started them.
 
 ``prepare`` and ``synth-corpus`` spread independent utterances over worker
-processes. A pool's workers otherwise outlive a ``kill -9`` of their parent
+processes (:func:`each_result`). A pool's workers otherwise outlive a ``kill -9`` of their parent
 for good (reparented to PID 1, each holding its imports' memory), so every
 worker asks the kernel to end it when its parent dies (:func:`die_with_parent`).
 """
@@ -15,10 +15,29 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: ``prctl`` option of <linux/prctl.h>: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
+
+
+def each_result(function: Callable[..., T], calls: Iterable[tuple[Any, ...]], workers: int) -> Iterator[T]:
+    """``function(*args)`` for every ``args`` in ``calls``, yielded as each finishes.
+
+    ``workers`` <= 1 runs them in this process, in order; more runs them in a
+    :func:`worker_pool`, in the order they finish.
+    """
+    if workers <= 1:
+        for args in calls:
+            yield function(*args)
+        return
+    with worker_pool(workers) as pool:
+        for future in as_completed([pool.submit(function, *args) for args in calls]):
+            yield future.result()
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:

@@ -28,7 +28,6 @@ import logging
 import os
 import time
 import zipfile
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -50,7 +49,7 @@ from silentspeech.data.gaddy import (
 )
 from silentspeech.preprocessing import EMG_PER_FRAME, EMGPreprocessing
 from silentspeech.text import text_to_ids
-from silentspeech.workers import worker_pool
+from silentspeech.workers import each_result
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +238,11 @@ def _prepare_all(
 ) -> list[tuple[str, int, bool] | Skip]:
     """:func:`_prepare_one` for every ``(utterance, path)``, in ``workers`` processes (0 or 1: in this one), with a progress bar."""
     results = []
+    calls = [(u, path, preprocessing, n_mfcc) for u, path in todo]
     with tqdm(total=len(todo), desc="prepare", unit="utt", disable=not todo, mininterval=1.0) as progress:
-        if workers <= 1:
-            for u, path in todo:
-                results.append(_prepare_one(u, path, preprocessing, n_mfcc))
-                progress.update()
-        else:
-            with worker_pool(workers) as pool:
-                futures = [pool.submit(_prepare_one, u, path, preprocessing, n_mfcc) for u, path in todo]
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    progress.update()
+        for result in each_result(_prepare_one, calls, workers):
+            results.append(result)
+            progress.update()
     return results
 
 

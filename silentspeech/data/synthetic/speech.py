@@ -67,7 +67,6 @@ import functools
 import json
 import os
 from collections import Counter
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +82,7 @@ from silentspeech.data.synthetic.emg import crosstalk, motor_unit_trains
 from silentspeech.phonemes import PHONEMES, SIL, format_textgrid
 from silentspeech.preprocessing import RAW_EMG_RATE
 from silentspeech.text import normalize_text
-from silentspeech.workers import worker_pool
+from silentspeech.workers import each_result
 
 #: Audio rate of the real corpus's flac files and of ``chunks[:, 1]``, Hz.
 AUDIO_RATE = 16000
@@ -831,17 +830,10 @@ def generate_corpus(
     todo = [item for item, c in zip(plan, complete) if not c]
     emg_samples = sum(int(np.load(root / item.folder / f"{item.index}_emg.npy", mmap_mode="r").shape[0]) for item in done)
     with tqdm(total=len(plan), initial=len(done), desc="synthetic corpus", unit="utt", disable=not progress) as bar:
-        if workers <= 1:
-            for item in todo:
-                emg_samples += write_utterance(root, item, seed)
-                bar.update()
-        else:
-            # Every utterance has its own random stream, so the files do not depend on the order or the worker.
-            with worker_pool(workers) as pool:
-                for future in as_completed([pool.submit(write_utterance, root, item, seed) for item in todo]):
-                    emg_samples += future.result()
-                    bar.update()
-    written, skipped = len(todo), len(done)
+        # Every utterance has its own random stream, so the files do not depend on the order or the worker.
+        for samples in each_result(write_utterance, [(root, item, seed) for item in todo], workers):
+            emg_samples += samples
+            bar.update()
 
     spoken = [p for p in plan if not p.is_silence_clip]
     counts = Counter(p.folder.split("/")[0] if not p.folder.startswith("closed") else "closed_vocab" for p in spoken)
@@ -856,8 +848,8 @@ def generate_corpus(
         sessions=sorted({p.folder.rsplit("/", 1)[1] for p in plan}),
         dev_sentences=len(split["dev"]),
         test_sentences=len(split["test"]),
-        written=written,
-        skipped=skipped,
+        written=len(todo),
+        skipped=len(done),
         seconds=emg_samples / RAW_EMG_RATE,
         vocabulary_words=len(used),
     )
