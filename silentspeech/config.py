@@ -90,6 +90,12 @@ def load_recipe(schema: type[T], path: str | os.PathLike | None = None, override
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
+        try:
+            OmegaConf.from_dotlist([item])
+        except Exception as err:  # yaml's scanner errors: values are YAML, and a bare **/*.txt reads as an alias
+            raise RecipeError(
+                f"override {item!r}: the value is not valid YAML ({' '.join(str(err).split())}); quote it: key='\"value\"'"
+            ) from None
     # An item of a list (``data.sources.0.root=DIR``) cannot be merged from a dotlist (it would
     # replace the list by a mapping); such overrides update the item in place.
     in_lists = [item for item in overrides if any(part.isdigit() for part in item.split("=", 1)[0].split("."))]

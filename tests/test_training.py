@@ -110,6 +110,9 @@ def test_unknown_recipe_key_lists_valid_keys(tmp_path):
     recipe.write_text("task: translation\n")
     with pytest.raises(RecipeError, match="unknown task 'translation'"):
         train_recipe(recipe)
+    # A glob is YAML's alias syntax: the error names the override and says to quote it.
+    with pytest.raises(RecipeError, match=r"override 'data\.root=\*\*/x'.*not valid YAML.*quote it"):
+        train_recipe(REPO / "recipes/synthetic/recognition.yaml", ["data.root=**/x", f"out={tmp_path}"])
 
 
 # --- training -----------------------------------------------------------------------
