@@ -19,7 +19,7 @@ from silentspeech.data.gestures import (
     read_gesture_corpus,
 )
 from silentspeech.models.classic import ClassicConfig, hudgins_features
-from silentspeech.models.heads import ConvGestureClassifier
+from silentspeech.models.heads import FeatureGestureClassifier
 from silentspeech.tasks import load_checkpoint
 from silentspeech.tasks.crossval import cross_validate
 from silentspeech.tasks.gesture import AugmentConfig, GestureConfig, augment, fit_classic
@@ -116,8 +116,8 @@ def test_cross_validation_writes_table_with_every_model(tmp_path):
     table = (out / "crossval.md").read_text()
     assert "| network: scratch |" in table and "+-" in table
     assert (out / "fold1/scratch/test_metrics.json").is_file()
-    model, saved = load_checkpoint(out / "fold1/scratch")  # the conv student rebuilds from its config.yaml
-    assert isinstance(model, ConvGestureClassifier) and saved.model.frontend == "conv"
+    model, saved = load_checkpoint(out / "fold1/scratch")  # the features student rebuilds from its config.yaml
+    assert isinstance(model, FeatureGestureClassifier) and saved.model.frontend == "features"
     assert model(torch.randn(2, 2, 200)).shape == (2, 3)
 
 

@@ -13,7 +13,15 @@ import torch
 from silentspeech.config import load_recipe
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import classification_scores, regression_scores
-from silentspeech.models.heads import GestureClassifier, KinematicsRegressor, channel_concatenated
+from silentspeech.models.classic import hudgins_features
+from silentspeech.models.heads import (
+    FRAME_FEATURES,
+    FeatureGestureClassifier,
+    GestureClassifier,
+    KinematicsRegressor,
+    channel_concatenated,
+    hudgins_frames,
+)
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, TinyMyoPretrainer, save_tinymyo
 from silentspeech.tasks import load_checkpoint
 from silentspeech.tasks.gesture import GestureConfig
@@ -49,6 +57,33 @@ def test_classifier_shape_and_linear_probe_freezes_the_encoder():
     logits.sum().backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert model.classifier.weight.grad is not None and model.classifier.in_features == 4 * 16
+
+
+def test_hudgins_frames_agree_with_the_classical_features():
+    torch.manual_seed(0)
+    emg = torch.randn(3, 2, 100, dtype=torch.float64)
+    frames = hudgins_frames(emg, frame=20, hop=10)
+    assert frames.shape == (3, 9, 2 * len(FRAME_FEATURES))
+    # Frame 4 (samples 40-59) is a one-segment window of the classical baseline's features.
+    classic = hudgins_features(emg[:, :, 40:60].numpy(), segments=1).reshape(3, 2, 5)
+    ours = frames[:, 4].reshape(3, 2, 5).numpy()
+    assert np.allclose(np.exp(ours[..., :3]) - 1e-3, np.exp(classic[..., :3]) - 1e-6)  # MAV, RMS, WL
+    # Crossing counts: ours per adjacent pair (19 in a frame), the baseline's per sample (20).
+    assert np.allclose(ours[..., 3] * 19, np.expm1(classic[..., 3]) * 20)
+    assert np.allclose(ours[..., 4] * 18, np.expm1(classic[..., 4]) * 20)
+
+
+def test_feature_classifier_shape_probe_and_pretrained_blocks(tmp_path):
+    encoder = TinyMyoEncoder(TINY)
+    model = FeatureGestureClassifier(encoder, channels=4, classes=5, frame=20, hop=10, freeze_encoder=True)
+    model.train()
+    logits = model(torch.randn(3, 4, 200))
+    assert logits.shape == (3, 5)
+    logits.sum().backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.input_projection[1].weight.grad is not None and model.classifier.weight.grad is not None
+    # Zero padding (a short recording) gives finite features: log(1e-3), not -inf.
+    assert torch.isfinite(hudgins_frames(torch.zeros(1, 4, 40), 20, 10)).all()
 
 
 def test_regressor_shape_keys_and_target_units():

@@ -13,7 +13,10 @@ concatenation of its ``C`` channel tokens, ``(B, P, C * dim)``
   ``regressor.{0,3,5}``.
 
 ``freeze_encoder`` turns either into a linear probe: encoder weights fixed
-and the encoder kept in eval mode (no dropout, no drop-path).
+and the encoder kept in eval mode (no dropout, no drop-path). The two
+front ends below are new layers before the blocks, so there it fixes the
+pretrained blocks only: gradients pass through them to the front end, which
+trains with the head (a random, frozen front end would feed the blocks noise).
 
 :class:`ConvGestureClassifier` is the small-data student: the speech model's
 convolutional front end (:class:`~silentspeech.models.speech.ResidualDownsample`
@@ -22,6 +25,18 @@ TinyMyo blocks run over the frames, then mean and ``Linear(dim, K)``. Its
 convolutions with batch normalisation and GELU rectify and smooth the EMG,
 which a linear patch embedding cannot; on 300 mouthed-word recordings it
 learns where the patch model does not (README, *Real EMG*).
+
+:class:`FeatureGestureClassifier` goes one step further for a few hundred
+recordings: each short frame of every channel becomes the five Hudgins
+time-domain features (:func:`hudgins_frames`, the classical baseline's set,
+:mod:`silentspeech.models.classic`, on frames instead of four segments), a
+linear projection and one residual convolution over time turn them into
+tokens, and the TinyMyo blocks, mean and ``Linear(dim, K)`` follow. The
+network then starts from what is known to separate EMG classes and learns how
+the features move over time, which the random forest's four fixed segments
+cannot. Frame features before a sequence model are the input of Gaddy and
+Klein's first silent-speech model (2020, "Digital voicing of silent speech",
+EMNLP: per-frame means, powers and zero-crossing rates).
 """
 
 from __future__ import annotations
@@ -102,12 +117,60 @@ class ConvGestureClassifier(_EncoderHead):
     def forward(self, emg: torch.Tensor) -> torch.Tensor:
         """EMG (B, C, T) -> class logits (B, classes)."""
         frames = self.input_projection(self.downsample(emg).transpose(1, 2))
-        if self.freeze_encoder:
-            with torch.no_grad():
-                tokens = self.encoder.encode_tokens(frames)
-        else:
-            tokens = self.encoder.encode_tokens(frames)
-        return self.classifier(tokens.mean(dim=1))
+        return self.classifier(self.encoder.encode_tokens(frames).mean(dim=1))
+
+
+#: Per-frame features of :func:`hudgins_frames`, in this order per channel.
+FRAME_FEATURES = ("log mav", "log rms", "log wl", "zc rate", "ssc rate")
+
+
+def hudgins_frames(emg: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
+    """Hudgins features of every ``frame``-sample frame, ``hop`` samples apart.
+
+    ``emg`` (B, C, T) -> (B, (T - frame) // hop + 1, C * 5), per frame the
+    channels side by side, each with :data:`FRAME_FEATURES`: log mean absolute
+    value, log RMS, log waveform length (``log(x + 1e-3)``: z-scored EMG, so
+    1e-3 is far below any real frame and bounds the log of a zero-padded one),
+    and the zero-crossing and slope-sign-change counts over the frame's samples.
+    """
+    frames = emg.unfold(2, frame, hop)  # (B, C, N, frame)
+    diff = frames.diff(dim=-1)
+    features = torch.stack(
+        [
+            (frames.abs().mean(-1) + 1e-3).log(),
+            (frames.pow(2).mean(-1).sqrt() + 1e-3).log(),
+            (diff.abs().sum(-1) + 1e-3).log(),
+            (frames[..., 1:] * frames[..., :-1] < 0).float().mean(-1),
+            (diff[..., 1:] * diff[..., :-1] < 0).float().mean(-1),
+        ],
+        dim=-1,
+    )  # (B, C, N, 5)
+    return features.permute(0, 2, 1, 3).flatten(2)
+
+
+class FeatureGestureClassifier(_EncoderHead):
+    """Hudgins features per frame + projection + residual conv + TinyMyo blocks + mean + ``Linear(dim, classes)``."""
+
+    def __init__(self, encoder: TinyMyoEncoder, channels: int, classes: int, frame: int, hop: int, freeze_encoder: bool = False):
+        super().__init__(encoder, freeze_encoder)
+        self.frame, self.hop = frame, hop
+        dim = encoder.config.dim
+        inputs = channels * len(FRAME_FEATURES)
+        # LayerNorm first: log amplitudes and crossing rates live on different scales.
+        self.input_projection = nn.Sequential(nn.LayerNorm(inputs), nn.Linear(inputs, dim))
+        # Five frames (five hops) of context per token before attention: onsets and their shape.
+        self.local = nn.Sequential(nn.Conv1d(dim, dim, kernel_size=5, padding=2), nn.GELU())
+        # Tokens come from the features, not from patches: the patch embedding stays unused.
+        self.encoder.patch_embedding.requires_grad_(False)
+        self.classifier = nn.Linear(dim, classes)
+        nn.init.xavier_uniform_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, emg: torch.Tensor) -> torch.Tensor:
+        """EMG (B, C, T), T >= ``frame`` -> class logits (B, classes)."""
+        frames = self.input_projection(hudgins_frames(emg, self.frame, self.hop))
+        frames = frames + self.local(frames.transpose(1, 2)).transpose(1, 2)
+        return self.classifier(self.encoder.encode_tokens(frames).mean(dim=1))
 
 
 class KinematicsRegressor(_EncoderHead):

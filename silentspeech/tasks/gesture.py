@@ -42,7 +42,7 @@ from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWi
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import ClassificationScores, classification_scores
 from silentspeech.models.classic import ClassicConfig, ClassicModel
-from silentspeech.models.heads import ConvGestureClassifier, GestureClassifier
+from silentspeech.models.heads import ConvGestureClassifier, FeatureGestureClassifier, GestureClassifier
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, load_tinymyo
 from silentspeech.runs import CLASSIC_METRICS, COMPARISON_FILE, TEST_METRICS
 from silentspeech.tables import markdown_table
@@ -69,17 +69,21 @@ class DownstreamModelConfig:
     mode: str = "finetune"
 
 
-FRONTENDS = ("patches", "conv")
+FRONTENDS = ("patches", "conv", "features")
 
 
 @dataclass
 class GestureModelConfig(DownstreamModelConfig):
     label_smoothing: float = 0.1
-    #: ``patches`` (TinyMyo's patch tokens, :class:`GestureClassifier`) or ``conv`` (the speech
-    #: model's convolutional front end before the blocks, :class:`ConvGestureClassifier`).
+    #: ``patches`` (TinyMyo's patch tokens, :class:`GestureClassifier`), ``conv`` (the speech
+    #: model's convolutional front end before the blocks, :class:`ConvGestureClassifier`) or
+    #: ``features`` (Hudgins features per frame before the blocks, :class:`FeatureGestureClassifier`).
     frontend: str = "patches"
     #: Channels of the ``conv`` front end.
     conv_width: int = 32
+    #: Samples per frame and between frames of the ``features`` front end.
+    feature_frame: int = 20
+    feature_hop: int = 10
     #: Filled in from the data at training time, so config.yaml describes the trained model.
     class_names: list[str] = field(default_factory=list)
 
@@ -168,7 +172,10 @@ def adopt_data_shape(config: DownstreamModelConfig, channels: int) -> None:
         )
 
 
-def build_model(config: GestureConfig) -> GestureClassifier | ConvGestureClassifier:
+GestureModel = GestureClassifier | ConvGestureClassifier | FeatureGestureClassifier
+
+
+def build_model(config: GestureConfig) -> GestureModel:
     """The classifier a recipe describes (``model.class_names`` must be filled)."""
     model = config.model
     if not model.class_names:
@@ -176,9 +183,16 @@ def build_model(config: GestureConfig) -> GestureClassifier | ConvGestureClassif
     if model.frontend not in FRONTENDS:
         raise ValueError(f"model.frontend must be one of {FRONTENDS}, got {model.frontend!r}")
     probe = model.mode == "probe"
+    classes = len(model.class_names)
     if model.frontend == "conv":
-        return ConvGestureClassifier(build_encoder(model), model.encoder.channels, model.conv_width, len(model.class_names), probe)
-    return GestureClassifier(build_encoder(model), len(model.class_names), probe)
+        return ConvGestureClassifier(build_encoder(model), model.encoder.channels, model.conv_width, classes, probe)
+    if model.frontend == "features":
+        if model.feature_frame < 3 or model.feature_hop < 1:
+            raise ValueError(f"model.feature_frame must exceed 2 and model.feature_hop be positive, got {model.feature_frame}, {model.feature_hop}")
+        return FeatureGestureClassifier(
+            build_encoder(model), model.encoder.channels, classes, model.feature_frame, model.feature_hop, probe
+        )
+    return GestureClassifier(build_encoder(model), classes, probe)
 
 
 class GestureWindowData(pl.LightningDataModule):
@@ -216,7 +230,7 @@ class GestureTask(TaskModule):
     monitor = "val/loss"
     monitor_mode = "min"
 
-    def __init__(self, model: GestureClassifier | ConvGestureClassifier, config: GestureConfig) -> None:
+    def __init__(self, model: GestureModel, config: GestureConfig) -> None:
         super().__init__(model, config.optim, config.seed)
         self.label_smoothing = config.model.label_smoothing
         self.augment = config.augment
@@ -270,6 +284,8 @@ def adopt_gesture_data(config: GestureConfig, data: GestureData) -> GestureWindo
     config.model.class_names = list(data.class_names)
     adopt_data_shape(config.model, data.channels)
     check_window(config.model, config.data.window)
+    if config.model.frontend == "features" and config.data.window < config.model.feature_frame:
+        raise ValueError(f"data.window={config.data.window} is shorter than one feature frame (model.feature_frame={config.model.feature_frame})")
     return GestureWindowData(data, config.batch_size, config.trainer, config.workers, config.seed)
 
 
