@@ -121,6 +121,15 @@ def test_cross_validation_writes_table_with_every_model(tmp_path):
     assert model(torch.randn(2, 2, 200)).shape == (2, 3)
 
 
+def test_cross_validation_with_a_missing_pretrained_file_fails_before_training(tmp_path):
+    write_word_folder(tmp_path / "data")
+    overrides = [f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'cv'}", f"model.pretrained={tmp_path / 'nothing'}", *TINY]
+    config = load_recipe(GestureConfig, REPO / "recipes/generic/mouthed_words.yaml", overrides)
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        cross_validate(config, folds=2)
+    assert not (tmp_path / "cv").exists()
+
+
 # --- real mouthed words (../shared/data) ----------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from silentspeech.data.gestures import fold_unit_split, load_gesture_data, read_
 from silentspeech.models.classic import CLASSIFIERS
 from silentspeech.runs import CROSSVAL_REPORT, CROSSVAL_RESULTS, TEST_METRICS
 from silentspeech.tables import markdown_table
-from silentspeech.tasks.gesture import GestureConfig, fit_classic, train
+from silentspeech.tasks.gesture import GestureConfig, check_model_config, fit_classic, train
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def cross_validate(config: GestureConfig, folds: int) -> Path:
     """Train and score every model on ``folds`` folds; writes the reports into ``config.out`` and returns it."""
     if config.task != "gesture":
         raise ValueError(f"--folds cross-validates gesture recipes; this recipe's task is {config.task!r}")
+    check_model_config(config.model)  # a missing model.pretrained fails now, not after fold 1's scratch run
     out = Path(config.out)
     start = time.perf_counter()
     corpus = read_gesture_corpus(config.data)
