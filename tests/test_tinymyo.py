@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import pytest
@@ -150,6 +151,21 @@ def test_our_position_table_is_reported_missing(tmp_path):
     save_file(released_state(TINY), str(path))
     _, report = load_tinymyo(path, dataclasses.replace(TINY, position="learned"))
     assert report.missing == ["position_embedding"]
+
+
+def test_position_mode_follows_the_weights_and_a_different_one_warns(tmp_path, caplog):
+    released = tmp_path / "released.safetensors"
+    save_file(released_state(TINY), str(released))
+    assert load_tinymyo(released)[1].config.position == "none"  # the released model saw no position
+    with caplog.at_level(logging.WARNING, logger="silentspeech.models.tinymyo"):
+        load_tinymyo(released, dataclasses.replace(TINY, position="rope"))
+    assert "trained with position encoding 'none', the config asks for 'rope'" in caplog.text
+    ours = tmp_path / "ours.safetensors"
+    save_tinymyo(TinyMyoEncoder(dataclasses.replace(TINY, position="rope")), ours)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="silentspeech.models.tinymyo"):
+        encoder, _ = load_tinymyo(ours, dataclasses.replace(TINY, position="rope"))
+    assert encoder.config.position == "rope" and "position encoding" not in caplog.text
 
 
 def test_shape_mismatch_names_key_and_both_shapes(tmp_path):

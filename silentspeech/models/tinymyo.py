@@ -426,6 +426,18 @@ def infer_config(state: dict[str, torch.Tensor], source: str = "checkpoint") -> 
     )
 
 
+def trained_position_mode(state: dict[str, torch.Tensor], saved: TinyMyoConfig | None) -> str:
+    """The position mode a checkpoint's weights were trained with.
+
+    Our own files (:func:`save_tinymyo`) record it; a released checkpoint was
+    trained with none (see the module docstring) unless it carries a learned
+    position table.
+    """
+    if saved is not None:
+        return saved.position
+    return "learned" if "position_embedding" in state else "none"
+
+
 def load_tinymyo(
     path: str | os.PathLike,
     config: TinyMyoConfig | None = None,
@@ -437,8 +449,10 @@ def load_tinymyo(
     or a torch/Lightning ``.ckpt`` (``state_dict`` inside); keys in the released
     layout, ``model.`` prefix optional. ``config``: the architecture to build;
     by default the one saved by :func:`save_tinymyo`, else inferred from the
-    shapes (:func:`infer_config`). Returns the model (in train mode) and a
-    :class:`LoadReport` listing unused and missing keys.
+    shapes (:func:`infer_config`) with the position mode the weights were
+    trained with (:func:`trained_position_mode`; a given ``config`` with another
+    mode is built as asked, with a warning). Returns the model (in train mode)
+    and a :class:`LoadReport` listing unused and missing keys.
 
     Raises ``ValueError`` for a file that is not a TinyMyo checkpoint, a block
     count, head count or tensor shape that differs from ``config`` (naming the
@@ -447,13 +461,20 @@ def load_tinymyo(
     state, metadata = read_checkpoint(path)
     saved = TinyMyoConfig(**json.loads(metadata[_CONFIG_METADATA])) if _CONFIG_METADATA in metadata else None
     inferred = infer_config(state, str(path))
+    trained_position = trained_position_mode(state, saved)
     if config is None:
-        config = saved or inferred
+        config = saved or dataclasses.replace(inferred, position=trained_position)
     elif inferred.depth != config.depth:
         raise ValueError(f"{path}: checkpoint has {inferred.depth} Transformer blocks, the config asks for {config.depth}")
     elif saved is not None and saved.heads != config.heads:
         raise ValueError(f"{path}: checkpoint was trained with {saved.heads} attention heads, the config asks for {config.heads}")
 
+    if config.position != trained_position:
+        log.warning(
+            "%s: these weights were trained with position encoding %r, the config asks for %r, so the network will "
+            "compute something else than it was trained to (set model.encoder.position=%s to match)",
+            path, trained_position, config.position, trained_position,
+        )
     model = TinyMyoPretrainer(config) if pretrainer else TinyMyoEncoder(config)
     report = LoadReport(path=str(path), config=config)
     mismatched, to_load, required_missing = [], {}, []
