@@ -77,6 +77,23 @@ def read_recipe_file(path: str | os.PathLike) -> DictConfig:
     return loaded
 
 
+def _dotlist(items: Sequence[str], shown: str | None = None) -> DictConfig:
+    """``key=value`` overrides as a config, as ``OmegaConf.from_dotlist`` reads them (values are YAML).
+
+    A value that is not valid YAML (a bare ``**/*.txt`` reads as an alias) is a
+    :class:`RecipeError` naming the override (``shown``, else the item itself).
+    """
+    config = OmegaConf.create()
+    for item in items:
+        try:
+            config.merge_with_dotlist([item])
+        except Exception as err:  # yaml's scanner and parser errors
+            raise RecipeError(
+                f"override {shown or item!r}: the value is not valid YAML ({' '.join(str(err).split())}); quote it: key='\"value\"'"
+            ) from None
+    return config
+
+
 def load_recipe(schema: type[T], path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> T:
     """Build a ``schema`` instance from a YAML recipe and ``key=value`` overrides.
 
@@ -90,21 +107,15 @@ def load_recipe(schema: type[T], path: str | os.PathLike | None = None, override
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
-        try:
-            OmegaConf.from_dotlist([item])
-        except Exception as err:  # yaml's scanner errors: values are YAML, and a bare **/*.txt reads as an alias
-            raise RecipeError(
-                f"override {item!r}: the value is not valid YAML ({' '.join(str(err).split())}); quote it: key='\"value\"'"
-            ) from None
     # An item of a list (``data.sources.0.root=DIR``) cannot be merged from a dotlist (it would
     # replace the list by a mapping); such overrides update the item in place.
     in_lists = [item for item in overrides if any(part.isdigit() for part in item.split("=", 1)[0].split("."))]
     plain = [item for item in overrides if item not in in_lists]
     if plain:
-        config = _merge(config, OmegaConf.from_dotlist(plain), schema, "command-line override")
+        config = _merge(config, _dotlist(plain), schema, "command-line override")
     for item in in_lists:
         key, _ = item.split("=", 1)
-        value = OmegaConf.to_container(OmegaConf.from_dotlist([item.replace(key, "value", 1)]))["value"]
+        value = OmegaConf.to_container(_dotlist([item.replace(key, "value", 1)], shown=item))["value"]
         config = _merge(config, value, schema, "command-line override", key)
     return OmegaConf.to_object(config)
 

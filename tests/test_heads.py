@@ -13,9 +13,8 @@ import torch
 from silentspeech.config import load_recipe
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import classification_scores, regression_scores
-from silentspeech.models.classic import hudgins_features
+from silentspeech.models.classic import FEATURES, hudgins_features
 from silentspeech.models.heads import (
-    FRAME_FEATURES,
     FeatureGestureClassifier,
     GestureClassifier,
     KinematicsRegressor,
@@ -63,7 +62,7 @@ def test_hudgins_frames_agree_with_the_classical_features():
     torch.manual_seed(0)
     emg = torch.randn(3, 2, 100, dtype=torch.float64)
     frames = hudgins_frames(emg, frame=20, hop=10)
-    assert frames.shape == (3, 9, 2 * len(FRAME_FEATURES))
+    assert frames.shape == (3, 9, 2 * len(FEATURES))
     # Frame 4 (samples 40-59) is a one-segment window of the classical baseline's features.
     classic = hudgins_features(emg[:, :, 40:60].numpy(), segments=1).reshape(3, 2, 5)
     ours = frames[:, 4].reshape(3, 2, 5).numpy()

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from silentspeech.models.classic import FEATURES
 from silentspeech.models.speech import DOWNSAMPLING_BLOCKS, ResidualDownsample
 from silentspeech.models.tinymyo import TinyMyoEncoder
 
@@ -85,22 +86,48 @@ class _EncoderHead(nn.Module):
         return channel_concatenated(tokens, self.channels)
 
 
+def linear_classifier(inputs: int, classes: int) -> nn.Linear:
+    """``Linear(inputs, classes)``, Xavier-uniform weights and zero bias (the gesture heads' last layer)."""
+    classifier = nn.Linear(inputs, classes)
+    nn.init.xavier_uniform_(classifier.weight)
+    nn.init.zeros_(classifier.bias)
+    return classifier
+
+
 class GestureClassifier(_EncoderHead):
     """TinyMyo encoder + mean over patches + ``Linear(C * dim, classes)``."""
 
     def __init__(self, encoder: TinyMyoEncoder, classes: int, freeze_encoder: bool = False):
         super().__init__(encoder, freeze_encoder)
         config = encoder.config
-        self.classifier = nn.Linear(config.channels * config.dim, classes)
-        nn.init.xavier_uniform_(self.classifier.weight)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = linear_classifier(config.channels * config.dim, classes)
 
     def forward(self, emg: torch.Tensor) -> torch.Tensor:
         """EMG (B, C, T) (T a multiple of patch_len) -> class logits (B, classes)."""
         return self.classifier(self.features(emg).mean(dim=1))
 
 
-class ConvGestureClassifier(_EncoderHead):
+class _FrameTokenClassifier(_EncoderHead):
+    """A front end of its own makes the tokens (B, N, dim) the TinyMyo blocks run over; mean over them, then the classifier.
+
+    Subclasses build their front end, then ``self.classifier``, and write :meth:`tokens`.
+    """
+
+    def __init__(self, encoder: TinyMyoEncoder, freeze_encoder: bool):
+        super().__init__(encoder, freeze_encoder)
+        # Tokens come from the front end, not from patches: the patch embedding stays unused.
+        self.encoder.patch_embedding.requires_grad_(False)
+
+    def tokens(self, emg: torch.Tensor) -> torch.Tensor:
+        """EMG (B, C, T) -> tokens (B, N, dim)."""
+        raise NotImplementedError
+
+    def forward(self, emg: torch.Tensor) -> torch.Tensor:
+        """EMG (B, C, T) -> class logits (B, classes)."""
+        return self.classifier(self.encoder.encode_tokens(self.tokens(emg)).mean(dim=1))
+
+
+class ConvGestureClassifier(_FrameTokenClassifier):
     """Conv front end (``width`` channels, 8x downsampling) + TinyMyo blocks over frames + mean + ``Linear(dim, classes)``."""
 
     def __init__(self, encoder: TinyMyoEncoder, channels: int, width: int, classes: int, freeze_encoder: bool = False):
@@ -108,27 +135,18 @@ class ConvGestureClassifier(_EncoderHead):
         sizes = [channels] + [width] * DOWNSAMPLING_BLOCKS
         self.downsample = nn.Sequential(*(ResidualDownsample(a, b) for a, b in zip(sizes, sizes[1:])))
         self.input_projection = nn.Linear(width, encoder.config.dim)
-        # Frames come from the convolutions, not from patches: the patch embedding stays unused.
-        self.encoder.patch_embedding.requires_grad_(False)
-        self.classifier = nn.Linear(encoder.config.dim, classes)
-        nn.init.xavier_uniform_(self.classifier.weight)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = linear_classifier(encoder.config.dim, classes)
 
-    def forward(self, emg: torch.Tensor) -> torch.Tensor:
-        """EMG (B, C, T) -> class logits (B, classes)."""
-        frames = self.input_projection(self.downsample(emg).transpose(1, 2))
-        return self.classifier(self.encoder.encode_tokens(frames).mean(dim=1))
-
-
-#: Per-frame features of :func:`hudgins_frames`, in this order per channel.
-FRAME_FEATURES = ("log mav", "log rms", "log wl", "zc rate", "ssc rate")
+    def tokens(self, emg: torch.Tensor) -> torch.Tensor:
+        return self.input_projection(self.downsample(emg).transpose(1, 2))
 
 
 def hudgins_frames(emg: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     """Hudgins features of every ``frame``-sample frame, ``hop`` samples apart.
 
     ``emg`` (B, C, T) -> (B, (T - frame) // hop + 1, C * 5), per frame the
-    channels side by side, each with :data:`FRAME_FEATURES`: log mean absolute
+    channels side by side, each with the classical baseline's features in
+    its order (:data:`silentspeech.models.classic.FEATURES`): log mean absolute
     value, log RMS, log waveform length (``log(x + 1e-3)``: z-scored EMG, so
     1e-3 is far below any real frame and bounds the log of a zero-padded one),
     and the zero-crossing and slope-sign-change counts over the frame's samples.
@@ -148,29 +166,24 @@ def hudgins_frames(emg: torch.Tensor, frame: int, hop: int) -> torch.Tensor:
     return features.permute(0, 2, 1, 3).flatten(2)
 
 
-class FeatureGestureClassifier(_EncoderHead):
+class FeatureGestureClassifier(_FrameTokenClassifier):
     """Hudgins features per frame + projection + residual conv + TinyMyo blocks + mean + ``Linear(dim, classes)``."""
 
     def __init__(self, encoder: TinyMyoEncoder, channels: int, classes: int, frame: int, hop: int, freeze_encoder: bool = False):
         super().__init__(encoder, freeze_encoder)
         self.frame, self.hop = frame, hop
         dim = encoder.config.dim
-        inputs = channels * len(FRAME_FEATURES)
+        inputs = channels * len(FEATURES)
         # LayerNorm first: log amplitudes and crossing rates live on different scales.
         self.input_projection = nn.Sequential(nn.LayerNorm(inputs), nn.Linear(inputs, dim))
         # Five frames (five hops) of context per token before attention: onsets and their shape.
         self.local = nn.Sequential(nn.Conv1d(dim, dim, kernel_size=5, padding=2), nn.GELU())
-        # Tokens come from the features, not from patches: the patch embedding stays unused.
-        self.encoder.patch_embedding.requires_grad_(False)
-        self.classifier = nn.Linear(dim, classes)
-        nn.init.xavier_uniform_(self.classifier.weight)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = linear_classifier(dim, classes)
 
-    def forward(self, emg: torch.Tensor) -> torch.Tensor:
-        """EMG (B, C, T), T >= ``frame`` -> class logits (B, classes)."""
+    def tokens(self, emg: torch.Tensor) -> torch.Tensor:
+        """EMG (B, C, T), T >= ``frame`` -> tokens (B, (T - frame) // hop + 1, dim)."""
         frames = self.input_projection(hudgins_frames(emg, self.frame, self.hop))
-        frames = frames + self.local(frames.transpose(1, 2)).transpose(1, 2)
-        return self.classifier(self.encoder.encode_tokens(frames).mean(dim=1))
+        return frames + self.local(frames.transpose(1, 2)).transpose(1, 2)
 
 
 class KinematicsRegressor(_EncoderHead):
