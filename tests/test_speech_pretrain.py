@@ -54,6 +54,25 @@ def test_reconstruction_loss_falls_when_the_head_predicts_the_input():
     assert model.heads["reconstruction"].weight.grad.abs().sum() > 0
 
 
+def test_masked_frames_are_hidden_from_the_transformer_not_zeroed_in_the_emg():
+    """A masked span's inner samples (beyond the downsampler's 43-sample reach of the visible frames) change nothing."""
+    model = _tiny_model(["reconstruction"]).eval()
+    emg = torch.randn(1, 8, 400)
+    altered = emg.clone()
+    altered[:, :, 14 * 8 : 26 * 8] = torch.randn(1, 8, 12 * 8) * 5  # inside frames 10..29, > 3 frames from their edges
+    token_mask = torch.zeros(1, 50, dtype=torch.bool)
+    token_mask[:, 10:30] = True
+    with torch.no_grad():
+        hidden = model(emg, token_mask=token_mask)["reconstruction"]
+        assert torch.equal(hidden, model(altered, token_mask=token_mask)["reconstruction"])
+        # Unmasked, the same change reaches the outputs; the mask token is what the masked frames carry.
+        assert not torch.equal(model(emg)["reconstruction"], model(altered)["reconstruction"])
+    with pytest.raises(ValueError, match="token_mask must be"):
+        model(emg, token_mask=token_mask[:, :40])
+    with pytest.raises(ValueError, match="reconstruction"):
+        _tiny_model(["ctc"])(emg, token_mask=token_mask)
+
+
 def test_init_from_copies_the_trunk_and_refuses_another_size(tmp_path):
     from silentspeech.atomic import atomic_save_safetensors
 
@@ -61,8 +80,9 @@ def test_init_from_copies_the_trunk_and_refuses_another_size(tmp_path):
     atomic_save_safetensors(tmp_path / "best.safetensors", source.state_dict())
     target = _tiny_model(["ctc"])
     target.load_trunk(str(tmp_path))
+    assert "mask_token" not in target.state_dict()  # pretraining's mask token stays behind
     for key, value in source.state_dict().items():
-        if not key.startswith("heads."):
+        if not key.startswith("heads.") and key != "mask_token":
             assert torch.equal(target.state_dict()[key], value), key
     wider = SpeechModel(SpeechModelConfig(width=32, encoder=TinyMyoConfig(dim=16, depth=1, heads=1, mlp_dim=32), outputs=["ctc"]))
     with pytest.raises(ValueError, match="does not fit this speech model"):
@@ -75,7 +95,9 @@ def test_init_from_copies_the_trunk_and_refuses_another_size(tmp_path):
 def test_pretrain_then_recognition_starts_from_the_trunk(tmp_path_factory, tmp_path):
     cache = prepared_synthetic_cache(tmp_path_factory, utterances=30)
     pretrained = train_recipe(REPO / "recipes/synthetic/speech_pretrain.yaml", [f"data.cache={cache}", f"out={tmp_path / 'pre'}", *TINY])
-    trunk = {k: v for k, v in load_file(str(pretrained / "best.safetensors")).items() if not k.startswith("heads.")}
+    saved = load_file(str(pretrained / "best.safetensors"))
+    assert "mask_token" in saved
+    trunk = {k: v for k, v in saved.items() if not k.startswith("heads.") and k != "mask_token"}
     config = load_recipe(
         get_task("recognition").schema,
         REPO / "recipes/synthetic/recognition.yaml",

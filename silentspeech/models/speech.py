@@ -5,7 +5,7 @@ github.com/pulp-bio/BioFoundation; docs/design.md, *The speech model*)::
 
     emg (B, 8, T)
       -> 3 residual downsampling blocks, each halving the rate (8x: 689.06 -> 86.13 Hz)
-      -> Linear(width, dim)
+      -> Linear(width, dim)                   (pretraining: masked frames' tokens -> a learned mask token)
       -> TinyMyo Transformer blocks + final LayerNorm over frames (pretrained or fresh)
       -> heads: acoustic (MFCC), phoneme logits, CTC logits, EMG reconstruction (pretraining)
 
@@ -114,6 +114,10 @@ class SpeechModel(nn.Module):
             "reconstruction": config.emg_channels * EMG_PER_FRAME,
         }
         self.heads = nn.ModuleDict({name: nn.Linear(config.encoder.dim, sizes[name]) for name in config.outputs})
+        # Masked-reconstruction pretraining hides frames by swapping their tokens for this
+        # learned vector (silentspeech.tasks.speech_pretrain); only the model with the
+        # reconstruction head has it, so fine-tuned models and exports never carry it.
+        self.mask_token = nn.Parameter(torch.randn(config.encoder.dim) * 0.02) if "reconstruction" in config.outputs else None
         if config.init_from:
             self.load_trunk(config.init_from)
 
@@ -148,12 +152,21 @@ class SpeechModel(nn.Module):
         """Output frames per item: ceil(samples / 8) for ``emg_lengths`` (B,) samples at 689.06 Hz."""
         return (emg_lengths + EMG_PER_FRAME - 1) // EMG_PER_FRAME
 
-    def forward(self, emg: torch.Tensor, emg_lengths: torch.Tensor | None = None, padded_frames: bool = True) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        emg: torch.Tensor,
+        emg_lengths: torch.Tensor | None = None,
+        padded_frames: bool = True,
+        token_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Map EMG to per-frame outputs.
 
         ``emg``: (B, 8, T) preprocessed EMG at 689.06 Hz, zero-padded after each
         item's end; T need not be a multiple of 8. ``emg_lengths``: (B,) valid
-        samples per item (default: all T). Returns a dict with, per configured
+        samples per item (default: all T). ``token_mask`` (B, F) bool, for
+        masked-reconstruction pretraining only: True frames enter the
+        Transformer as the learned mask token instead of their own token
+        (the model must have the ``reconstruction`` output). Returns a dict with, per configured
         head, ``acoustic`` (B, F, n_mfcc), ``phoneme_logits`` (B, F, 48),
         ``ctc_logits`` (B, F, 38) (unnormalised), ``reconstruction``
         (B, F, channels x 8: each frame's EMG samples, channel-major), plus ``hidden`` (B, F, dim), the
@@ -193,8 +206,15 @@ class SpeechModel(nn.Module):
             # A trace cannot look at the data: it keeps the mask unless the caller promised no padding frames.
             needs_mask = padded_frames and (torch.jit.is_tracing() or bool(padding_mask.any()))
             padding_mask = padding_mask if needs_mask else None
+        tokens = self.input_projection(x.transpose(1, 2))
+        if token_mask is not None:
+            if self.mask_token is None:
+                raise ValueError("token_mask needs a model built with the 'reconstruction' output (it holds the mask token)")
+            if token_mask.shape != tokens.shape[:2]:
+                raise ValueError(f"token_mask must be (batch, frames) = {tuple(tokens.shape[:2])}, got {tuple(token_mask.shape)}")
+            tokens = torch.where(token_mask.to(tokens.device)[..., None], self.mask_token.to(tokens.dtype), tokens)
         positions = torch.arange(frames, device=emg.device)
-        hidden = self.encoder.encode_tokens(self.input_projection(x.transpose(1, 2)), padding_mask, positions)
+        hidden = self.encoder.encode_tokens(tokens, padding_mask, positions)
         outputs = {OUTPUT_KEYS[name]: head(hidden) for name, head in self.heads.items()}
         outputs["hidden"] = hidden
         return outputs

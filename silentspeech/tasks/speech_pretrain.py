@@ -6,13 +6,28 @@ with frames of a convolutional downsampler instead, so TinyMyo's patch
 embedding is never used there and a TinyMyo checkpoint initialises only the
 blocks. This task pretrains the whole trunk the speech tasks use
 (downsampler, projection, blocks) with the same idea in the speech model's
-terms: spans of 86.13 Hz frames of the preprocessed EMG (689.06 Hz) are
-zeroed at the input, and a ``reconstruction`` head predicts every frame's 8
-channels x 8 samples; the loss is Smooth-L1 on the masked frames plus 0.1 x
+terms: spans of 86.13 Hz frames are hidden, and a ``reconstruction``
+head predicts every frame's 8 channels x 8 samples of the preprocessed EMG
+(689.06 Hz); the loss is Smooth-L1 on the masked frames plus 0.1 x
 Smooth-L1 on the visible ones (TinyMyo's weighting). EMG is compared after
 scaling each utterance and channel by its standard deviation, so loud
 channels do not dominate. No labels are needed: every utterance of the
 cache's train split is used, silent and voiced.
+
+Frames are hidden after the downsampler, as wav2vec 2.0 masks the output of
+its convolutional feature encoder (Baevski et al. 2020): the downsampler sees
+the whole recording and each masked frame's token is replaced by one learned
+mask token (:class:`SpeechModel` ``token_mask``). Zeroing the masked spans of
+the EMG instead trained the downsampler's convolutions and BatchNorm
+statistics on inputs that are nearly half zeros, which fine-tuning never
+shows them (why ConvNeXt V2, Woo et al. 2023, and SparK, Tian et al. 2023,
+keep masked regions out of convolutions); fine-tuned from that trunk, the
+quickstart's recogniser trailed scratch with seed 0, while hiding tokens put
+it ahead with each of three seeds (docs/measurements.md, *How learnable the
+corpus is*). A token reads 43 samples (21 before its frame's 8, 14 after),
+so a visible neighbour still sees the edges of a masked span: spans of
+several frames keep their insides hidden (docs/design.md, *Speech
+pretraining*).
 
 Recognition and production start from the result with
 ``model.init_from=<this run>`` (:meth:`silentspeech.models.speech.SpeechModel.load_trunk`).
@@ -78,11 +93,10 @@ def reconstruction_loss(model: SpeechModel, batch: dict, mask_config: SpeechMask
     valid = torch.arange(frames, device=emg.device)[None] < model.frame_lengths(lengths)[:, None]
     scale = emg.std(dim=2, keepdim=True).clamp(min=1e-3)
     target = emg_frames(emg / scale, frames)
-    masked = frame_mask(emg.shape[0], frames, mask_config.ratio, mask_config.span, generator).to(emg.device) & valid
-    keep = (~masked).repeat_interleave(EMG_PER_FRAME, dim=1)[:, None, : emg.shape[2]].to(emg.dtype)
-    outputs = model(emg * keep, lengths)
-    if "reconstruction" not in outputs:
+    if "reconstruction" not in model.config.outputs:
         raise ValueError("speech pretraining needs a model with a 'reconstruction' output (model.outputs)")
+    masked = frame_mask(emg.shape[0], frames, mask_config.ratio, mask_config.span, generator).to(emg.device) & valid
+    outputs = model(emg, lengths, token_mask=masked)
     errors = F.smooth_l1_loss(outputs["reconstruction"].float(), target.float(), reduction="none").mean(dim=2)
     visible = valid & ~masked
     masked_loss = errors[masked].mean() if bool(masked.any()) else errors.sum() * 0.0
