@@ -364,18 +364,16 @@ def _add_quickstart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the corpus and cache stages (default: %(default)s)")
     parser.add_argument(
         "--stages",
-        default="default",
-        help="comma-separated stages out of corpus,cache,lm,pretrain,recognition,production,scratch,evaluate,vocoder,listen,report; "
-        "'default' runs all but scratch (the from-scratch comparison, which doubles the training time), 'all' runs every "
-        "stage; finished stages are reused (default: %(default)s)",
+        default="all",
+        help="comma-separated stages out of corpus,cache,lm,pretrain,recognition,production,scratch,evaluate,vocoder,listen,report, "
+        "or 'all'; finished stages are reused (default: %(default)s)",
     )
 
 
 def _run_quickstart(args: argparse.Namespace) -> int:
-    from silentspeech.quickstart.run import DEFAULT_STAGES, STAGES, run_quickstart
+    from silentspeech.quickstart.run import STAGES, run_quickstart
 
-    named = {"all": STAGES, "default": DEFAULT_STAGES}
-    stages = named.get(args.stages) or tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    stages = STAGES if args.stages == "all" else tuple(s.strip() for s in args.stages.split(",") if s.strip())
     run_quickstart(args.out, utterances=args.utterances, seed=args.seed, stages=stages, workers=args.workers)
     return 0
 
