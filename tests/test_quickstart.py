@@ -6,6 +6,7 @@ import json
 
 import pytest
 import soundfile
+import yaml
 
 from silentspeech.config import bundled_recipe
 from silentspeech.decoding import settings as lm_settings
@@ -68,12 +69,19 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     monkeypatch.setattr(quickstart, "GRAMMAR_SENTENCES", 200)
     # An untrained model's posteriors keep a wide beam busy for a minute.
     monkeypatch.setattr(lm_settings, "DEFAULT_BEAM_WIDTH", 4)
-    first = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY, stages=STAGES)
+    # Two workers: the pretrained and the from-scratch models train side by side, one process each.
+    first = run_quickstart(tmp_path, utterances=20, workers=2, overrides=TINY, stages=STAGES)
     assert tuple(first.paths) == STAGES and not first.reused
     out = capsys.readouterr().out
     assert "Start the demo:" in out and "report.md" in out
+    assert "training recognition from the pretrained trunk and from scratch side by side" in out
 
     layout = QuickstartLayout(tmp_path)
+    for task in ("recognition", "production"):
+        pair = [getattr(layout, task), layout.scratch / task]
+        assert all((run / "test_metrics.json").is_file() for run in pair)
+        threads = [yaml.safe_load((run / "config.yaml").read_text())["trainer"]["cpu_threads"] for run in pair]
+        assert threads[0] == threads[1] >= 1  # the CPU shared between the two, not oversubscribed
     assert (layout.vocoder / "generator.safetensors").is_file()
     listening = json.loads((layout.listening / "listening.json").read_text())
     conditions = [row["condition"] for row in listening["rows"]]
@@ -96,15 +104,16 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     assert set(times) == set(STAGES)
 
     written = layout.report.stat().st_mtime_ns
-    second = run_quickstart(tmp_path, utterances=20, workers=0, overrides=TINY, stages=STAGES)
+    second = run_quickstart(tmp_path, utterances=20, workers=2, overrides=TINY, stages=STAGES)
     assert second.reused == set(STAGES)
     assert layout.report.stat().st_mtime_ns == written
 
 
 @pytest.mark.slow
 def test_a_killed_vocoder_fine_tune_resumes(tmp_path):
-    run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache", "production"), workers=0, overrides=TINY)
+    run_quickstart(tmp_path, utterances=20, stages=("corpus", "cache", "production"), workers=0, overrides=TINY, compare_scratch=False)
     layout = QuickstartLayout(tmp_path)
+    assert (layout.production / "test_metrics.json").is_file() and not layout.scratch.exists()
     recipe = load_vocoder_recipe(
         bundled_recipe("vocoder/v1_finetune.yaml"),
         [f"cache={layout.cache}", f"finetune_on={layout.production}", f"out_dir={layout.vocoder}", *TINY_VOCODER],

@@ -12,18 +12,24 @@ it, so a second run only does what is missing:
 4. ``pretrain``: masked reconstruction of the corpus's EMG by the speech
    model's trunk (``recipes/synthetic/speech_pretrain.yaml``), no labels;
 5. ``recognition``: EMG -> text, fine-tuned from the pretrained trunk
-   (``recipes/synthetic/recognition.yaml``);
-6. ``production``: EMG -> MFCC, fine-tuned from it (``recipes/synthetic/production.yaml``);
-7. ``scratch``: both again from scratch at the same budget, for the
-   pretrained-vs-scratch comparison of the report;
-8. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
+   (``recipes/synthetic/recognition.yaml``), and beside it the same recipe
+   from scratch (``scratch/recognition``) for the report's comparison;
+6. ``production``: EMG -> MFCC, the same way (``recipes/synthetic/production.yaml``,
+   ``scratch/production``);
+7. ``evaluate``: greedy and LM beam-search WER/CER of the recogniser on the
    test split (:mod:`silentspeech.evaluation.recognition`), ``recognition/eval_test/``;
-9. ``vocoder``: the pretrained universal HiFi-GAN V1 fine-tuned for
+8. ``vocoder``: the pretrained universal HiFi-GAN V1 fine-tuned for
    :data:`VOCODER_MINUTES` on the production model's predicted features
    (``vocoder/v1_finetune.yaml``);
-10. ``listen``: Whisper transcribes the test split in five renderings
-    (:mod:`silentspeech.quickstart.listening`);
-11. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
+9. ``listen``: Whisper transcribes the test split in five renderings
+   (:mod:`silentspeech.quickstart.listening`);
+10. ``report``: ``report.md`` with figures and audio (:mod:`silentspeech.quickstart.report`).
+
+The pretrained and the from-scratch model of a stage train at the same time,
+one process each with half the CPU threads: the small models use two threads
+poorly, so both together take about 1.4 times as long as one alone instead
+of twice (docs/measurements.md, *Two trainings side by side*), and both
+train under the same conditions.
 
 A training stage is finished when its run wrote its final file
 (``test_metrics.json``; the vocoder's ``history.json``); a killed one
@@ -47,15 +53,15 @@ from silentspeech.config import bundled_recipe
 from silentspeech.quickstart.layout import DEFAULT_OUT, QUICKSTART_UTTERANCES, STAGE_TIMES, QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown, listening_test
 from silentspeech.runs import BEST_WEIGHTS, HISTORY_FILE, LAST_CHECKPOINT, TEST_METRICS
+from silentspeech.workers import each_result
 
 log = logging.getLogger(__name__)
 
 #: Grammar sentences added to the training prompts for the language model.
 GRAMMAR_SENTENCES = 20_000
-#: Budget of the vocoder fine-tune (wall clock): with the other stages, the
-#: from-scratch comparison included, the quickstart stays within 20 minutes on
-#: 2 CPU cores (stage_times.json).
-VOCODER_MINUTES = 2.0
+#: Budget of the vocoder fine-tune (wall clock): with the other stages the
+#: quickstart stays within 20 minutes on 2 CPU cores (stage_times.json).
+VOCODER_MINUTES = 3.0
 
 
 @dataclass
@@ -118,6 +124,8 @@ class StageContext:
     seed: int
     workers: int
     overrides: Mapping[str, Sequence[str]]
+    #: Train recognition and production from scratch too, for the report's comparison.
+    compare_scratch: bool = True
     redone: set[str] = field(default_factory=set)
 
 
@@ -162,19 +170,23 @@ def make_lm(ctx: StageContext) -> bool:
     return True
 
 
+def _fit_recipe(recipe: str, run_dir: Path, cache: Path, corpus: Path, overrides: Sequence[str]) -> None:
+    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` on the quickstart's cache (a killed run resumes)."""
+    from silentspeech.tasks import train_recipe
+
+    train_recipe(
+        bundled_recipe(f"recipes/synthetic/{recipe}.yaml"),
+        [f"out={run_dir}", f"data.cache={cache}", f"data.root={corpus}", *overrides],
+        resume=(run_dir / LAST_CHECKPOINT).is_file(),
+    )
+
+
 def _train(recipe: str, run_dir: Path, ctx: StageContext, overrides: Sequence[str]) -> bool:
-    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there (a killed one resumes)."""
+    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there."""
     if _finished_run(run_dir):
         print(f"reusing the trained model in {run_dir}")
         return False
-    from silentspeech.tasks import train_recipe
-
-    layout = ctx.layout
-    train_recipe(
-        bundled_recipe(f"recipes/synthetic/{recipe}.yaml"),
-        [f"out={run_dir}", f"data.cache={layout.cache}", f"data.root={layout.corpus}", *overrides],
-        resume=(run_dir / LAST_CHECKPOINT).is_file(),
-    )
+    _fit_recipe(recipe, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
     return True
 
 
@@ -189,19 +201,44 @@ def _init_from(ctx: StageContext) -> list[str]:
 
 
 def train_stage(task: str) -> Callable[[StageContext], bool]:
-    """The stage that trains ``recipes/synthetic/<task>.yaml`` from the pretrained trunk into the layout's folder of that name."""
+    """The stage that trains ``recipes/synthetic/<task>.yaml`` from the pretrained trunk and, beside it, from scratch.
+
+    The first goes into the layout's folder of that name, the second into
+    ``scratch/<task>`` (skipped when ``ctx.compare_scratch`` is false). When
+    both need training and ``ctx.workers`` >= 2 they run at once, one worker
+    process each with half the CPU threads, the scratch run without a
+    progress bar; otherwise one after the other in this process.
+    """
 
     def work(ctx: StageContext) -> bool:
-        return _train(task, getattr(ctx.layout, task), ctx, [*_init_from(ctx), *ctx.overrides.get(task, ())])
+        runs = [(getattr(ctx.layout, task), [*_init_from(ctx), *ctx.overrides.get(task, ())])]
+        if ctx.compare_scratch:
+            runs.append((ctx.layout.scratch / task, list(ctx.overrides.get(task, ()))))
+        pending = []
+        for run_dir, overrides in runs:
+            if _finished_run(run_dir):
+                print(f"reusing the trained model in {run_dir}")
+            else:
+                pending.append((run_dir, overrides))
+        if len(pending) == 1 or ctx.workers < 2:
+            for run_dir, overrides in pending:
+                _fit_recipe(task, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
+        elif pending:
+            import torch
 
-    work.__doc__ = f"Train recipes/synthetic/{task}.yaml from the pretrained trunk (a killed run resumes)."
+            threads = max(1, torch.get_num_threads() // len(pending))
+            print(f"training {task} from the pretrained trunk and from scratch side by side, {threads} thread(s) each "
+                  f"(progress: the first; the second logs to {pending[1][0] / 'csv'})", flush=True)
+            calls = [
+                (task, run_dir, ctx.layout.cache, ctx.layout.corpus, [*overrides, f"trainer.cpu_threads={threads}", *quiet])
+                for (run_dir, overrides), quiet in zip(pending, ([], ["trainer.progress_bar=false"]))
+            ]
+            for _ in each_result(_fit_recipe, calls, workers=len(calls)):
+                pass
+        return bool(pending)
+
+    work.__doc__ = f"Train recipes/synthetic/{task}.yaml from the pretrained trunk and from scratch (a killed run resumes)."
     return work
-
-
-def scratch(ctx: StageContext) -> bool:
-    """Recognition and production again from scratch with the same recipes and budget: the report's comparison."""
-    did = [_train(task, ctx.layout.scratch / task, ctx, ctx.overrides.get(task, ())) for task in ("recognition", "production")]
-    return any(did)
 
 
 def evaluate(ctx: StageContext) -> bool:
@@ -275,7 +312,6 @@ STAGE_WORK: dict[str, tuple[Callable[[QuickstartLayout], Path], Callable[[StageC
     "pretrain": (lambda layout: layout.pretrain, pretrain),
     "recognition": (lambda layout: layout.recognition, train_stage("recognition")),
     "production": (lambda layout: layout.production, train_stage("production")),
-    "scratch": (lambda layout: layout.scratch, scratch),
     "evaluate": (lambda layout: layout.evaluation, evaluate),
     "vocoder": (lambda layout: layout.vocoder, vocoder),
     "listen": (lambda layout: layout.listening, listen),
@@ -297,6 +333,7 @@ def run_quickstart(
     stages: Sequence[str] = STAGES,
     workers: int = 2,
     overrides: Mapping[str, Sequence[str]] | None = None,
+    compare_scratch: bool = True,
 ) -> QuickstartResult:
     """Run the quickstart ``stages`` into ``out``; finished stages are reused.
 
@@ -305,9 +342,14 @@ def run_quickstart(
         utterances: spoken utterances of the synthetic corpus.
         seed: corpus seed.
         stages: a subset of :data:`STAGES`, run in the order of :data:`STAGES`.
-        workers: worker processes for preprocessing.
+        workers: worker processes for preprocessing and for training the
+            pretrained and the from-scratch model side by side (below 2: one
+            after the other).
         overrides: extra ``key=value`` recipe overrides for the stages in
             :data:`OVERRIDABLE` (e.g. ``{"vocoder": ["max_minutes=10"]}``).
+        compare_scratch: also train recognition and production from scratch
+            (``scratch/``, beside the pretrained ones) for the report's
+            pretrained-against-scratch table.
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -316,7 +358,7 @@ def run_quickstart(
     if unknown:
         raise ValueError(f"overrides for {sorted(unknown)}: only the {', '.join(OVERRIDABLE[:-1])} and {OVERRIDABLE[-1]} stages take recipe overrides")
     layout = QuickstartLayout(Path(out))
-    ctx = StageContext(layout, utterances, seed, workers, dict(overrides or {}))
+    ctx = StageContext(layout, utterances, seed, workers, dict(overrides or {}), compare_scratch)
     result = QuickstartResult(out=layout.out)
     times: dict[str, float] = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
     for name, (where, work) in STAGE_WORK.items():
