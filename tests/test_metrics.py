@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from silentspeech.metrics import error_rates, utterance_errors
+from silentspeech.metrics import error_rates, paired_bootstrap_difference, utterance_errors
 
 
 def test_corpus_level_counts_pinned():
@@ -60,3 +61,21 @@ def test_bad_input_is_a_clear_error():
         error_rates(["a b"], ["a", "b"])
     with pytest.raises(ValueError, match="undefined"):
         error_rates(["", "?!"], ["x", ""])
+
+
+def test_paired_bootstrap_difference_separates_clear_gaps_from_noise():
+    lengths = [40] * 60
+    same = [4] * 60
+    assert paired_bootstrap_difference(same, same, lengths) == (0.0, 0.0, 0.0)
+    rng = np.random.default_rng(1)
+    worse = rng.integers(8, 14, 60)  # about 11 errors against 4 on every utterance
+    difference, low, high = paired_bootstrap_difference(same, worse, lengths)
+    assert difference == pytest.approx((240 - worse.sum()) / 2400) and low <= difference <= high < 0
+    # Noise: the same error counts in another order cannot be told apart.
+    noisy = rng.integers(0, 10, 60)
+    _, low, high = paired_bootstrap_difference(noisy, rng.permutation(noisy), lengths)
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_bootstrap_difference([1, 2], [1], [3, 3])
+    with pytest.raises(ValueError, match="references are empty"):
+        paired_bootstrap_difference([0], [0], [0])

@@ -90,7 +90,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     report = layout.report.read_text()
     for item in (
         "emg.png", "spectrogram.png", "alignment.png", "greedy WER %", "beam CER %", "Whisper listens", "| recording (voiced twin) |",
-        "Pretrained against scratch", "Wall time per stage",
+        "Pretrained against scratch", "Test greedy CER, pretrained minus scratch", "Wall time per stage",
     ):
         assert item in report
     for figure in ("emg.png", "spectrogram.png", "alignment.png"):

@@ -46,6 +46,11 @@ class QuickstartLayout:
         return self.out / "scratch"
 
     @property
+    def scratch_evaluation(self) -> Path:
+        """The from-scratch recogniser's greedy test-split evaluation (``results.csv``), for the report's paired comparison."""
+        return self.scratch / "recognition" / "eval_test"
+
+    @property
     def recognition(self) -> Path:
         return self.out / "recognition"
 

@@ -38,6 +38,7 @@ from silentspeech.data.gaddy import SPLITS
 from silentspeech.features import AUDIO_RATE, load_audio, write_wav
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.metrics import paired_bootstrap_difference
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown
 from silentspeech.runs import TEST_METRICS
@@ -122,6 +123,29 @@ def _pretraining_section(layout: QuickstartLayout) -> list[str]:
         f"several points with the seed, so docs/measurements.md (*How learnable the corpus is*) compares three seeds.",
         "",
         markdown_table(["metric", "pretrained", "scratch"], rows, align="lrr"),
+        "",
+        *_paired_cer_lines(layout),
+    ]
+
+
+def _paired_cer_lines(layout: QuickstartLayout) -> list[str]:
+    """The test greedy CER difference, pretrained minus scratch, with a bootstrap interval over the utterances both decoded."""
+    tables = [layout.evaluation / "results.csv", layout.scratch_evaluation / "results.csv"]
+    if not all(table.is_file() for table in tables):
+        return []
+    pretrained, scratch = ({row["id"]: row for row in csv.DictReader(table.open(newline=""))} for table in tables)
+    ids = sorted(set(pretrained) & set(scratch))
+    if not ids:
+        return []
+    difference, low, high = paired_bootstrap_difference(
+        [int(pretrained[i]["greedy_char_errors"]) for i in ids],
+        [int(scratch[i]["greedy_char_errors"]) for i in ids],
+        [int(pretrained[i]["reference_chars"]) for i in ids],
+    )
+    verdict = "the run cannot tell them apart" if low <= 0 <= high else ("pretrained is better" if high < 0 else "pretrained is worse")
+    return [
+        f"Test greedy CER, pretrained minus scratch: {100 * difference:+.2f} points; 95 % bootstrap interval "
+        f"{100 * low:+.2f} to {100 * high:+.2f} over the {len(ids)} utterances (resampled 2000 times): {verdict}.",
         "",
     ]
 

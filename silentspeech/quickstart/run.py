@@ -242,7 +242,7 @@ def train_stage(task: str) -> Callable[[StageContext], bool]:
 
 
 def evaluate(ctx: StageContext) -> bool:
-    """Tune beam search on the dev split (``tune-lm``), then greedy and beam-search WER/CER of the recogniser on test."""
+    """Tune beam search on the dev split (``tune-lm``), then greedy and beam-search WER/CER of the recogniser on test (and greedy of the scratch one)."""
     layout = ctx.layout
     if (layout.evaluation / "summary.json").is_file() and not ctx.redone & {"cache", "lm", "recognition"}:
         print(f"reusing the evaluation in {layout.evaluation}")
@@ -252,6 +252,9 @@ def evaluate(ctx: StageContext) -> bool:
     print(tune_lm(layout.recognition, layout.lm, cache=layout.cache, split="dev").summary())
     summary = evaluate_recognition(layout.recognition, split="test", cache=layout.cache, lm=layout.lm, out=layout.evaluation)
     print(markdown_report(summary))
+    scratch = layout.scratch / "recognition"
+    if _finished_run(scratch):  # greedy only, utterance by utterance: the report's paired comparison
+        evaluate_recognition(scratch, split="test", cache=layout.cache, out=layout.scratch_evaluation)
     return True
 
 
