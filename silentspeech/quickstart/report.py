@@ -137,15 +137,18 @@ def _paired_cer_lines(layout: QuickstartLayout) -> list[str]:
     ids = sorted(set(pretrained) & set(scratch))
     if not ids:
         return []
+    resamples, level = 2000, 0.95
     difference, low, high = paired_bootstrap_difference(
         [int(pretrained[i]["greedy_char_errors"]) for i in ids],
         [int(scratch[i]["greedy_char_errors"]) for i in ids],
         [int(pretrained[i]["reference_chars"]) for i in ids],
+        resamples=resamples,
+        level=level,
     )
     verdict = "the run cannot tell them apart" if low <= 0 <= high else ("pretrained is better" if high < 0 else "pretrained is worse")
     return [
-        f"Test greedy CER, pretrained minus scratch: {100 * difference:+.2f} points; 95 % bootstrap interval "
-        f"{100 * low:+.2f} to {100 * high:+.2f} over the {len(ids)} utterances (resampled 2000 times): {verdict}.",
+        f"Test greedy CER, pretrained minus scratch: {100 * difference:+.2f} points; {100 * level:.0f} % bootstrap interval "
+        f"{100 * low:+.2f} to {100 * high:+.2f} over the {len(ids)} utterances (resampled {resamples} times): {verdict}.",
         "",
     ]
 

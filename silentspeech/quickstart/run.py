@@ -181,10 +181,17 @@ def _fit_recipe(recipe: str, run_dir: Path, cache: Path, corpus: Path, overrides
     )
 
 
-def _train(recipe: str, run_dir: Path, ctx: StageContext, overrides: Sequence[str]) -> bool:
-    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there."""
+def _reused(run_dir: Path) -> bool:
+    """True (and says so) when ``run_dir`` holds a finished training run."""
     if _finished_run(run_dir):
         print(f"reusing the trained model in {run_dir}")
+        return True
+    return False
+
+
+def _train(recipe: str, run_dir: Path, ctx: StageContext, overrides: Sequence[str]) -> bool:
+    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there."""
+    if _reused(run_dir):
         return False
     _fit_recipe(recipe, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
     return True
@@ -214,12 +221,7 @@ def train_stage(task: str) -> Callable[[StageContext], bool]:
         runs = [(getattr(ctx.layout, task), [*_init_from(ctx), *ctx.overrides.get(task, ())])]
         if ctx.compare_scratch:
             runs.append((ctx.layout.scratch / task, list(ctx.overrides.get(task, ()))))
-        pending = []
-        for run_dir, overrides in runs:
-            if _finished_run(run_dir):
-                print(f"reusing the trained model in {run_dir}")
-            else:
-                pending.append((run_dir, overrides))
+        pending = [(run_dir, overrides) for run_dir, overrides in runs if not _reused(run_dir)]
         if len(pending) == 1 or ctx.workers < 2:
             for run_dir, overrides in pending:
                 _fit_recipe(task, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
