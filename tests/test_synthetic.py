@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +295,35 @@ def test_textgrid_round_trip_and_bad_intervals(tmp_path):
     assert read_textgrid(path) == intervals
     with pytest.raises(ValueError, match="does not follow"):
         format_textgrid([(0.0, 0.2, "sil"), (0.3, 0.4, "ax")])
+
+
+def _speak_in_process_and_workers(tmpdir: str) -> list[str]:
+    """Run a fresh Python that speaks in its main process and in two pool workers; the voice folders each used."""
+    script = (
+        "import json\n"
+        "from silentspeech.data.synthetic import espeak\n"
+        "from silentspeech.workers import each_result\n"
+        "def say(text):\n"
+        "    assert espeak.speak(text, espeak.Voice('en-us', 170, 50, 55)).audio.size > 0\n"
+        "    return espeak._voice_folder()\n"
+        "folders = [say('the first prompt'), say('the second prompt')]\n"
+        "folders += each_result(say, [('in a worker',), ('in another worker',)], workers=2)\n"
+        "print(json.dumps(folders))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TMPDIR": tmpdir}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_espeak_voice_folders_are_removed_at_exit(tmp_path):
+    """The main process, its per-prompt forked children and pool workers leave no voice folder behind;
+    a TMPDIR too deep for espeak-ng's voice path limit (pytest's tmp_path) still speaks."""
+    short = tempfile.mkdtemp(prefix="ss", dir="/tmp")
+    try:
+        folders = _speak_in_process_and_workers(short)
+        assert all(folder.startswith(short) for folder in folders)
+        assert not os.listdir(short)  # nothing left, not even by the per-prompt children
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    folders = _speak_in_process_and_workers(str(tmp_path))
+    assert folders and not any(os.path.exists(folder) for folder in folders)

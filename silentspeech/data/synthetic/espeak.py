@@ -36,10 +36,10 @@ process and may differ slightly with what was rendered before.
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import functools
 import json
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -51,6 +51,11 @@ import numpy as np
 
 #: Sample rate of espeak-ng's output, Hz.
 ESPEAK_RATE = 22050
+#: Name prefix of the per-process temporary folder that holds the voice files (removed at exit).
+VOICE_FOLDER_PREFIX = "silentspeech-espeak-"
+#: Longest voice file path (bytes) that ``espeak_SetVoiceByFile`` loads: a longer one fails
+#: (measured with the bundled espeak-ng 1.51, a 60-byte path refused, 59 loaded).
+VOICE_PATH_LIMIT = 59
 
 # speak_lib.h: espeak_AUDIO_OUTPUT, espeak_EVENT_TYPE, espeak_PARAMETER, initialise options, synth flags.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -155,8 +160,8 @@ class _Synthesiser:
         encoded = text.encode("utf-8")
         return self.lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
 
-    def _render(self, text: str, voice: Voice) -> tuple[int, list[np.ndarray], list[tuple[int, int, str]]]:
-        if self.lib.espeak_SetVoiceByFile(str(_voice_file(voice.name)).encode()) != 0:
+    def _render(self, text: str, voice: Voice, voice_file: Path) -> tuple[int, list[np.ndarray], list[tuple[int, int, str]]]:
+        if self.lib.espeak_SetVoiceByFile(str(voice_file).encode()) != 0:
             raise EspeakError(f"espeak-ng cannot load voice {voice.name!r}")
         for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.pitch_range)):
             self.lib.espeak_SetParameter(parameter, int(value), 0)
@@ -164,14 +169,14 @@ class _Synthesiser:
         status = self._synth(text)
         return status, self._chunks, self._events
 
-    def _render_in_child(self, text: str, voice: Voice) -> tuple[int, list[np.ndarray], list[tuple[int, int, str]]]:
+    def _render_in_child(self, text: str, voice: Voice, voice_file: Path) -> tuple[int, list[np.ndarray], list[tuple[int, int, str]]]:
         """:meth:`_render` in a forked child, so this process's synthesiser never leaves its initial state."""
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: render, send a JSON header line and the int16 samples, leave
             os.close(read_end)
             try:
-                status, chunks, events = self._render(text, voice)
+                status, chunks, events = self._render(text, voice, voice_file)
                 audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
                 header = {"status": status, "events": events, "error": None}
             except EspeakError as err:
@@ -195,8 +200,11 @@ class _Synthesiser:
 
     def speak(self, text: str, voice: Voice) -> Spoken:
         with self.lock:
+            # Written here, not in the forked child: the child leaves by os._exit, which
+            # would strand a voice folder made there (one per prompt).
+            voice_file = _voice_file(voice.name)
             render = self._render_in_child if hasattr(os, "fork") else self._render
-            status, chunks, events = render(text, voice)
+            status, chunks, events = render(text, voice, voice_file)
         if status != 0:
             raise EspeakError(f"espeak-ng failed on {text!r} (status {status})")
         audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
@@ -234,14 +242,23 @@ def _voice_file(name: str) -> Path:
         lines += [line for line in variant_file.read_text(encoding="utf-8", errors="replace").splitlines()
                   if not line.split()[:1] or line.split()[0] not in ("language", "name", "flutter")]
     path = Path(_voice_folder()) / name.replace("+", "_")
+    if len(str(path).encode()) > VOICE_PATH_LIMIT:
+        raise EspeakError(f"{path}: espeak-ng loads no voice file whose path is over {VOICE_PATH_LIMIT} bytes; set TMPDIR to a shorter folder")
     path.write_text("\n".join([*lines, "flutter 0", ""]), encoding="utf-8")
     return path
 
 
 @functools.lru_cache(maxsize=1)
 def _voice_folder() -> str:
-    folder = tempfile.mkdtemp(prefix="silentspeech-espeak-voices-")
-    atexit.register(shutil.rmtree, folder, True)
+    # espeak-ng refuses long voice file paths (VOICE_PATH_LIMIT): a deep TMPDIR
+    # (macOS's /var/folders/..., pytest's tmp_path) gives way to /tmp.
+    base = tempfile.gettempdir()
+    if len(os.path.join(base, VOICE_FOLDER_PREFIX + "x" * 8, "en-us_m3")) > VOICE_PATH_LIMIT and os.access("/tmp", os.W_OK):
+        base = "/tmp"
+    folder = tempfile.mkdtemp(prefix=VOICE_FOLDER_PREFIX, dir=base)
+    # multiprocessing's exit hook, not atexit: pool workers (synth-corpus --workers) run
+    # the former and then leave by os._exit, skipping atexit handlers.
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=0)
     return folder
 
 
