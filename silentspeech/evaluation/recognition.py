@@ -39,6 +39,9 @@ from silentspeech.runs import run_directory, run_path
 from silentspeech.runtime import pick_device
 from silentspeech.tables import markdown_table, text_table
 
+#: Per-utterance table an evaluation writes into its ``out`` folder (ids, transcripts, error counts).
+RESULTS_CSV = "results.csv"
+
 #: Default tuning grid: around TinyMyo's (0.5, 1.5) and Gaddy's (1.5, 1.85) settings.
 DEFAULT_ALPHAS = (0.25, 0.5, 1.0, 1.5)
 DEFAULT_BETAS = (0.0, 1.0, 1.85, 3.0)
@@ -226,7 +229,7 @@ def evaluate_recognition(
         "beam": None if beam is None else grouped_rates(posteriors.texts, beam, posteriors.silent),
     }
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.csv", _results_csv(posteriors, greedy, beam))
+    atomic_write_text(out / RESULTS_CSV, _results_csv(posteriors, greedy, beam))
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", markdown_report(summary))
     return summary

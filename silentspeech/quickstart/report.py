@@ -35,6 +35,7 @@ from silentspeech.atomic import atomic_write_text
 from silentspeech.data.cache import CachedUtterances, read_manifest
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import SPLITS
+from silentspeech.evaluation.recognition import RESULTS_CSV
 from silentspeech.features import AUDIO_RATE, load_audio, write_wav
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.inference.pipeline import SilentSpeechPipeline
@@ -130,7 +131,7 @@ def _pretraining_section(layout: QuickstartLayout) -> list[str]:
 
 def _paired_cer_lines(layout: QuickstartLayout) -> list[str]:
     """The test greedy CER difference, pretrained minus scratch, with a bootstrap interval over the utterances both decoded."""
-    tables = [layout.evaluation / "results.csv", layout.scratch_evaluation / "results.csv"]
+    tables = [layout.evaluation / RESULTS_CSV, layout.scratch_evaluation / RESULTS_CSV]
     if not all(table.is_file() for table in tables):
         return []
     pretrained, scratch = ({row["id"]: row for row in csv.DictReader(table.open(newline=""))} for table in tables)
@@ -303,7 +304,7 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
             one also gets the figures).
     """
     summary = _read_json(layout.evaluation / "summary.json", "evaluate")
-    transcripts = _transcripts(layout.evaluation / "results.csv")
+    transcripts = _transcripts(layout.evaluation / RESULTS_CSV)
     production_metrics = _read_json(layout.production / TEST_METRICS, "production")
     test = CachedUtterances(_required(layout.cache, "cache"), "test", kinds=("silent",))
     chosen = sorted(range(len(test)), key=lambda i: test.entries[i]["id"])[:examples]

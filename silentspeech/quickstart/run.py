@@ -189,17 +189,12 @@ def _reused(run_dir: Path) -> bool:
     return False
 
 
-def _train(recipe: str, run_dir: Path, ctx: StageContext, overrides: Sequence[str]) -> bool:
-    """Train ``recipes/synthetic/<recipe>.yaml`` into ``run_dir`` unless a finished run is there."""
-    if _reused(run_dir):
-        return False
-    _fit_recipe(recipe, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
-    return True
-
-
 def pretrain(ctx: StageContext) -> bool:
     """Masked-reconstruction pretraining of the speech model's trunk on the corpus's EMG."""
-    return _train("speech_pretrain", ctx.layout.pretrain, ctx, ctx.overrides.get("pretrain", ()))
+    if _reused(ctx.layout.pretrain):
+        return False
+    _fit_recipe("speech_pretrain", ctx.layout.pretrain, ctx.layout.cache, ctx.layout.corpus, ctx.overrides.get("pretrain", ()))
+    return True
 
 
 def _init_from(ctx: StageContext) -> list[str]:
