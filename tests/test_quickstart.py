@@ -74,7 +74,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     assert tuple(first.paths) == STAGES and not first.reused
     out = capsys.readouterr().out
     assert "Start the demo:" in out and "report.md" in out
-    assert "training recognition from the pretrained trunk and from scratch side by side" in out
+    assert "training 2 recognition runs side by side" in out
 
     layout = QuickstartLayout(tmp_path)
     for task in ("recognition", "production"):

@@ -189,12 +189,38 @@ def _reused(run_dir: Path) -> bool:
     return False
 
 
+def train_side_by_side(task: str, runs: Sequence[tuple[Path, Sequence[str]]], cache: Path, corpus: Path, workers: int = 2) -> bool:
+    """Train ``recipes/synthetic/<task>.yaml`` into each ``(run_dir, overrides)`` on a quickstart's corpus and cache.
+
+    Finished runs are reused and a killed one resumes. When two or more
+    need training and ``workers`` >= 2 they train at once, one worker
+    process each with an equal share of torch's threads, only the first
+    with a progress bar; otherwise one after the other in this process.
+    Returns whether anything was trained.
+    """
+    pending = [(run_dir, list(overrides)) for run_dir, overrides in runs if not _reused(run_dir)]
+    if len(pending) == 1 or workers < 2:
+        for run_dir, overrides in pending:
+            _fit_recipe(task, run_dir, cache, corpus, overrides)
+    elif pending:
+        import torch
+
+        threads = max(1, torch.get_num_threads() // len(pending))
+        print(f"training {len(pending)} {task} runs side by side, {threads} thread(s) each "
+              f"(progress: {pending[0][0]}; the others log to their csv/ folders)", flush=True)
+        calls = [
+            (task, run_dir, cache, corpus, [*overrides, f"trainer.cpu_threads={threads}", *([] if k == 0 else ["trainer.progress_bar=false"])])
+            for k, (run_dir, overrides) in enumerate(pending)
+        ]
+        for _ in each_result(_fit_recipe, calls, workers=len(calls)):
+            pass
+    return bool(pending)
+
+
 def pretrain(ctx: StageContext) -> bool:
     """Masked-reconstruction pretraining of the speech model's trunk on the corpus's EMG."""
-    if _reused(ctx.layout.pretrain):
-        return False
-    _fit_recipe("speech_pretrain", ctx.layout.pretrain, ctx.layout.cache, ctx.layout.corpus, ctx.overrides.get("pretrain", ()))
-    return True
+    runs = [(ctx.layout.pretrain, ctx.overrides.get("pretrain", ()))]
+    return train_side_by_side("speech_pretrain", runs, ctx.layout.cache, ctx.layout.corpus)
 
 
 def _init_from(ctx: StageContext) -> list[str]:
@@ -206,33 +232,15 @@ def train_stage(task: str) -> Callable[[StageContext], bool]:
     """The stage that trains ``recipes/synthetic/<task>.yaml`` from the pretrained trunk and, beside it, from scratch.
 
     The first goes into the layout's folder of that name, the second into
-    ``scratch/<task>`` (skipped when ``ctx.compare_scratch`` is false). When
-    both need training and ``ctx.workers`` >= 2 they run at once, one worker
-    process each with half the CPU threads, the scratch run without a
-    progress bar; otherwise one after the other in this process.
+    ``scratch/<task>`` (skipped when ``ctx.compare_scratch`` is false); both
+    at once when ``ctx.workers`` >= 2 (:func:`train_side_by_side`).
     """
 
     def work(ctx: StageContext) -> bool:
         runs = [(getattr(ctx.layout, task), [*_init_from(ctx), *ctx.overrides.get(task, ())])]
         if ctx.compare_scratch:
             runs.append((ctx.layout.scratch / task, list(ctx.overrides.get(task, ()))))
-        pending = [(run_dir, overrides) for run_dir, overrides in runs if not _reused(run_dir)]
-        if len(pending) == 1 or ctx.workers < 2:
-            for run_dir, overrides in pending:
-                _fit_recipe(task, run_dir, ctx.layout.cache, ctx.layout.corpus, overrides)
-        elif pending:
-            import torch
-
-            threads = max(1, torch.get_num_threads() // len(pending))
-            print(f"training {task} from the pretrained trunk and from scratch side by side, {threads} thread(s) each "
-                  f"(progress: the first; the second logs to {pending[1][0] / 'csv'})", flush=True)
-            calls = [
-                (task, run_dir, ctx.layout.cache, ctx.layout.corpus, [*overrides, f"trainer.cpu_threads={threads}", *quiet])
-                for (run_dir, overrides), quiet in zip(pending, ([], ["trainer.progress_bar=false"]))
-            ]
-            for _ in each_result(_fit_recipe, calls, workers=len(calls)):
-                pass
-        return bool(pending)
+        return train_side_by_side(task, runs, ctx.layout.cache, ctx.layout.corpus, ctx.workers)
 
     work.__doc__ = f"Train recipes/synthetic/{task}.yaml from the pretrained trunk and from scratch (a killed run resumes)."
     return work
