@@ -121,7 +121,8 @@ def _pretraining_section(layout: QuickstartLayout) -> list[str]:
         f"Recognition and production start from the trunk pretrained by masked reconstruction of the corpus's EMG "
         f"(`{layout.pretrain.name}/`, no labels) and are compared with the same recipes trained from scratch "
         f"(`{layout.scratch.name}/`). Lower is better. One run each: at this budget the recogniser's CER moves by "
-        f"several points with the seed, so docs/measurements.md (*How learnable the corpus is*) compares three seeds.",
+        f"several points with the seed, so `bench/pretraining.py` repeats this comparison over several seeds "
+        f"(figures in docs/measurements.md, *How learnable the corpus is*).",
         "",
         markdown_table(["metric", "pretrained", "scratch"], rows, align="lrr"),
         "",

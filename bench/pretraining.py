@@ -1,0 +1,124 @@
+"""Pretrained against scratch over several seeds: the quickstart report's comparison, repeated.
+
+The quickstart's report compares one model fine-tuned from the pretrained
+trunk with one trained from scratch, both with seed 0. At the quickstart's
+budget the recogniser's test CER moves with the seed by more than the two
+differ (docs/measurements.md, *How learnable the corpus is*), so one pair
+cannot rank them. For each seed this script does what the quickstart's
+``pretrain`` and ``recognition`` (or ``production``) stages do, with that
+seed for the pretraining and for both fine-tunes, on the quickstart's corpus
+and cache: the pretraining at ``--threads`` threads, then the two fine-tunes
+side by side at half as many each (:func:`silentspeech.quickstart.run.train_side_by_side`).
+Seed 0 is the quickstart's own run: its finished models are reused.
+
+It prints each seed's test metric (greedy CER for recognition, the DTW
+feature distance for production; lower is better) for both starts, their
+difference, the mean +- sd over seeds, and with how many seeds the
+pretrained model was not worse. A seed takes about 4 minutes on 2 cores;
+runs go to ``--out`` and a killed bench resumes where it stopped.
+
+    .venv/bin/python bench/pretraining.py --threads 2 [--seeds 0 1 2] [--task recognition] [--quickstart runs/quickstart] [--out DIR] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from silentspeech.benchmark import QUICKSTART, print_report, set_threads
+from silentspeech.quickstart.layout import QuickstartLayout
+from silentspeech.quickstart.run import train_side_by_side
+from silentspeech.runs import TEST_METRICS
+
+#: Test metric of each task: key in test_metrics.json, scale, unit, decimals printed.
+METRICS = {"recognition": ("test/cer", 100.0, "greedy CER %", 2), "production": ("test/distance", 1.0, "DTW distance", 3)}
+
+
+def seed_runs(layout: QuickstartLayout, out: Path, task: str, seed: int) -> tuple[Path, Path, Path]:
+    """The pretraining, pretrained and scratch run folders of ``seed``: the quickstart's own for seed 0."""
+    if seed == 0:
+        return layout.pretrain, getattr(layout, task), layout.scratch / task
+    folder = out / f"seed{seed}"
+    return folder / "pretrain", folder / task, folder / "scratch" / task
+
+
+def test_metric(run: Path, task: str) -> float:
+    """The task's test metric of a finished run, scaled for printing."""
+    key, scale, _, _ = METRICS[task]
+    value = json.loads((run / TEST_METRICS).read_text()).get(key)
+    if value is None:
+        raise KeyError(f"{run / TEST_METRICS}: no {key!r}")
+    return scale * float(value)
+
+
+def mean_sd(values: list[float], decimals: int) -> str:
+    """``mean +- sd`` of ``values`` (sample standard deviation), or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.{decimals}f}"
+    return f"{statistics.mean(values):.{decimals}f} +- {statistics.stdev(values):.{decimals}f}"
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to stdout, by this process and the training workers it starts, to stderr meanwhile.
+
+    ``bench/run_all.py`` keeps a script's stdout as its results section, and
+    Lightning prints model summaries there; file descriptor 1 itself is
+    redirected because worker processes inherit it.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads: the pretraining's, shared by the two fine-tunes (default 2)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of pretraining and fine-tuning (default 0 1 2)")
+    parser.add_argument("--task", choices=sorted(METRICS), default="recognition", help="which model to compare (default recognition)")
+    parser.add_argument("--quickstart", type=Path, default=QUICKSTART, help=f"a finished quickstart: its corpus and cache, and seed 0's runs (default {QUICKSTART})")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the other seeds' runs (default: <quickstart>/seeds)")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown section for bench/results.md")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    layout = QuickstartLayout(args.quickstart)
+    title = f"Pretrained against scratch over seeds ({args.task})"
+    if not (layout.cache / "manifest.json").is_file() or not layout.corpus.is_dir():
+        print_report(title, ["skipped"], [[f"no quickstart corpus and cache in {layout.out}: run `make quickstart` or pass --quickstart"]],
+                     args.threads, args.markdown)
+        return
+    out = args.out or layout.out / "seeds"
+
+    _, _, unit, decimals = METRICS[args.task]
+    rows, pretrained_values, scratch_values, differences = [], [], [], []
+    for seed in args.seeds:
+        pretraining, pretrained, scratch = seed_runs(layout, out, args.task, seed)
+        with stdout_to_stderr():
+            train_side_by_side("speech_pretrain", [(pretraining, [f"seed={seed}"])], layout.cache, layout.corpus)
+            train_side_by_side(args.task, [(pretrained, [f"seed={seed}", f"model.init_from={pretraining}"]), (scratch, [f"seed={seed}"])],
+                               layout.cache, layout.corpus)
+        a, b = test_metric(pretrained, args.task), test_metric(scratch, args.task)
+        pretrained_values.append(a)
+        scratch_values.append(b)
+        differences.append(a - b)
+        rows.append([str(seed), f"{a:.{decimals}f}", f"{b:.{decimals}f}", f"{a - b:+.{decimals}f}"])
+    rows.append(["mean +- sd", *(mean_sd(values, decimals) for values in (pretrained_values, scratch_values, differences))])
+    not_worse = sum(d <= 0 for d in differences)
+    print_report(title, ["seed", f"pretrained: test {unit}", f"scratch: test {unit}", "pretrained - scratch"], rows, args.threads, args.markdown,
+                 notes=[f"Quickstart {layout.out} (seed 0: its own runs; other seeds in {out}); the pretrained model was not worse "
+                        f"with {not_worse} of {len(differences)} seeds."])
+
+
+if __name__ == "__main__":
+    main()
