@@ -47,7 +47,7 @@ def seed_runs(layout: QuickstartLayout, out: Path, task: str, seed: int) -> tupl
     return folder / "pretrain", folder / task, folder / "scratch" / task
 
 
-def test_metric(run: Path, task: str) -> float:
+def read_test_metric(run: Path, task: str) -> float:
     """The task's test metric of a finished run, scaled for printing."""
     key, scale, _, _ = METRICS[task]
     value = json.loads((run / TEST_METRICS).read_text()).get(key)
@@ -108,7 +108,7 @@ def main() -> None:
             train_side_by_side("speech_pretrain", [(pretraining, [f"seed={seed}"])], layout.cache, layout.corpus)
             train_side_by_side(args.task, [(pretrained, [f"seed={seed}", f"model.init_from={pretraining}"]), (scratch, [f"seed={seed}"])],
                                layout.cache, layout.corpus)
-        a, b = test_metric(pretrained, args.task), test_metric(scratch, args.task)
+        a, b = read_test_metric(pretrained, args.task), read_test_metric(scratch, args.task)
         pretrained_values.append(a)
         scratch_values.append(b)
         differences.append(a - b)
