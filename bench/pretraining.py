@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from silentspeech.benchmark import QUICKSTART, print_report, set_threads
+from silentspeech.data.cache import MANIFEST
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.run import train_side_by_side
 from silentspeech.runs import TEST_METRICS
@@ -94,7 +95,7 @@ def main() -> None:
     set_threads(args.threads)
     layout = QuickstartLayout(args.quickstart)
     title = f"Pretrained against scratch over seeds ({args.task})"
-    if not (layout.cache / "manifest.json").is_file() or not layout.corpus.is_dir():
+    if not (layout.cache / MANIFEST).is_file() or not layout.corpus.is_dir():
         print_report(title, ["skipped"], [[f"no quickstart corpus and cache in {layout.out}: run `make quickstart` or pass --quickstart"]],
                      args.threads, args.markdown)
         return
