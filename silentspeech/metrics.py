@@ -26,6 +26,7 @@ confusion matrix; :func:`silentspeech.figures.confusion_figure` draws it) and
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -138,6 +139,11 @@ def utterance_errors(reference: str, hypothesis: str) -> UtteranceErrors:
         wer=_ratio(word_errors, reference_words),
         cer=_ratio(char_errors, reference_characters),
     )
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation of ``values`` (sd 0 for a single value), e.g. over folds or seeds."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def paired_bootstrap_difference(

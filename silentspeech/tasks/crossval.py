@@ -25,12 +25,12 @@ import copy
 import dataclasses
 import json
 import logging
-import statistics
 import time
 from pathlib import Path
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.gestures import fold_unit_split, load_gesture_data, read_gesture_corpus
+from silentspeech.metrics import mean_sd
 from silentspeech.models.classic import CLASSIFIERS
 from silentspeech.runs import CROSSVAL_REPORT, CROSSVAL_RESULTS, TEST_METRICS
 from silentspeech.tables import markdown_table
@@ -90,11 +90,6 @@ def cross_validate(config: GestureConfig, folds: int) -> Path:
     atomic_write_text(out / CROSSVAL_REPORT, table)
     print(table)
     return out
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def crossval_table(results: dict[str, list[dict[str, float]]], seconds: dict[str, float], folds: int, config: GestureConfig) -> str:
