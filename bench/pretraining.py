@@ -13,9 +13,11 @@ Seed 0 is the quickstart's own run: its finished models are reused.
 
 It prints each seed's test metric (greedy CER for recognition, the DTW
 feature distance for production; lower is better) for both starts, their
-difference, the mean +- sd over seeds, and with how many seeds the
-pretrained model was not worse. A seed takes about 4 minutes on 2 cores;
-runs go to ``--out`` and a killed bench resumes where it stopped.
+difference, the mean +- sd over seeds, the median difference, and with how
+many seeds the pretrained model was not worse. A seed takes about 4 minutes on 2 cores;
+runs go to ``--out`` and a killed bench resumes where it stopped. With the
+default ``--out`` (``<quickstart>/seeds``) the bench then rewrites the
+quickstart's ``report.md``, whose comparison shows every seed found there.
 
     .venv/bin/python bench/pretraining.py --threads 2 [--seeds 0 1 2] [--task recognition] [--quickstart runs/quickstart] [--out DIR] [--markdown]
 """
@@ -24,44 +26,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 from silentspeech.benchmark import QUICKSTART, print_report, set_threads
 from silentspeech.data.cache import MANIFEST
 from silentspeech.quickstart.layout import QuickstartLayout
+from silentspeech.quickstart.report import write_quickstart_report
 from silentspeech.quickstart.run import train_side_by_side
-from silentspeech.runs import TEST_METRICS
-
-#: Test metric of each task: key in test_metrics.json, scale, unit, decimals printed.
-METRICS = {"recognition": ("test/cer", 100.0, "greedy CER %", 2), "production": ("test/distance", 1.0, "DTW distance", 3)}
-
-
-def seed_runs(layout: QuickstartLayout, out: Path, task: str, seed: int) -> tuple[Path, Path, Path]:
-    """The pretraining, pretrained and scratch run folders of ``seed``: the quickstart's own for seed 0."""
-    if seed == 0:
-        return layout.pretrain, getattr(layout, task), layout.scratch / task
-    folder = out / f"seed{seed}"
-    return folder / "pretrain", folder / task, folder / "scratch" / task
-
-
-def read_test_metric(run: Path, task: str) -> float:
-    """The task's test metric of a finished run, scaled for printing."""
-    key, scale, _, _ = METRICS[task]
-    value = json.loads((run / TEST_METRICS).read_text()).get(key)
-    if value is None:
-        raise KeyError(f"{run / TEST_METRICS}: no {key!r}")
-    return scale * float(value)
-
-
-def mean_sd(values: list[float], decimals: int) -> str:
-    """``mean +- sd`` of ``values`` (sample standard deviation), or the one value."""
-    if len(values) == 1:
-        return f"{values[0]:.{decimals}f}"
-    return f"{statistics.mean(values):.{decimals}f} +- {statistics.stdev(values):.{decimals}f}"
+from silentspeech.quickstart.seeds import METRICS, read_seed_pair, seed_runs, seed_table
 
 
 @contextlib.contextmanager
@@ -99,26 +73,20 @@ def main() -> None:
         print_report(title, ["skipped"], [[f"no quickstart corpus and cache in {layout.out}: run `make quickstart` or pass --quickstart"]],
                      args.threads, args.markdown)
         return
-    out = args.out or layout.out / "seeds"
+    out = args.out or layout.seeds
 
-    _, _, unit, decimals = METRICS[args.task]
-    rows, pretrained_values, scratch_values, differences = [], [], [], []
     for seed in args.seeds:
-        pretraining, pretrained, scratch = seed_runs(layout, out, args.task, seed)
+        pretraining, pretrained, scratch = seed_runs(layout, args.task, seed, out)
         with stdout_to_stderr():
             train_side_by_side("speech_pretrain", [(pretraining, [f"seed={seed}"])], layout.cache, layout.corpus)
             train_side_by_side(args.task, [(pretrained, [f"seed={seed}", f"model.init_from={pretraining}"]), (scratch, [f"seed={seed}"])],
                                layout.cache, layout.corpus)
-        a, b = read_test_metric(pretrained, args.task), read_test_metric(scratch, args.task)
-        pretrained_values.append(a)
-        scratch_values.append(b)
-        differences.append(a - b)
-        rows.append([str(seed), f"{a:.{decimals}f}", f"{b:.{decimals}f}", f"{a - b:+.{decimals}f}"])
-    rows.append(["mean +- sd", *(mean_sd(values, decimals) for values in (pretrained_values, scratch_values, differences))])
-    not_worse = sum(d <= 0 for d in differences)
-    print_report(title, ["seed", f"pretrained: test {unit}", f"scratch: test {unit}", "pretrained - scratch"], rows, args.threads, args.markdown,
-                 notes=[f"Quickstart {layout.out} (seed 0: its own runs; other seeds in {out}); the pretrained model was not worse "
-                        f"with {not_worse} of {len(differences)} seeds."])
+    headers, rows, verdict = seed_table([read_seed_pair(layout, args.task, seed, out) for seed in args.seeds], args.task)
+    print_report(title, headers, rows, args.threads, args.markdown,
+                 notes=[f"Quickstart {layout.out} (seed 0: its own runs; other seeds in {out}). {verdict}"])
+    if out == layout.seeds and layout.report.is_file():  # the report shows every seed under layout.seeds
+        with stdout_to_stderr():
+            print(f"updated {write_quickstart_report(layout)}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import soundfile
@@ -12,7 +13,9 @@ from silentspeech.config import bundled_recipe
 from silentspeech.decoding import settings as lm_settings
 from silentspeech.quickstart import run as quickstart
 from silentspeech.quickstart.layout import QuickstartLayout
+from silentspeech.quickstart.report import write_quickstart_report
 from silentspeech.quickstart.run import STAGES, closing_message, run_quickstart
+from silentspeech.quickstart.seeds import seed_runs
 from silentspeech.vocoder.train import load_vocoder_recipe, train_vocoder
 
 #: Tiny recognition/production models and a few steps: seconds on one core.
@@ -107,6 +110,15 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     second = run_quickstart(tmp_path, utterances=20, workers=2, overrides=TINY, stages=STAGES)
     assert second.reused == set(STAGES)
     assert layout.report.stat().st_mtime_ns == written
+
+    # What bench/pretraining.py does after another seed: the rewritten report shows both seeds, and still the stage times.
+    for task in ("recognition", "production"):
+        for run, seed_run in zip((getattr(layout, task), layout.scratch / task), seed_runs(layout, task, 1)[1:]):
+            seed_run.mkdir(parents=True)
+            shutil.copy(run / "test_metrics.json", seed_run)
+    report = write_quickstart_report(layout).read_text()
+    assert "Recognition over 2 seeds" in report and "Production over 2 seeds" in report and "not worse with 2 of 2 seeds" in report
+    assert "Wall time per stage" in report
 
 
 @pytest.mark.slow

@@ -51,6 +51,11 @@ class QuickstartLayout:
         return self.scratch / "recognition" / "eval_test"
 
     @property
+    def seeds(self) -> Path:
+        """``bench/pretraining.py``'s repeats of the pretrained-vs-scratch comparison with other seeds (``seed<N>/``), shown by the report."""
+        return self.out / "seeds"
+
+    @property
     def recognition(self) -> Path:
         return self.out / "recognition"
 

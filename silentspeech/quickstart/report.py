@@ -42,6 +42,7 @@ from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.metrics import paired_bootstrap_difference
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown
+from silentspeech.quickstart.seeds import METRICS, finished_seeds, seed_table
 from silentspeech.runs import TEST_METRICS
 from silentspeech.tables import markdown_table
 from silentspeech.vocoder import GRIFFIN_LIM
@@ -122,12 +123,33 @@ def _pretraining_section(layout: QuickstartLayout) -> list[str]:
         f"(`{layout.pretrain.name}/`, no labels) and are compared with the same recipes trained from scratch "
         f"(`{layout.scratch.name}/`). Lower is better. One run each: at this budget the recogniser's CER moves by "
         f"several points with the seed, so `bench/pretraining.py` repeats this comparison over several seeds "
-        f"(figures in docs/measurements.md, *How learnable the corpus is*).",
+        f"(below when it has run; figures in docs/measurements.md, *How learnable the corpus is*).",
         "",
         markdown_table(["metric", "pretrained", "scratch"], rows, align="lrr"),
         "",
         *_paired_cer_lines(layout),
+        *_seeds_lines(layout),
     ]
+
+
+def _seeds_lines(layout: QuickstartLayout) -> list[str]:
+    """The comparison over every seed ``bench/pretraining.py`` finished in ``layout.seeds``, per task, when there is more than seed 0."""
+    lines = []
+    for task in METRICS:
+        pairs = finished_seeds(layout, task)
+        if len(pairs) < 2:
+            continue
+        headers, rows, verdict = seed_table(pairs, task)
+        lines += [
+            f"{task.capitalize()} over {len(pairs)} seeds (`bench/pretraining.py --task {task}`: pretraining and both "
+            f"fine-tunes with each seed; seed 0 is the run above, the others are in `{layout.seeds.name}/`):",
+            "",
+            markdown_table(headers, rows, align="lrrr"),
+            "",
+            verdict,
+            "",
+        ]
+    return lines
 
 
 def _paired_cer_lines(layout: QuickstartLayout) -> list[str]:
@@ -294,16 +316,19 @@ def _corpus_line(layout: QuickstartLayout) -> list[str]:
     ]
 
 
-def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str, float], examples: int = EXAMPLES) -> Path:
+def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str, float] | None = None, examples: int = EXAMPLES) -> Path:
     """Write ``layout.report`` (``report.md``) with its figures and audio; returns its path.
 
     Args:
         layout: the quickstart's output folders; the corpus, cache, models,
             evaluation and listening test must be there.
-        stage_seconds: wall time (s) per stage, in stage order.
+        stage_seconds: wall time (s) per stage, in stage order; default
+            ``layout.stage_times`` (none when that file is absent).
         examples: silent test utterances to synthesise into audio (the first
             one also gets the figures).
     """
+    if stage_seconds is None:
+        stage_seconds = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
     summary = _read_json(layout.evaluation / "summary.json", "evaluate")
     transcripts = _transcripts(layout.evaluation / RESULTS_CSV)
     production_metrics = _read_json(layout.production / TEST_METRICS, "production")

@@ -307,8 +307,7 @@ def report(ctx: StageContext) -> bool:
         return False
     from silentspeech.quickstart.report import write_quickstart_report
 
-    times = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
-    write_quickstart_report(layout, times)
+    write_quickstart_report(layout)
     return True
 
 
