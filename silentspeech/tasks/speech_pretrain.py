@@ -22,9 +22,10 @@ the EMG instead trained the downsampler's convolutions and BatchNorm
 statistics on inputs that are nearly half zeros, which fine-tuning never
 shows them (why ConvNeXt V2, Woo et al. 2023, and SparK, Tian et al. 2023,
 keep masked regions out of convolutions); fine-tuned from that trunk, the
-quickstart's recogniser trailed scratch with seed 0, while hiding tokens put
-it ahead on average over five seeds (``bench/pretraining.py``;
-docs/measurements.md, *How learnable the corpus is*). A token reads 43
+quickstart's recogniser trailed scratch with seed 0, while with hidden tokens
+it trained with every one of ten seeds and scratch failed with two
+(``bench/pretraining.py``; docs/measurements.md, *How learnable the corpus
+is*). A token reads 43
 samples (21 before its frame's 8, 14 after), so a visible neighbour still
 sees the edges of a masked span: spans of several frames keep their insides
 hidden (docs/design.md, *Speech pretraining*).
