@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,10 @@ class QuickstartLayout:
     @property
     def stage_times(self) -> Path:
         return self.out / STAGE_TIMES
+
+    def read_stage_times(self) -> dict[str, float]:
+        """Stage -> wall time (s) of the run that did its work, from :attr:`stage_times`; empty before any stage ran."""
+        return json.loads(self.stage_times.read_text()) if self.stage_times.is_file() else {}
 
     @property
     def report(self) -> Path:

@@ -328,7 +328,7 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
             one also gets the figures).
     """
     if stage_seconds is None:
-        stage_seconds = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
+        stage_seconds = layout.read_stage_times()
     summary = _read_json(layout.evaluation / "summary.json", "evaluate")
     transcripts = _transcripts(layout.evaluation / RESULTS_CSV)
     production_metrics = _read_json(layout.production / TEST_METRICS, "production")

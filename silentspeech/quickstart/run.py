@@ -41,7 +41,6 @@ run ends by printing where everything is and how to start the demo.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -367,7 +366,7 @@ def run_quickstart(
     layout = QuickstartLayout(Path(out))
     ctx = StageContext(layout, utterances, seed, workers, dict(overrides or {}), compare_scratch)
     result = QuickstartResult(out=layout.out)
-    times: dict[str, float] = json.loads(layout.stage_times.read_text()) if layout.stage_times.is_file() else {}
+    times = layout.read_stage_times()
     for name, (where, work) in STAGE_WORK.items():
         if name not in stages:
             continue

@@ -25,10 +25,9 @@ keep masked regions out of convolutions); fine-tuned from that trunk, the
 quickstart's recogniser trailed scratch with seed 0, while with hidden tokens
 it trained with every one of ten seeds and scratch failed with two
 (``bench/pretraining.py``; docs/measurements.md, *How learnable the corpus
-is*). A token reads 43
-samples (21 before its frame's 8, 14 after), so a visible neighbour still
-sees the edges of a masked span: spans of several frames keep their insides
-hidden (docs/design.md, *Speech pretraining*).
+is*). A token reads 43 samples (21 before its frame's 8, 14 after), so a
+visible neighbour still sees the edges of a masked span: spans of several
+frames keep their insides hidden (docs/design.md, *Speech pretraining*).
 
 Recognition and production start from the result with
 ``model.init_from=<this run>`` (:meth:`silentspeech.models.speech.SpeechModel.load_trunk`).
