@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.models.speech import SpeechModel, SpeechModelConfig
+from silentspeech.models.speech import EnvelopeEmbedding, SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, save_tinymyo
 from silentspeech.phonemes import NUM_PHONEMES
 from silentspeech.text import NUM_CLASSES
@@ -33,9 +33,9 @@ def test_outputs_per_frame_for_each_head():
     assert set(recognition(torch.randn(1, 8, 64))) == {"ctc_logits", "hidden"}
 
 
-@pytest.mark.parametrize("position", ["none", "rope", "learned"])
-def test_padded_batch_equals_items_alone(position):
-    model = SpeechModel(tiny_config(encoder=dataclasses.replace(TINY_ENCODER, position=position)))
+@pytest.mark.parametrize("position,envelope", [("none", False), ("rope", False), ("learned", False), ("rope", True)])
+def test_padded_batch_equals_items_alone(position, envelope):
+    model = SpeechModel(tiny_config(encoder=dataclasses.replace(TINY_ENCODER, position=position), envelope=envelope))
     # Train a little so BatchNorm running statistics are not the identity.
     model.train()
     model(torch.randn(4, 8, 96))
@@ -85,8 +85,24 @@ def test_pretrained_encoder_is_loaded(tmp_path):
     assert torch.equal(model.encoder.norm.bias, pretrained.norm.bias)
 
 
+def test_envelope_embedding_follows_the_emg_power():
+    """The envelope token of a frame grows with the EMG's power there, and only there (58 ms of smoothing)."""
+    embedding = EnvelopeEmbedding(channels=2, dim=4).eval()
+    with torch.no_grad():
+        embedding.projection.weight.zero_()
+        embedding.projection.weight[0, 0] = 1.0  # token unit 0 reads the log energy of channel 0
+        embedding.projection.bias.zero_()
+        emg = torch.full((1, 2, 80 * 8), 0.1)
+        emg[0, 0, 40 * 8 : 41 * 8] = 3.0  # one loud frame on channel 0
+        token = embedding(emg)[0, :, 0]
+    loud = token[38:43]
+    assert torch.all(loud > token[0] + 1.0)  # the window of ENVELOPE_FRAMES = 5 around frame 40
+    assert torch.allclose(token[:37], token[0].expand(37)) and torch.allclose(token[44:], token[0].expand(36))
+    assert torch.allclose(loud, loud[0].expand(5))  # a flat average over the window
+
+
 def test_training_step_reaches_every_used_weight():
-    model = SpeechModel(tiny_config(outputs=["acoustic", "phoneme", "ctc"]))
+    model = SpeechModel(tiny_config(outputs=["acoustic", "phoneme", "ctc"], envelope=True))
     out = model(torch.randn(2, 8, 64), torch.tensor([64, 50]))
     (out["acoustic"].sum() + out["phoneme_logits"].sum() + out["ctc_logits"].sum()).backward()
     for name, param in model.named_parameters():

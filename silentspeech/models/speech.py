@@ -5,7 +5,8 @@ github.com/pulp-bio/BioFoundation; docs/design.md, *The speech model*)::
 
     emg (B, 8, T)
       -> 3 residual downsampling blocks, each halving the rate (8x: 689.06 -> 86.13 Hz)
-      -> Linear(width, dim)                   (pretraining: masked frames' tokens -> a learned mask token)
+      -> Linear(width, dim)  (+ the frame envelope embedding, when configured)
+                                              (pretraining: masked frames' tokens -> a learned mask token)
       -> TinyMyo Transformer blocks + final LayerNorm over frames (pretrained or fresh)
       -> heads: acoustic (MFCC), phoneme logits, CTC logits, EMG reconstruction (pretraining)
 
@@ -64,6 +65,51 @@ class SpeechModelConfig:
     #: input projection and encoder initialise this model; its heads are not
     #: used. The architecture must match (errors name the tensors that do not).
     init_from: str | None = None
+    #: Add each frame's log energy per channel (of the EMG and of its first difference, smoothed over
+    #: :data:`ENVELOPE_FRAMES` frames) to its token (:class:`EnvelopeEmbedding`).
+    envelope: bool = False
+
+
+#: Frames (11.6 ms each) the envelope's energies are averaged over: about 58 ms, the scale of a
+#: muscle's activation changes.
+ENVELOPE_FRAMES = 5
+#: Floor of the energies before the log, in squared preprocessed units (values are O(1)).
+ENVELOPE_FLOOR = 1e-3
+
+
+class EnvelopeEmbedding(nn.Module):
+    """The EMG's amplitude envelope per frame, embedded as a token: (B, C, F * 8) -> (B, F, dim).
+
+    Articulation shows in surface EMG mostly as how strongly each muscle
+    fires: the power of its motor-unit trains, not their waveform. The
+    downsampler can learn a rectifier, but a fixed energy feature gives it
+    to the Transformer from the first step. Per channel: the mean square of
+    the EMG and of its first difference (which weighs the higher
+    frequencies, where the action potentials are) in each frame, averaged
+    over :data:`ENVELOPE_FRAMES` frames, log-compressed, batch-normalised
+    and projected to the token width.
+    """
+
+    def __init__(self, channels: int, dim: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(2 * channels)
+        self.projection = nn.Linear(2 * channels, dim)
+
+    def forward(self, emg: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``emg`` (B, C, F * 8) at 689.06 Hz, zero past each item's end -> (B, F, dim).
+
+        ``valid`` (B, 1, F), 1 for an item's frames and 0 for its padding,
+        keeps the padding out of the average, so that an item's envelope
+        does not depend on what it is batched with.
+        """
+        difference = F.pad(emg[..., 1:] - emg[..., :-1], (1, 0))
+        power = torch.cat([emg, difference], dim=1).pow(2)
+        energy = power.unflatten(2, (-1, EMG_PER_FRAME)).mean(dim=3)
+        if valid is None:
+            valid = torch.ones_like(energy[:, :1])
+        window = dict(kernel_size=ENVELOPE_FRAMES, stride=1, padding=ENVELOPE_FRAMES // 2)
+        energy = F.avg_pool1d(energy * valid, **window) / F.avg_pool1d(valid, **window).clamp_min(1e-6)
+        return self.projection(self.norm(torch.log(energy + ENVELOPE_FLOOR)).transpose(1, 2))
 
 
 class ResidualDownsample(nn.Module):
@@ -99,6 +145,7 @@ class SpeechModel(nn.Module):
         channels = [config.emg_channels] + [config.width] * DOWNSAMPLING_BLOCKS
         self.downsample = nn.ModuleList(ResidualDownsample(a, b) for a, b in zip(channels, channels[1:]))
         self.input_projection = nn.Linear(config.width, config.encoder.dim)
+        self.envelope = EnvelopeEmbedding(config.emg_channels, config.encoder.dim) if config.envelope else None
         if config.pretrained:
             self.encoder, report = load_tinymyo(config.pretrained, config.encoder)
             log.info("speech model encoder from %s", report)
@@ -207,6 +254,8 @@ class SpeechModel(nn.Module):
             needs_mask = padded_frames and (torch.jit.is_tracing() or bool(padding_mask.any()))
             padding_mask = padding_mask if needs_mask else None
         tokens = self.input_projection(x.transpose(1, 2))
+        if self.envelope is not None:
+            tokens = tokens + self.envelope(emg, valid)
         if token_mask is not None:
             if self.mask_token is None:
                 raise ValueError("token_mask needs a model built with the 'reconstruction' output (it holds the mask token)")
