@@ -1,4 +1,4 @@
-"""Gesture and hand-kinematics EMG datasets: readers, filtering, splits, windows.
+"""Gesture and hand-kinematics EMG datasets: readers, splits, windows.
 
 Data flow, one way::
 
@@ -10,7 +10,7 @@ Each reader reads one dataset in its own published file format (docs/design.md,
 *Downstream heads and published results*): NinaPro DB5 and DB8 ``.mat`` files, EPN-612 per-user JSON, the UCI
 "EMG data for gestures" text files, and a generic folder of labelled CSV or
 NPY recordings. A reader filters each whole recording first (zero-phase
-filters need the context), resamples it if asked, and only then cuts it into
+filters need the context; :func:`silentspeech.preprocessing.condition_emg`), resamples it if asked, and only then cuts it into
 *segments*: contiguous stretches with one label and one *split unit* (a
 repetition, an acquisition, a subject, a file). Splits assign whole units,
 and windows never cross a segment boundary, so no test window can share a
@@ -39,75 +39,17 @@ from typing import Sequence
 
 import numpy as np
 import scipy.io
-import scipy.signal
 import torch
 from torch.utils.data import Dataset
 
 from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
-from silentspeech.preprocessing import EMGError, check_emg, notch_harmonics, resample
+from silentspeech.preprocessing import EMGError, GestureFiltering, check_emg, condition_emg, resample
 
 log = logging.getLogger(__name__)
 
 
 class GestureDataError(EMGError):
     """A gesture dataset file that cannot be used; the message names the file."""
-
-
-# --- filtering ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GestureFiltering:
-    """Per-dataset filtering, applied at each recording's own rate.
-
-    The defaults are TinyMyo's downstream filters: 4th-order 20-90 Hz
-    band-pass and a 50 Hz notch. A band edge at or above 95 % of Nyquist is
-    dropped (the band-pass becomes a high-pass); 0 disables a filter.
-    """
-
-    bandpass_low: float = 20.0  #: Hz
-    bandpass_high: float = 90.0  #: Hz
-    order: int = 4
-    notch: float = 50.0  #: mains frequency, Hz; its harmonics below Nyquist are notched too
-    notch_q: float = 30.0
-
-
-def condition_emg(
-    emg: np.ndarray,
-    rate: float,
-    filtering: GestureFiltering = GestureFiltering(),
-    target_rate: float | None = None,
-    source: str = "EMG",
-) -> np.ndarray:
-    """Filter raw EMG ``(samples, channels)`` at ``rate`` Hz and resample it.
-
-    Returns float32 ``(samples', channels)`` at ``target_rate`` Hz (``rate``
-    when None). Raises :class:`~silentspeech.preprocessing.EMGError` naming
-    ``source`` for NaN, empty or wrongly shaped input.
-    """
-    x = check_emg(emg, None, source)
-    if x.shape[0] < 32:
-        raise GestureDataError(f"{source}: {x.shape[0]} samples is too short to filter (need at least 32)")
-    nyquist = rate / 2
-    low = filtering.bandpass_low if 0 < filtering.bandpass_low < nyquist else None
-    high = filtering.bandpass_high if 0 < filtering.bandpass_high < 0.95 * nyquist else None
-    if low and high and low < high:
-        sos = scipy.signal.butter(filtering.order, [low, high], btype="bandpass", fs=rate, output="sos")
-    elif low:
-        sos = scipy.signal.butter(filtering.order, low, btype="highpass", fs=rate, output="sos")
-    elif high:
-        sos = scipy.signal.butter(filtering.order, high, btype="lowpass", fs=rate, output="sos")
-    else:
-        sos = None
-    if sos is not None:
-        # Short recordings (EPN-612 samples, UCI runs) need a shorter edge padding than scipy's default.
-        padlen = min(3 * (2 * len(sos) + 1), x.shape[0] - 1)
-        x = scipy.signal.sosfiltfilt(sos, x, axis=0, padlen=padlen)
-    if 0 < filtering.notch < nyquist:
-        x = notch_harmonics(x, rate, filtering.notch, filtering.notch_q)
-    if target_rate is not None and target_rate != rate:
-        x = resample(x, rate, target_rate)
-    return x.astype(np.float32)
 
 
 # --- segments and corpora ----------------------------------------------------
