@@ -12,22 +12,14 @@ import pytest
 import scipy.io
 import scipy.signal
 
-from silentspeech.data.gestures import (
-    DB8_DOF_TO_DOA,
-    FolderFormat,
-    GestureDataConfig,
-    GestureDataError,
-    GestureWindows,
-    channel_statistics,
-    load_gesture_data,
-    random_unit_split,
-    read_epn612,
-    read_labelled_folder,
-    read_ninapro_db5,
-    read_ninapro_db8,
-    read_uci_emg,
-    split_segments,
-)
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.epn612 import read_epn612
+from silentspeech.data.gestures.folder import FolderFormat, read_labelled_folder
+from silentspeech.data.gestures.ninapro import DB8_DOF_TO_DOA, read_ninapro_db5, read_ninapro_db8
+from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data
+from silentspeech.data.gestures.splits import random_unit_split, split_segments
+from silentspeech.data.gestures.uci import read_uci_emg
+from silentspeech.data.gestures.windows import GestureWindows, channel_statistics
 from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
 from silentspeech.preprocessing import EMGError, GestureFiltering, condition_emg
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.data.gestures import FolderFormat, GestureDataError
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.folder import FolderFormat
 from silentspeech.data.pretraining import (
     MixtureBatchSampler,
     PretrainWindows,

@@ -33,15 +33,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from silentspeech.data.emg_files import read_emg_file
-from silentspeech.data.gestures import (
-    FolderFormat,
-    GestureDataError,
-    read_epn612,
-    read_labelled_folder,
-    read_ninapro_db5,
-    read_ninapro_db8,
-    read_uci_emg,
-)
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.epn612 import read_epn612
+from silentspeech.data.gestures.folder import FolderFormat, read_labelled_folder
+from silentspeech.data.gestures.ninapro import read_ninapro_db5, read_ninapro_db8
+from silentspeech.data.gestures.uci import read_uci_emg
 from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
 from silentspeech.preprocessing import GestureFiltering, condition_emg
 
