@@ -46,7 +46,7 @@ from silentspeech.benchmark import (
     time_calls,
 )
 from silentspeech.decoding.beam import DEFAULT_BEAM_WIDTH, BeamSearchDecoder, greedy_decode
-from silentspeech.inference.onnx import FastSpeechModel
+from silentspeech.inference.onnx import OnnxSpeechModel
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.preprocessing import EMG_RATE, EMGPreprocessing, preprocess_emg
 
@@ -95,7 +95,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SpeechModel(SpeechModelConfig(outputs=["ctc"])).eval()
     start = time.perf_counter()
-    fast_model = FastSpeechModel(model)
+    fast_model = OnnxSpeechModel(model)
     export_s = time.perf_counter() - start
     posteriors, source = posterior_source(args, args.lengths)
     with tempfile.TemporaryDirectory() as tmp:

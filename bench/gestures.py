@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from silentspeech.benchmark import bench_arguments, print_report, set_threads, time_calls
 from silentspeech.config import load_recipe
-from silentspeech.data.gestures import read_gesture_corpus
+from silentspeech.data.gestures.recipe import read_gesture_corpus
 from silentspeech.runs import CROSSVAL_RESULTS, LAST_WEIGHTS
 from silentspeech.tasks.crossval import cross_validate
 from silentspeech.tasks.gesture import GestureConfig, build_model, train

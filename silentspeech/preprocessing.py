@@ -1,4 +1,4 @@
-"""EMG preprocessing of the Gaddy recipe, every constant a parameter.
+"""EMG preprocessing of the Gaddy recipe, every constant a parameter, and the project's one home of EMG filters.
 
 Steps (Gaddy reference code, github.com/dgaddy/silent_speech; docs/design.md,
 *EMG preprocessing*): concatenate the neighbouring utterances so the
@@ -6,6 +6,12 @@ zero-phase filters have no edge transients, notch the mains frequency and its
 harmonics, high-pass at 2 Hz, cut the utterance back out, resample to
 689.0625 Hz (8 samples per 86.13 Hz acoustic frame), divide by 20 and soft
 clip with ``50 * tanh(x / 50)``.
+
+The gesture readers and the pretraining windows condition their EMG with
+the same filter helpers but TinyMyo's settings (:class:`GestureFiltering`,
+:func:`condition_emg`): a zero-phase Butterworth band-pass (20-90 Hz
+downstream, 20-450 Hz for pretraining), the mains notch and its harmonics,
+then resampling, each recording at its own rate.
 
 Arrays are ``(samples, channels)`` here, as stored on disk; models take
 ``(batch, channels, samples)``.
@@ -109,6 +115,31 @@ def highpass(emg: np.ndarray, rate: float, cutoff: float = 2.0, order: int = 3) 
     return scipy.signal.sosfiltfilt(sos, emg, axis=0)
 
 
+def bandpass(emg: np.ndarray, rate: float, low: float, high: float, order: int = 4) -> np.ndarray:
+    """Zero-phase Butterworth band-pass from ``low`` to ``high`` Hz of ``(samples, channels)`` at ``rate`` Hz.
+
+    An edge out of reach is dropped: ``low`` when it is 0 or at or above
+    Nyquist, ``high`` when it is 0 or at or above 95 % of Nyquist (or not
+    above ``low``); the filter then becomes a high-pass or a low-pass, or
+    none (the input comes back as float64). The edge padding is shortened
+    to ``samples - 1`` for short recordings (EPN-612 samples, UCI runs),
+    which scipy's default padding would refuse.
+    """
+    nyquist = rate / 2
+    low = low if 0 < low < nyquist else 0.0
+    high = high if 0 < high < 0.95 * nyquist else 0.0
+    if low and high and low < high:
+        sos = scipy.signal.butter(order, [low, high], btype="bandpass", fs=rate, output="sos")
+    elif low:
+        sos = scipy.signal.butter(order, low, btype="highpass", fs=rate, output="sos")
+    elif high:
+        sos = scipy.signal.butter(order, high, btype="lowpass", fs=rate, output="sos")
+    else:
+        return np.asarray(emg, dtype=np.float64)
+    padlen = min(3 * (2 * len(sos) + 1), emg.shape[0] - 1)
+    return scipy.signal.sosfiltfilt(sos, emg, axis=0, padlen=padlen)
+
+
 def resample(emg: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
     """Resample ``(samples, channels)`` from ``rate`` to ``target_rate`` Hz (soxr, any ratio)."""
     if rate == target_rate:
@@ -147,6 +178,50 @@ def amplitude_warning(model_emg: np.ndarray, source: str = "EMG") -> str | None:
 def scale_and_clip(emg: np.ndarray, scale: float = 20.0, clip: float = 50.0) -> np.ndarray:
     """``clip * tanh(emg / scale / clip)``: unit scaling with a soft limit."""
     return clip * np.tanh(np.asarray(emg) / scale / clip)
+
+
+@dataclass(frozen=True)
+class GestureFiltering:
+    """Constants of :func:`condition_emg`, applied at each recording's own rate.
+
+    The defaults are TinyMyo's downstream filters: 4th-order 20-90 Hz
+    band-pass and a 50 Hz notch. A band edge at or above 95 % of Nyquist is
+    dropped (the band-pass becomes a high-pass); 0 disables a filter.
+    """
+
+    bandpass_low: float = 20.0  #: Hz
+    bandpass_high: float = 90.0  #: Hz
+    order: int = 4
+    notch: float = 50.0  #: mains frequency, Hz; its harmonics below Nyquist are notched too
+    notch_q: float = 30.0
+
+
+#: Fewest raw samples :func:`condition_emg` filters (its band-pass pads by at most samples - 1).
+MIN_CONDITION_SAMPLES = 32
+
+
+def condition_emg(
+    emg: np.ndarray,
+    rate: float,
+    filtering: GestureFiltering = GestureFiltering(),
+    target_rate: float | None = None,
+    source: str = "EMG",
+) -> np.ndarray:
+    """Band-pass and notch raw EMG ``(samples, channels)`` at ``rate`` Hz, then resample it.
+
+    Returns float32 ``(samples', channels)`` at ``target_rate`` Hz (``rate``
+    when None). Raises :class:`EMGError` naming ``source`` for NaN, empty,
+    wrongly shaped or too short input.
+    """
+    x = check_emg(emg, None, source)
+    if x.shape[0] < MIN_CONDITION_SAMPLES:
+        raise EMGError(f"{source}: {x.shape[0]} samples is too short to filter (need at least {MIN_CONDITION_SAMPLES})")
+    x = bandpass(x, rate, filtering.bandpass_low, filtering.bandpass_high, filtering.order)
+    if 0 < filtering.notch < rate / 2:
+        x = notch_harmonics(x, rate, filtering.notch, filtering.notch_q)
+    if target_rate is not None and target_rate != rate:
+        x = resample(x, rate, target_rate)
+    return x.astype(np.float32)
 
 
 def filter_emg(

@@ -11,13 +11,9 @@ import pytest
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.data.gestures import (
-    FolderFormat,
-    GestureDataConfig,
-    fold_unit_split,
-    load_gesture_data,
-    read_gesture_corpus,
-)
+from silentspeech.data.gestures.folder import FolderFormat
+from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data, read_gesture_corpus
+from silentspeech.data.gestures.splits import fold_unit_split
 from silentspeech.models.classic import ClassicConfig, hudgins_features
 from silentspeech.models.heads import FeatureGestureClassifier
 from silentspeech.tasks import load_checkpoint

@@ -246,7 +246,7 @@ def test_qdq_onnx_runs_and_matches_the_fake_quantised_model(tmp_path, position, 
 
 @pytest.mark.slow
 def test_int8_accuracy_is_within_a_point_of_float_on_synthetic_gestures():
-    from silentspeech.data.gestures import GestureDataConfig, load_gesture_data
+    from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data
 
     data = load_gesture_data(GestureDataConfig(stride=50))
 

@@ -6,30 +6,22 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import scipy.io
+import scipy.signal
 
-from silentspeech.data.gestures import (
-    DB8_DOF_TO_DOA,
-    FolderFormat,
-    GestureDataConfig,
-    GestureDataError,
-    GestureFiltering,
-    GestureWindows,
-    channel_statistics,
-    condition_emg,
-    load_gesture_data,
-    random_unit_split,
-    read_epn612,
-    read_labelled_folder,
-    read_ninapro_db5,
-    read_ninapro_db8,
-    read_uci_emg,
-    split_segments,
-)
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.epn612 import read_epn612
+from silentspeech.data.gestures.folder import FolderFormat, read_labelled_folder
+from silentspeech.data.gestures.ninapro import DB8_DOF_TO_DOA, read_ninapro_db5, read_ninapro_db8
+from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data
+from silentspeech.data.gestures.splits import random_unit_split, split_segments
+from silentspeech.data.gestures.uci import read_uci_emg
+from silentspeech.data.gestures.windows import GestureWindows, channel_statistics
 from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
-from silentspeech.preprocessing import EMGError
+from silentspeech.preprocessing import EMGError, GestureFiltering, condition_emg
 
 RNG = np.random.default_rng(0)
 
@@ -63,12 +55,41 @@ def test_condition_emg_removes_offset_and_mains_and_resamples():
     assert np.allclose(middle[:, 0], middle[:, 1], atol=0.1)  # 50 Hz hum gone, 60 Hz tone kept
 
 
+def _filters_spelt_out(emg, rate, sos, mains, target_rate):
+    """Zero-phase ``sos`` (padding shortened to the recording), notches at every mains harmonic below Nyquist, soxr."""
+    x = scipy.signal.sosfiltfilt(sos, emg, axis=0, padlen=min(3 * (2 * len(sos) + 1), emg.shape[0] - 1))
+    for harmonic in np.arange(mains, rate / 2, mains):
+        x = scipy.signal.filtfilt(*scipy.signal.iirnotch(harmonic, 30.0, fs=rate), x, axis=0)
+    if target_rate != rate:
+        x = librosa.resample(np.ascontiguousarray(x.T), orig_sr=rate, target_sr=target_rate, res_type="soxr_hq", fix=False).T
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "rate, filtering, target_rate, band, btype",
+    [
+        (1000.0, GestureFiltering(20, 450, 4, 50), 500.0, [20, 450], "bandpass"),
+        (200.0, GestureFiltering(), 200.0, [20, 90], "bandpass"),  # TinyMyo's downstream default
+        (200.0, GestureFiltering(20, 450, 4, 60), 400.0, 20, "highpass"),  # 450 Hz is beyond Nyquist: dropped
+        (200.0, GestureFiltering(0, 60, 3, 50), 200.0, 60, "lowpass"),  # odd order: scipy's own padding would differ
+    ],
+)
+def test_condition_emg_is_the_gesture_readers_filters_spelt_out(rate, filtering, target_rate, band, btype):
+    """The gesture and pretraining filters moved to silentspeech.preprocessing; their numbers must not move."""
+    emg = RNG.standard_normal((700, 3)) * 40 + 7
+    sos = scipy.signal.butter(filtering.order, band, btype=btype, fs=rate, output="sos")
+    expected = _filters_spelt_out(emg, rate, sos, filtering.notch, target_rate)
+    np.testing.assert_allclose(condition_emg(emg, rate, filtering, target_rate), expected, rtol=0, atol=1e-5)
+    short = emg[:40]  # shorter than scipy's default padding for some designs
+    np.testing.assert_allclose(condition_emg(short, rate, filtering, target_rate), _filters_spelt_out(short, rate, sos, filtering.notch, target_rate), rtol=0, atol=1e-5)
+
+
 def test_condition_emg_rejects_nan_and_tiny_input():
     bad = np.ones((100, 2))
     bad[5, 1] = np.nan
     with pytest.raises(EMGError, match="NaN"):
         condition_emg(bad, 200.0, source="x.csv")
-    with pytest.raises(GestureDataError, match="too short"):
+    with pytest.raises(EMGError, match="x.csv: 10 samples is too short"):
         condition_emg(np.ones((10, 2)), 200.0, source="x.csv")
 
 

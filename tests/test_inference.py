@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from silentspeech.inference import onnx as inference
-from silentspeech.inference.onnx import TOLERANCE, FastSpeechModel, load_fast_recognizer
+from silentspeech.inference.onnx import TOLERANCE, OnnxSpeechModel, load_fast_recognizer
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
@@ -25,8 +25,8 @@ def production_model() -> SpeechModel:
 
 
 @pytest.fixture(scope="module")
-def fast_production(production_model) -> FastSpeechModel:
-    return FastSpeechModel(production_model)
+def fast_production(production_model) -> OnnxSpeechModel:
+    return OnnxSpeechModel(production_model)
 
 
 @pytest.mark.parametrize("samples", [689, 1003, 2048])
@@ -55,7 +55,7 @@ def test_graph_batches_with_lengths_like_torch(production_model, fast_production
 
 
 def test_unpadded_batches_run_the_graph_without_mask_and_padded_ones_get_theirs_at_first_use(production_model):
-    fast = FastSpeechModel(production_model)
+    fast = OnnxSpeechModel(production_model)
     fast(torch.randn(2, 8, 1003))  # equal lengths: no padding frames
     fast(torch.randn(1, 8, 1003), torch.tensor([1001]))  # padding within the last frame only
     assert list(fast._sessions) == [False]
@@ -85,27 +85,27 @@ def test_failed_export_falls_back_to_torch_with_a_warning(monkeypatch):
 
     monkeypatch.setattr(inference, "export_onnx", broken)
     with pytest.warns(RuntimeWarning, match="no exporter here"):
-        fast = FastSpeechModel(model)
+        fast = OnnxSpeechModel(model)
     assert fast.backend == "torch"
     emg = torch.randn(1, 8, 700)
     with torch.inference_mode():
         assert torch.equal(fast(emg)["ctc_logits"], model(emg)["ctc_logits"])
     with pytest.raises(RuntimeError, match="no exporter here"):
-        FastSpeechModel(model, backend="onnxruntime")
+        OnnxSpeechModel(model, backend="onnxruntime")
 
 
 def test_a_graph_that_differs_is_refused(monkeypatch):
     model = small_speech_model(["ctc"])
     monkeypatch.setattr(inference, "TOLERANCE", -1.0)  # nothing is close enough
     with pytest.warns(RuntimeWarning, match="differ from torch"):
-        assert FastSpeechModel(model).backend == "torch"
+        assert OnnxSpeechModel(model).backend == "torch"
 
 
 def test_backend_torch_and_unknown_backend():
     model = small_speech_model(["ctc"])
     assert load_fast_recognizer(model, backend="torch").backend == "torch"
     with pytest.raises(ValueError, match="backend must be"):
-        FastSpeechModel(model, backend="tensorrt")
+        OnnxSpeechModel(model, backend="tensorrt")
 
 
 def test_pipeline_fast_and_plain_give_the_same_text_and_features():
@@ -126,7 +126,7 @@ def test_onnx_runtime_threads_follow_torch_or_the_argument():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert FastSpeechModel(model)._sessions[False].get_session_options().intra_op_num_threads == 2
-        assert FastSpeechModel(model, threads=1)._sessions[False].get_session_options().intra_op_num_threads == 1
+        assert OnnxSpeechModel(model)._sessions[False].get_session_options().intra_op_num_threads == 2
+        assert OnnxSpeechModel(model, threads=1)._sessions[False].get_session_options().intra_op_num_threads == 1
     finally:
         torch.set_num_threads(before)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from silentspeech.config import load_recipe
-from silentspeech.data.gestures import FolderFormat, GestureDataError, GestureFiltering
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.folder import FolderFormat
 from silentspeech.data.pretraining import (
     MixtureBatchSampler,
     PretrainWindows,
@@ -19,6 +20,7 @@ from silentspeech.data.pretraining import (
 )
 from silentspeech.data.synthetic.gestures import SyntheticGestures
 from silentspeech.models.tinymyo import TinyMyoPretrainer, load_tinymyo
+from silentspeech.preprocessing import GestureFiltering, condition_emg
 from silentspeech.tasks.pretrain import PretrainConfig, random_patch_mask, reconstruction_loss, train
 
 TINY_ENCODER = [
@@ -93,6 +95,14 @@ def test_sources_arrays_and_gaddy_layout(tmp_path):
         source_recordings(WindowSource(kind="arrays", root=str(tmp_path / "arrays")), 250.0, filtering)
     with pytest.raises(GestureDataError, match="unknown pretraining source kind"):
         source_recordings(WindowSource(kind="emg2pose", root="x"), 250.0, filtering)
+
+
+def test_array_source_is_filtered_as_condition_emg_with_the_source_mains(tmp_path):
+    raw = np.random.default_rng(3).standard_normal((1200, 4)) * 30
+    np.save(tmp_path / "a.npy", raw)
+    source = WindowSource(kind="arrays", root=str(tmp_path), rate=1000.0, mains=60.0)
+    (got,) = source_recordings(source, 2000.0, GestureFiltering(20.0, 450.0, 4, 50.0))
+    np.testing.assert_array_equal(got, condition_emg(raw, 1000.0, GestureFiltering(20.0, 450.0, 4, 60.0), 2000.0))
 
 
 def test_folder_source_uses_its_layout_and_ignores_labels(tmp_path):

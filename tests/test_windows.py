@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from silentspeech.features import FRAME_RATE, HOP_LENGTH
-from silentspeech.inference.onnx import FastSpeechModel
+from silentspeech.inference.onnx import OnnxSpeechModel
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.inference.windows import WINDOW_S, window_spans, windowed_outputs, windowed_synthesis
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
@@ -72,7 +72,7 @@ def test_a_long_input_runs_in_bounded_windows_with_the_right_frames():
 
 def test_the_fast_path_runs_windows_through_onnx_runtime():
     model = tiny_speech_model(["ctc"])
-    fast = FastSpeechModel(model)
+    fast = OnnxSpeechModel(model)
     assert fast.backend == "onnxruntime"
     emg = torch.randn(1, 8, 5 * round(EMG_RATE) + 3)
     with torch.inference_mode():

@@ -4,9 +4,10 @@ A source is any EMG at all, labels ignored: a Gaddy-layout corpus (real or
 the synthetic one, generated on first use), a gesture dataset read by
 :mod:`silentspeech.data.gestures`, synthetic gesture EMG, or a folder of
 arrays with a stated rate. Every recording is filtered at its own rate
-(TinyMyo's pretraining filters: 20-450 Hz band-pass, mains notch; band edges
-beyond Nyquist are dropped) and resampled to the encoder's rate, then cut
-into windows (50 % overlap by default). Recordings with more channels than
+(:func:`~silentspeech.preprocessing.condition_emg` with TinyMyo's
+pretraining filters: 20-450 Hz band-pass, mains notch; band edges beyond
+Nyquist are dropped) and resampled to the encoder's rate, then cut into
+windows (50 % overlap by default). Recordings with more channels than
 the encoder are split into groups of channels; fewer are zero-padded, and a
 per-channel mask says which channels are real. Each window is scaled per
 channel to [-1, 1] (min-max, as TinyMyo's pretraining does; docs/design.md, *TinyMyo: the encoder*).
@@ -32,18 +33,13 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from silentspeech.data.emg_files import read_emg_file
-from silentspeech.data.gestures import (
-    FolderFormat,
-    GestureDataError,
-    GestureFiltering,
-    condition_emg,
-    read_epn612,
-    read_labelled_folder,
-    read_ninapro_db5,
-    read_ninapro_db8,
-    read_uci_emg,
-)
+from silentspeech.data.gestures.corpus import GestureDataError
+from silentspeech.data.gestures.epn612 import read_epn612
+from silentspeech.data.gestures.folder import FolderFormat, read_labelled_folder
+from silentspeech.data.gestures.ninapro import read_ninapro_db5, read_ninapro_db8
+from silentspeech.data.gestures.uci import read_uci_emg
 from silentspeech.data.synthetic.gestures import SyntheticGestures, generate_gesture_recordings
+from silentspeech.preprocessing import GestureFiltering, condition_emg
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ def _windows(dataset, picks: np.ndarray) -> np.ndarray:
 
 def synthetic_windows(channels: int, samples: int, count: int) -> np.ndarray:
     """Windows of synthetic gesture EMG (2 kHz, TinyMyo's rate), z-scored: for sizing a bare encoder only."""
-    from silentspeech.data.gestures import GestureDataConfig, load_gesture_data
+    from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data
     from silentspeech.data.synthetic.gestures import SyntheticGestures
 
     config = GestureDataConfig(
@@ -201,7 +201,7 @@ def export_checkpoint(
         log.info("exporting the encoder of a pretraining checkpoint (its reconstruction head is dropped)")
     encoder = getattr(model, "encoder", model)
 
-    from silentspeech.data.gestures import GestureDataConfig
+    from silentspeech.data.gestures.recipe import GestureDataConfig
 
     if calibration is not None and str(calibration) == "synthetic":
         windows = synthetic_windows(encoder.config.channels, samples or 1000, calibration_windows)
@@ -216,7 +216,7 @@ def export_checkpoint(
                 f"{path}: calibration windows must be (count, {encoder.config.channels} channels, samples), got {windows.shape}"
             )
     elif isinstance(data_config, GestureDataConfig):
-        from silentspeech.data.gestures import load_gesture_data
+        from silentspeech.data.gestures.recipe import load_gesture_data
 
         if data_config.root:  # a relative root is the training folder's (silentspeech.runs.run_path)
             data_config.root = str(run_path(checkpoint, config, "data.root", "--calibration WINDOWS.npy instead of the run's training split"))

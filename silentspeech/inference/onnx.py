@@ -1,6 +1,6 @@
 """Fast inference of the speech model: its graph exported to ONNX Runtime, plain torch as the fallback.
 
-:class:`FastSpeechModel` wraps a trained :class:`~silentspeech.models.speech.SpeechModel`
+:class:`OnnxSpeechModel` wraps a trained :class:`~silentspeech.models.speech.SpeechModel`
 and is called like it (``fast(emg)`` -> a dict of the heads' outputs), so the
 pipeline, the demo and the streaming decoder can swap one for the other.
 :func:`load_fast_recognizer` and :func:`load_fast_producer` load a run
@@ -95,8 +95,8 @@ def export_onnx(model: SpeechModel, padded_frames: bool = True) -> bytes:
     return buffer.getvalue()
 
 
-class FastSpeechModel:
-    """A speech model called as ``fast(emg, emg_lengths=None) -> {output key: tensor}``, on the fastest backend.
+class OnnxSpeechModel:
+    """A speech model run as a checked ONNX Runtime graph (plain torch where that cannot be), called as ``fast(emg, emg_lengths=None) -> {output key: tensor}``.
 
     Args:
         model: a :class:`SpeechModel` (put into eval mode).
@@ -190,27 +190,27 @@ class FastSpeechModel:
         return {key: outputs[key] for key in self.keys}
 
 
-def _load_fast(path: str | os.PathLike | SpeechModel, task: str, backend: str, threads: int | None) -> FastSpeechModel:
+def _load_fast(path: str | os.PathLike | SpeechModel, task: str, backend: str, threads: int | None) -> OnnxSpeechModel:
     if not isinstance(path, SpeechModel):
         from silentspeech.tasks import load_checkpoint
 
         path, _ = load_checkpoint(path, task=task)
-    return FastSpeechModel(path.cpu(), backend, threads)
+    return OnnxSpeechModel(path.cpu(), backend, threads)
 
 
 def load_fast_recognizer(
     path: str | os.PathLike | SpeechModel, backend: str = "auto", threads: int | None = None
-) -> FastSpeechModel:
-    """A recognition run directory / ``.safetensors`` (or a built model) as a CPU :class:`FastSpeechModel`.
+) -> OnnxSpeechModel:
+    """A recognition run directory / ``.safetensors`` (or a built model) as a CPU :class:`OnnxSpeechModel`.
 
     ``fast(emg)["ctc_logits"]`` gives (B, frames, 38) CTC logits; see
-    :class:`FastSpeechModel` for ``backend`` and ``threads``.
+    :class:`OnnxSpeechModel` for ``backend`` and ``threads``.
     """
     return _load_fast(path, "recognition", backend, threads)
 
 
-def load_fast_producer(path: str | os.PathLike | SpeechModel, backend: str = "auto", threads: int | None = None) -> FastSpeechModel:
-    """A production run directory / ``.safetensors`` (or a built model) as a CPU :class:`FastSpeechModel`;
+def load_fast_producer(path: str | os.PathLike | SpeechModel, backend: str = "auto", threads: int | None = None) -> OnnxSpeechModel:
+    """A production run directory / ``.safetensors`` (or a built model) as a CPU :class:`OnnxSpeechModel`;
     ``fast(emg)["acoustic"]`` gives (B, frames, n_mfcc) MFCC."""
     return _load_fast(path, "production", backend, threads)
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
-from silentspeech.inference.onnx import FastSpeechModel
+from silentspeech.inference.onnx import OnnxSpeechModel
 from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
 from silentspeech.preprocessing import (
     EMG_RATE,
@@ -174,7 +174,7 @@ class SilentSpeechPipeline:
             ``data.preprocessing.mains``. Every other preprocessing constant is the runs'
             own (:func:`pipeline_preprocessing`): ``preprocessing`` holds them and
             ``preprocessing_source`` says where they came from.
-        fast: run the models through :class:`~silentspeech.inference.onnx.FastSpeechModel`
+        fast: run the models through :class:`~silentspeech.inference.onnx.OnnxSpeechModel`
             and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
             otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.synthesis.Vocoder` keeps its backend.
     """
@@ -224,8 +224,8 @@ class SilentSpeechPipeline:
         if self.recognizer is not None and beam > 0:
             self.beam_decoder = BeamSearchDecoder(lm, alpha=alpha, beta=beta, beam_width=beam, unigrams=lexicon, unk_offset=unk_offset)
         backend = "auto" if fast else "torch"
-        self.recognizer_graph = None if self.recognizer is None else FastSpeechModel(self.recognizer, backend)
-        self.producer_graph = None if self.producer is None else FastSpeechModel(self.producer, backend)
+        self.recognizer_graph = None if self.recognizer is None else OnnxSpeechModel(self.recognizer, backend)
+        self.producer_graph = None if self.producer is None else OnnxSpeechModel(self.producer, backend)
 
     def warm_up(self) -> None:
         """Run one second of flat EMG through every stage, untimed.

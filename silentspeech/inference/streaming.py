@@ -21,7 +21,7 @@ How each chunk is processed, and why:
   grid: frame ``k`` of a segment starting at raw sample ``s`` covers
   ``s / rate + k / 86.13`` seconds onwards.
 * **The Transformer is re-run on the whole segment**, through the
-  pipeline's :class:`~silentspeech.inference.onnx.FastSpeechModel` (ONNX Runtime on
+  pipeline's :class:`~silentspeech.inference.onnx.OnnxSpeechModel` (ONNX Runtime on
   CPU). Its attention is bidirectional, so every frame's posteriors may change
   when later EMG arrives; re-running it is the only exact option. The segment
   is bounded by ``max_segment_s`` (6 s by default, about a Gaddy utterance):

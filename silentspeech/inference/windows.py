@@ -83,7 +83,7 @@ def windowed_outputs(
     """One head's outputs for one recording, windowed when it is longer than ``window_s``.
 
     Args:
-        model: a speech model or :class:`~silentspeech.inference.onnx.FastSpeechModel`
+        model: a speech model or :class:`~silentspeech.inference.onnx.OnnxSpeechModel`
             (``model(emg (1, C, T)) -> {key: (1, frames, D)}``).
         emg: preprocessed EMG ``(1, C, T)`` at 689.06 Hz.
         key: the output to collect, e.g. ``"ctc_logits"`` or ``"acoustic"``.

@@ -10,7 +10,7 @@ time-domain set:
   segment's samples, ``log1p``-scaled.
 
 The windows are those the network sees: band-passed 20-90 Hz by the gesture
-readers (TinyMyo's downstream filter, :class:`~silentspeech.data.gestures.GestureFiltering`).
+readers (TinyMyo's downstream filter, :class:`~silentspeech.preprocessing.GestureFiltering`).
 Both band edges lie below the Nyquist frequency of every dataset here (100 Hz
 for a Myo armband at 200 Hz, 125 Hz for the 250 Hz word recordings): a band
 edge at or beyond Nyquist does not exist in the sampled signal, so the filter

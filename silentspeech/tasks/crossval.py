@@ -2,7 +2,7 @@
 
 ``silentspeech train RECIPE --folds K`` reads the recipe's recordings once,
 deals the split groups (files, or single runs for ``data.split_by=segment``)
-into ``K`` stratified folds (:func:`~silentspeech.data.gestures.fold_unit_split`),
+into ``K`` stratified folds (:func:`~silentspeech.data.gestures.splits.fold_unit_split`),
 and on each fold trains, on the same training windows and scores on the
 same held-out windows:
 
@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
-from silentspeech.data.gestures import fold_unit_split, load_gesture_data, read_gesture_corpus
+from silentspeech.data.gestures.recipe import load_gesture_data, read_gesture_corpus
+from silentspeech.data.gestures.splits import fold_unit_split
 from silentspeech.metrics import mean_sd
 from silentspeech.models.classic import CLASSIFIERS
 from silentspeech.runs import CROSSVAL_REPORT, CROSSVAL_RESULTS, TEST_METRICS

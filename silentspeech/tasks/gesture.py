@@ -38,7 +38,8 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.data.cache import LengthBucketBatchSampler
-from silentspeech.data.gestures import GestureData, GestureDataConfig, GestureWindows, load_gesture_data
+from silentspeech.data.gestures.recipe import GestureData, GestureDataConfig, load_gesture_data
+from silentspeech.data.gestures.windows import GestureWindows
 from silentspeech.figures import confusion_figure, save_figure
 from silentspeech.metrics import ClassificationScores, classification_scores
 from silentspeech.models.classic import ClassicConfig, ClassicModel

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from silentspeech.data.gestures import GestureDataConfig, load_gesture_data
+from silentspeech.data.gestures.recipe import GestureDataConfig, load_gesture_data
 from silentspeech.metrics import regression_scores
 from silentspeech.models.heads import KinematicsRegressor
 from silentspeech.tasks import Task
