@@ -17,9 +17,8 @@ graphemes share its span by fixed weights.
 
 :func:`articulate` turns the timed gestures into activation ``(samples, 10)``
 at 1 kHz: gestures start ahead of the sound (the EMG of a movement precedes
-its acoustic result by tens of milliseconds; Chan et al., "Myo-electric
-signals to augment speech recognition", Med. Biol. Eng. Comput. 2001),
-vary from token to token, and pass through activation dynamics (two
+its acoustic result; docs/design.md, *The independent evaluation
+corpus*), vary from token to token, and pass through activation dynamics (two
 first-order lags). A :class:`SpeakingStyle` sets how: voiced speech drives
 the larynx during voiced letters; silent speech has no laryngeal drive,
 reduced and flattened (hypo-articulated) gestures with per-session gains

@@ -1,16 +1,17 @@
 """Motor units of the independent generator: recruitment, rate coding, action potentials.
 
-Each muscle is a pool of motor units in the manner of Fuglevand, Winter and
+Each muscle is a pool of motor units organised as in Fuglevand, Winter and
 Patla ("Models of recruitment and rate coding organization in motor-unit
 pools", J. Neurophysiol. 1993): recruitment thresholds spread exponentially
-over the excitation range (a range of 30 between the first and last unit,
-the last recruited at 60 % of full excitation), every unit fires at 8 Hz
-when recruited and faster by 40 Hz per unit of excitation above its
-threshold, up to a peak rate that falls from 35 Hz for the first-recruited
-unit to 25 Hz for the last; inter-spike intervals vary with a coefficient
-of variation of 0.2 (gamma renewal). Action-potential amplitudes rise
-exponentially with recruitment order (a range of 15), and larger units'
-potentials last slightly longer.
+over a range of 30, every unit fires at 8 Hz when recruited and faster with
+excitation above its threshold, up to a peak rate that falls from 35 Hz for
+the first-recruited unit to 25 Hz for the last, and inter-spike intervals
+vary with a coefficient of variation of 0.2 (here a gamma renewal process).
+Our own choices: the last unit is recruited at 60 % of full excitation, the
+rate gain is 40 Hz per unit of excitation, action-potential amplitudes rise
+exponentially with recruitment order over a range of 15, and larger units'
+potentials last slightly longer (docs/design.md, *The independent
+evaluation corpus*).
 
 Action potentials are Hermite-Rodriguez functions (Lo Conte, Merletti and
 Sandri, "Hermite expansions of compact support waveforms: applications to
