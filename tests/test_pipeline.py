@@ -13,7 +13,7 @@ from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
 from silentspeech.config import config_to_yaml
 from silentspeech.features import AUDIO_RATE
-from silentspeech.inference.pipeline import SilentSpeechPipeline, check_recording
+from silentspeech.inference.pipeline import SilentSpeechPipeline, check_recording, primed_neighbours
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
 from silentspeech.preprocessing import EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
@@ -141,7 +141,8 @@ def test_runs_are_run_with_their_recorded_preprocessing(tmp_path, capsys):
     pipeline = SilentSpeechPipeline(recognizer=tmp_path / "rec", producer=tmp_path / "prod", vocoder="griffin-lim", beam=0, device="cpu")
     assert pipeline.preprocessing == recorded and "recorded by the runs" in pipeline.preprocessing_source
     emg = raw_emg(1.0, rate=1200.0) + 300 * np.sin(2 * np.pi * 50 * np.arange(1200) / 1200)[:, None]
-    expected = preprocess_emg(emg, EMGPreprocessing(rate=1200.0, mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0))
+    settings = EMGPreprocessing(rate=1200.0, mains=50.0, notch_harmonics=3, notch_q=10.0, highpass_hz=5.0)
+    expected = preprocess_emg(emg, settings, *primed_neighbours(emg, 1200.0))
     assert np.array_equal(pipeline.preprocess(emg, 1200.0), expected)
     assert not np.allclose(expected, preprocess_emg(emg, EMGPreprocessing(rate=1200.0)))  # the settings matter here
     streaming = SilentSpeechPipeline(recognizer=tmp_path / "rec", beam=2, device="cpu")

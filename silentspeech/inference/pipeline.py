@@ -19,6 +19,19 @@ signal the models were trained on and is refused, as is one above 20 kHz (no
 sEMG amplifier samples faster; such a rate is a unit mistake). The recording
 must last 0.25 to 120 s at the given rate: a wrong ``--rate`` usually shows as
 an utterance of implausible length.
+
+Filter priming (:func:`primed_neighbours`): the training cache filters each
+utterance joined with the previous and next recordings of its session, so its
+edges hold the junction with unrelated EMG, not a filter's start-up. A lone
+recording is filtered between stand-ins for them: its own baseline level at
+each end (the mean of the first and last 100 ms, whole periods of 50 and 60 Hz
+mains and their harmonics, so the hum averages out), held for 0.5 s, long
+enough for the 2 Hz high-pass and the Q = 30 notches to settle. Other
+recordings' hum, muscle activity and drift are unrelated to this one's, so
+their expected value at the junction is such a level. This brings a lone
+file's edges closer to the cache's than unprimed filtering does, and as
+close as the cache's own edges stay when other neighbours stand beside it
+(docs/measurements.md, *Filter priming of a lone recording*).
 """
 
 from __future__ import annotations
@@ -57,6 +70,10 @@ MIN_EMG_RATE = 900.0
 MAX_EMG_RATE = 20_000.0
 #: Accepted recording durations, seconds.
 MIN_SECONDS, MAX_SECONDS = 0.25, 120.0
+#: Seconds at each end of a recording whose mean is its baseline there: whole periods of 50 and 60 Hz and their harmonics.
+BASELINE_SECONDS = 0.1
+#: Seconds of that baseline the filters run through before and after a lone recording (they settle well within it).
+PRIMING_SECONDS = 0.5
 
 
 def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "EMG") -> np.ndarray:
@@ -81,12 +98,29 @@ def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "
     return emg
 
 
+def primed_neighbours(emg: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stand-ins ``(before, after)`` for the unseen previous and next recordings of raw EMG ``(samples, channels)`` at ``rate`` Hz.
+
+    Each is :data:`PRIMING_SECONDS` of the recording's mean over its first
+    (last) :data:`BASELINE_SECONDS`, shape ``(samples', channels)``; passed to
+    :func:`~silentspeech.preprocessing.preprocess_emg` as ``before`` and
+    ``after`` they prime the zero-phase filters as the module docstring says.
+    """
+    edge = max(1, round(BASELINE_SECONDS * rate))
+    length = max(1, round(PRIMING_SECONDS * rate))
+    before = np.broadcast_to(emg[:edge].mean(axis=0), (length, emg.shape[1]))
+    after = np.broadcast_to(emg[-edge:].mean(axis=0), (length, emg.shape[1]))
+    return before, after
+
+
 @dataclass
 class PipelineResult:
     """What one :meth:`SilentSpeechPipeline.run` produced; fields of a stage left out are None."""
 
     #: Preprocessed EMG (samples, channels) float32 at 689.06 Hz.
     emg: np.ndarray
+    #: Natural-log CTC posteriors (frames, 38) float32 at 86.13 Hz (recognition model).
+    log_probs: np.ndarray | None = None
     #: Best-path CTC transcript (recognition model).
     greedy_text: str | None = None
     #: Beam-search transcript (with the KenLM when one was given).
@@ -237,9 +271,15 @@ class SilentSpeechPipeline:
         self.run(np.zeros((int(RAW_EMG_RATE), self.channels)), RAW_EMG_RATE)
 
     def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
-        """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked."""
+        """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked.
+
+        The filters are primed with :func:`primed_neighbours`, so the edges
+        resemble the training cache's, where each utterance was filtered between its neighbours.
+        """
         emg = check_recording(emg, rate, self.channels, source)
-        return preprocess_emg(emg, replace(self.preprocessing, rate=rate, channels=self.channels), source=source)
+        before, after = primed_neighbours(emg, rate)
+        config = replace(self.preprocessing, rate=rate, channels=self.channels)
+        return preprocess_emg(emg, config, before=before, after=after, source=source)
 
     def run(self, recording: EMGRecording | np.ndarray, rate: float | None = None) -> PipelineResult:
         """Transcribe and voice one raw recording.
@@ -275,6 +315,7 @@ class SilentSpeechPipeline:
         if self.recognizer is not None:
             start = time.perf_counter()
             log_probs = F.log_softmax(windowed_outputs(self.recognizer_graph, batch, "ctc_logits").float(), dim=-1).cpu()
+            result.log_probs = log_probs[0].numpy()
             result.greedy_text = greedy_decode(log_probs)[0]
             result.timings["recognize"] = time.perf_counter() - start
             if self.beam_decoder is not None:

@@ -28,7 +28,9 @@ How each chunk is processed, and why:
   beyond it a new segment starts ``context_s`` (1.5 s) before the end of the
   firm text, so the network keeps some left context, and its filters are
   primed with the raw second before it (as neighbouring utterances are in the
-  offline cache). The cost per chunk thus stays bounded on an endless stream:
+  offline cache); the stream's start and the segment's newest end are primed
+  as the pipeline primes a lone recording
+  (:func:`~silentspeech.inference.pipeline.primed_neighbours`). The cost per chunk thus stays bounded on an endless stream:
   filtering grows linearly with the segment and attention quadratically
   (CPU time per chunk by segment length: docs/measurements.md).
   Within one segment the final greedy text is exactly the offline pipeline's.
@@ -66,7 +68,7 @@ import torch.nn.functional as F
 from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import greedy_decode
 from silentspeech.features import FRAME_RATE
-from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline
+from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline, primed_neighbours
 from silentspeech.preprocessing import EMG_RATE, EMGError, amplitude_warning, check_emg, preprocess_emg
 
 #: Raw EMG before a new segment that primes its zero-phase filters, seconds.
@@ -233,7 +235,10 @@ class StreamingRecognizer:
     @torch.inference_mode()
     def _log_probs(self, final: bool = False) -> np.ndarray:
         """CTC log posteriors ``(frames, 38)`` at 86.13 Hz of the current segment (``final``: the stream's end)."""
-        emg = preprocess_emg(self.segment.raw(), self.preprocessing, before=self.segment.before, source=self.source)
+        raw = self.segment.raw()
+        primed_before, primed_after = primed_neighbours(raw, self.rate)  # as the pipeline primes a lone recording
+        before = primed_before if self.segment.before is None else self.segment.before
+        emg = preprocess_emg(raw, self.preprocessing, before=before, after=primed_after, source=self.source)
         if not self.amplitude_checked and (final or emg.shape[0] >= AMPLITUDE_CHECK_S * EMG_RATE):
             self.amplitude_checked = True
             self.pending_warning = amplitude_warning(emg, self.source)
