@@ -15,5 +15,6 @@ setup(
         "silentspeech.recipes": ["**/*.yaml"],
         "silentspeech.recipes.vocoder": ["*.yaml"],
         "silentspeech.export": ["c_templates/*"],
+        "silentspeech.data.synthetic": ["grammar_words.yaml"],
     },
 )
