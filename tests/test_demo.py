@@ -192,7 +192,8 @@ def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(clien
 
 def test_demo_uses_the_named_models_only_or_the_quickstart_set(tmp_path):
     """Named models are never mixed with the quickstart's (its fine-tuned vocoder, LM, corpus); none named: the whole set."""
-    from silentspeech.cli import build_parser, demo_models
+    from silentspeech.cli import build_parser
+    from silentspeech.cli.demo import demo_models
     from silentspeech.quickstart.layout import QuickstartLayout
     from silentspeech.vocoder import DEFAULT_VOCODER
 

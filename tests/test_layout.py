@@ -118,11 +118,17 @@ def test_no_file_path_imports_and_no_reads_of_the_checkout():
     assert beside_itself <= READS_BESIDE_ITSELF
 
 
-def test_c_templates_read_beside_the_module_are_package_data():
+def test_data_files_the_package_reads_are_package_data():
+    """The C templates (read beside c_codegen.py) and the grammar's word lists (read with importlib.resources) ship in the wheel."""
+    from silentspeech.data.synthetic.language import WORDS_FILE
     from silentspeech.export.c_codegen import TEMPLATES
 
+    setup = (REPO / "setup.py").read_text()
     assert TEMPLATES.parent == PACKAGE / "export" and any(TEMPLATES.iterdir())
-    assert '"silentspeech.export": ["c_templates/*"]' in (REPO / "setup.py").read_text()
+    assert {path.suffix for path in TEMPLATES.iterdir()} <= {".c", ".h"}
+    assert '"silentspeech.export.c_templates": ["*.c", "*.h"]' in setup
+    assert (PACKAGE / "data" / "synthetic" / WORDS_FILE).is_file()
+    assert f'"silentspeech.data.synthetic": ["{WORDS_FILE}"]' in setup
 
 
 def test_long_functions_give_their_reason():

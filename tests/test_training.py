@@ -227,7 +227,7 @@ def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(cache, tmp_path):
     command = [
-        sys.executable, "-m", "silentspeech.cli", "train", str(REPO / "recipes/synthetic/recognition.yaml"),
+        sys.executable, "-m", "silentspeech", "train", str(REPO / "recipes/synthetic/recognition.yaml"),
         f"data.cache={cache}", f"out={tmp_path}", *TINY,
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_steps=4",
         "trainer.val_every_steps=2", "trainer.test=false",

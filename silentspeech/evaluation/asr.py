@@ -26,16 +26,14 @@ Whisper decodes with faster-whisper's defaults (temperature 0, falling back
 to sampling at rising temperatures when the output repeats itself, as
 garbled audio makes it loop: "thank you. thank you. ..."), with
 CTranslate2's random seed fixed before every clip, so a report's figures
-repeat exactly. The fallback changes nothing on speech Whisper follows: on
-the 30 dev+test voiced recordings of the default corpus (generator version 2),
-temperature 0 alone gave the same transcripts (docs/measurements.md).
+repeat exactly. On speech Whisper follows, the fallback changes no
+transcript (docs/measurements.md, *The corpus's voice and its judge*).
 
 Each judge hears clips at its own rate (:attr:`AudioASR.rate`; Whisper's
 16 kHz): a caller that reads a recording gives it at that rate, so a 16 kHz
-corpus file reaches Whisper as recorded. Clips at another rate (the
-vocoders' 22050 Hz) are resampled once. A 16 kHz recording taken to
-22050 Hz and back to 16 kHz (soxr) is not transparent to Whisper: on those 30
-recordings its WER went from 28.3 % to 30.7 %.
+corpus file reaches Whisper as recorded, because a detour through another
+rate is not transparent to Whisper (same section). Clips at another rate
+(the vocoders' 22050 Hz) are resampled once.
 """
 
 from __future__ import annotations

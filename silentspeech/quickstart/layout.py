@@ -11,8 +11,8 @@ from silentspeech.runs import GENERATOR_FILE
 #: Default output folder, where ``silentspeech demo`` looks for the models.
 DEFAULT_OUT = Path("runs/quickstart")
 #: Spoken utterances of the quickstart corpus. At the same number of training steps more sentences
-#: generalise better (docs/measurements.md, *Corpus size*): 1200 took the test beam CER from 16.3 %
-#: (600) to 9.3 %; rendering them in parallel keeps the whole quickstart under 20 minutes.
+#: generalise better: the recogniser memorises fewer of them (docs/measurements.md, *Corpus size* and
+#: *How learnable the corpus is*). Rendering them in parallel keeps the whole quickstart under 20 minutes.
 QUICKSTART_UTTERANCES = 1200
 #: Stage -> wall time (s) of the run that did its work.
 STAGE_TIMES = "stage_times.json"

@@ -17,17 +17,16 @@ cache's train split is used, silent and voiced.
 Frames are hidden after the downsampler, as wav2vec 2.0 masks the output of
 its convolutional feature encoder (Baevski et al. 2020): the downsampler sees
 the whole recording and each masked frame's token is replaced by one learned
-mask token (:class:`SpeechModel` ``token_mask``). Zeroing the masked spans of
-the EMG instead trained the downsampler's convolutions and BatchNorm
-statistics on inputs that are nearly half zeros, which fine-tuning never
-shows them (why ConvNeXt V2, Woo et al. 2023, and SparK, Tian et al. 2023,
-keep masked regions out of convolutions); fine-tuned from that trunk, the
-quickstart's recogniser trailed scratch with seed 0, while with hidden tokens
-it trained with every one of ten seeds and scratch failed with two
-(``bench/pretraining.py``; docs/measurements.md, *How learnable the corpus
-is*). A token reads 43 samples (21 before its frame's 8, 14 after), so a
-visible neighbour still sees the edges of a masked span: spans of several
-frames keep their insides hidden (docs/design.md, *Speech pretraining*).
+mask token (:class:`SpeechModel` ``token_mask``). Zeroed spans in the EMG
+would train the downsampler's convolutions and BatchNorm statistics on
+inputs that are nearly half zeros, which fine-tuning never shows them (why
+ConvNeXt V2, Woo et al. 2023, and SparK, Tian et al. 2023, keep masked
+regions out of convolutions). The recogniser fine-tuned from a trunk
+pretrained this way does better than from one pretrained on zeroed spans
+(docs/measurements.md, *How learnable the corpus is*). A token reads 43
+samples (21 before its frame's 8, 14 after), so a visible neighbour still
+sees the edges of a masked span: spans of several frames keep their insides
+hidden (docs/design.md, *Speech pretraining*).
 
 Recognition and production start from the result with
 ``model.init_from=<this run>`` (:meth:`silentspeech.models.speech.SpeechModel.load_trunk`).

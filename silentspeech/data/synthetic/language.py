@@ -1,4 +1,4 @@
-"""The language of the synthetic corpus: word lists and a sentence grammar.
+"""The language of the synthetic corpus: a sentence grammar over word lists.
 
 Two kinds of prompt, as in the real corpus (Gaddy & Klein 2020; docs/design.md, *The Gaddy
 silent-speech corpus*):
@@ -14,9 +14,14 @@ silent-speech corpus*):
 * closed-vocabulary prompts of dates and times ("the fourth of July at ten
   thirty", "03:09 AM").
 
-The word lists are our own; no corpus or word-list package gives
-semantically typed nouns, verbs with their object classes and full
-inflections, which is what gives the sentences n-gram structure.
+The open grammar's words live in ``grammar_words.yaml`` beside this module
+(package data): nouns and adjectives by meaning class, verbs by the class of
+their object with their irregular forms, adverbs, time phrases, prepositions
+and determiners. This module keeps the grammar: inflection, agreement, phrase
+templates and the spelling of dates and times. The word lists are our own; no
+corpus or word-list package gives semantically typed nouns, verbs with their
+object classes and full inflections, which is what gives the sentences n-gram
+structure.
 
 Every function takes a ``numpy.random.Generator`` so a corpus seed fixes the
 prompts exactly.
@@ -26,143 +31,40 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
+import yaml
 
 from silentspeech.text import normalize_text
 
 #: Words per open-vocabulary sentence (inclusive bounds).
 MIN_WORDS, MAX_WORDS = 4, 9
+#: The open grammar's word lists: package data of this module's package.
+WORDS_FILE = "grammar_words.yaml"
 
 
 def _words(block: str) -> tuple[str, ...]:
     return tuple(block.split())
 
 
-# --- nouns ---------------------------------------------------------------
-# Ordered roughly by how common they should be: sampling weight falls with rank.
+def _lines(block: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in block.strip().splitlines() if line.strip())
 
-PERSONS = _words("""
-    man woman boy girl child friend mother father sister brother farmer teacher
-    doctor soldier sailor king queen captain stranger neighbor driver baker
-    painter writer singer hunter fisherman gardener nurse pilot student uncle aunt
-    cousin grandmother grandfather lawyer judge merchant priest guard worker miner
-    carpenter tailor cook waiter clerk officer traveler visitor guest servant
-    shepherd scientist engineer musician poet artist actor baby prince princess
-    lady gentleman widow thief hero giant wizard knight monk porter messenger
-    banker butcher grocer plumber barber dancer
-""")
 
-ANIMALS = _words("""
-    dog cat horse cow sheep goat pig rabbit fox wolf bear deer mouse bird owl
-    eagle crow duck goose hen rooster donkey mule lion tiger monkey snake frog
-    fish bee butterfly spider squirrel hawk swan pony lamb calf kitten puppy
-    turtle whale dolphin camel elephant beetle ant moth
-""")
+_WORD_LISTS = yaml.safe_load(resources.files("silentspeech.data.synthetic").joinpath(WORDS_FILE).read_text(encoding="utf-8"))
 
-OBJECTS = _words("""
-    book letter box basket bag key lamp candle bottle cup plate bowl knife spoon
-    hammer rope ladder bucket chair table blanket coat hat shoe boot glove ring
-    coin map pen pencil picture mirror clock watch bell drum violin guitar flute
-    umbrella ticket newspaper parcel envelope jar kettle pot pan brush broom shovel
-    axe saw needle button scarf shirt dress jacket pillow towel wallet purse stone
-    stick shell feather flag toy ball doll kite wheel tool lantern compass camera
-    radio telephone notebook diary sack barrel crate trunk chest saddle ribbon mask
-    sword shield bow arrow net pipe
-""")
+# --- nouns and adjectives --------------------------------------------------------
 
-FOODS = _words("""
-    bread apple cheese cake soup egg orange potato pear plum cherry grape peach
-    lemon banana melon tomato carrot onion cabbage bean pie stew rice meat sausage
-    butter honey jam cookie biscuit sandwich salad pancake porridge nut berry
-    mushroom pumpkin corn pepper salt sugar chocolate muffin pudding noodle olive
-    bacon ham lettuce
-""")
-
-DRINKS = _words("""
-    water milk tea coffee juice wine lemonade cider broth cocoa
-""")
-
-PLACES = _words("""
-    house garden market church school village town city farm forest river lake
-    mountain hill valley field road street bridge station harbor beach island
-    castle palace tower kitchen cellar attic library museum hospital hotel inn
-    shop bakery factory mill barn stable meadow desert cave park square office
-    prison temple port camp tent cottage hall room yard orchard pond well shore
-    cliff
-""")
-
-VEHICLES = _words("""
-    car bus train boat ship truck bicycle wagon carriage plane taxi tram canoe
-    raft sled cart
-""")
-
-NATURE = _words("""
-    sun moon star cloud tree flower rainbow storm sky sea wave leaf rose fire
-    smoke sunset mist
-""")
-
+#: Nouns by meaning class (person, animal, object, food, drink, place, vehicle, nature), commonest first.
+NOUNS = {kind: _words(block) for kind, block in _WORD_LISTS["nouns"].items()}
 #: Nouns without a plural or an indefinite article in our grammar.
-MASS_NOUNS = frozenset(_words("""
-    bread cheese soup rice meat butter honey jam porridge salt sugar chocolate corn
-    bacon ham lettuce stew water milk tea coffee juice wine lemonade cider broth
-    cocoa sky smoke mist fire
-"""))
-
-_IRREGULAR_PLURALS = {
-    "man": "men", "woman": "women", "child": "children", "fisherman": "fishermen",
-    "gentleman": "gentlemen", "thief": "thieves", "wolf": "wolves", "knife": "knives",
-    "leaf": "leaves", "calf": "calves", "mouse": "mice", "goose": "geese", "sheep": "sheep",
-    "deer": "deer", "fish": "fish", "potato": "potatoes", "tomato": "tomatoes",
-    "hero": "heroes", "shelf": "shelves",
-}
-
-# --- adjectives, by the noun class they describe -----------------------------
-
-ADJECTIVES = {
-    "person": _words("""
-        young old tall tired happy little kind brave poor rich hungry clever sad
-        angry quiet lazy busy famous proud shy thirsty lonely honest gentle curious
-        nervous polite cheerful wise foolish strong weak patient friendly strange
-        sleepy careful beautiful handsome calm eager jealous grateful sick healthy
-        cruel
-    """),
-    "animal": _words("""
-        little big small old young wild black white brown gray hungry sleepy fat thin
-        tame spotted striped fierce noisy lazy tiny huge wounded clever gentle
-    """),
-    "object": _words("""
-        old small heavy new little red blue green large broken wooden black white
-        golden silver iron yellow brown dusty shiny empty full round tiny huge ancient
-        precious cheap expensive dirty clean soft sharp rusty strange plain pretty
-        useful useless secret favorite long thick thin wet dry leather glass stolen
-        magic bright painted torn
-    """),
-    "food": _words("""
-        fresh warm hot sweet ripe cold sour bitter salty green red delicious stale
-        tasty spicy crisp juicy soft burnt roasted boiled baked sliced frozen homemade
-    """),
-    "drink": _words("""
-        cold hot warm fresh sweet bitter strong weak cool
-    """),
-    "place": _words("""
-        old quiet small big dark empty new crowded large ancient busy distant famous
-        beautiful cold warm muddy narrow wide deep dangerous peaceful lonely hidden
-        green sunny windy silent ruined holy royal public private deserted foggy rocky
-        sandy flooded
-    """),
-    "vehicle": _words("""
-        old new red blue fast slow broken small large rusty shiny crowded empty noisy
-        last first early late
-    """),
-    "nature": _words("""
-        bright dark pale full cold warm strong gentle tall green golden distant
-        lonely wild
-    """),
-}
-
+MASS_NOUNS = frozenset(_words(_WORD_LISTS["mass_nouns"]))
+_IRREGULAR_PLURALS = dict(line.split() for line in _lines(_WORD_LISTS["irregular_plurals"]))
+#: Adjectives by the noun class they describe.
+ADJECTIVES = {kind: _words(block) for kind, block in _WORD_LISTS["adjectives"].items()}
 #: Degree words that may stand before an adjective.
-INTENSIFIERS = _words("very quite rather too so")
+INTENSIFIERS = _words(_WORD_LISTS["intensifiers"])
 
 # --- verbs ---------------------------------------------------------------
 
@@ -180,11 +82,7 @@ class Verb:
 
 
 #: Verbs that double their final consonant before -ed and -ing (stop -> stopped).
-_DOUBLING = frozenset(_words("""
-    stop drop grab hug beg plan shop skip trip chop rob nod jog hop rub spot pat tap
-    wrap step stir scrub admit regret grin swim run sit get cut put hit set
-    dig win begin forget
-"""))
+_DOUBLING = frozenset(_words(_WORD_LISTS["doubling_verbs"]))
 
 
 def _third_person(base: str) -> str:
@@ -227,386 +125,29 @@ def _verb(spec: str) -> Verb:
 
 
 def _verbs(block: str) -> tuple[Verb, ...]:
-    return tuple(_verb(line) for line in block.strip().splitlines() if line.strip())
+    """One verb per line of ``block``, each as :func:`_verb` reads it."""
+    return tuple(_verb(line) for line in _lines(block))
 
 
 #: Transitive verbs of a person subject, by the class of their object.
-TRANSITIVE = {
-    "object": _verbs("""
-        find found found
-        carry
-        open
-        take took taken
-        bring brought brought
-        hold held held
-        lose lost lost
-        drop
-        buy bought bought
-        sell sold sold
-        break broke broken
-        fix
-        clean
-        hide hid hidden
-        wash
-        throw threw thrown
-        push
-        pull
-        lift
-        fill
-        empty
-        cover
-        wrap
-        mend
-        polish
-        borrow
-        steal stole stolen
-        keep kept kept
-        pack
-        count
-        drag
-        fold
-        hang hung hung
-        make made made
-        want
-        need
-        send sent sent
-        use
-        close
-        paint
-        grab
-        forget forgot forgotten
-        choose chose chosen
-        search
-        return
-        show showed shown
-        examine
-    """),
-    "food": _verbs("""
-        eat ate eaten
-        cook
-        bake
-        buy bought bought
-        taste
-        cut cut cut
-        share
-        serve
-        slice
-        fry
-        roast
-        pick
-        peel
-        chop
-        smell
-        sell sold sold
-        want
-        bring brought brought
-        finish
-        grow grew grown
-        order
-        prepare
-        enjoy
-        steal stole stolen
-    """),
-    "drink": _verbs("""
-        drink drank drunk
-        pour
-        spill
-        want
-        bring brought brought
-        heat
-        boil
-        taste
-        sip
-        offer
-    """),
-    "person": _verbs("""
-        meet met met
-        see saw seen
-        call
-        help
-        follow
-        watch
-        greet
-        thank
-        visit
-        find found found
-        teach taught taught
-        hug
-        warn
-        ask
-        invite
-        join
-        hear heard heard
-        remember
-        forget forgot forgotten
-        admire
-        trust
-        blame
-        save
-        rescue
-        wake woke woken
-        answer
-        pay paid paid
-        miss
-        know knew known
-        like
-        love
-        praise
-        obey
-        hire
-        comfort
-        kiss
-        pass
-        marry
-        tell told told
-    """),
-    "animal": _verbs("""
-        feed fed fed
-        see saw seen
-        watch
-        chase
-        catch caught caught
-        follow
-        find found found
-        hear heard heard
-        ride rode ridden
-        sell sold sold
-        buy bought bought
-        wash
-        frighten
-        lead led led
-        train
-        tie
-        shoot shot shot
-        brush
-        count
-        draw drew drawn
-        photograph
-        scare
-        free
-        lose lost lost
-    """),
-    "place": _verbs("""
-        visit
-        leave left left
-        reach
-        enter
-        cross
-        explore
-        search
-        clean
-        paint
-        build built built
-        guard
-        approach
-        sweep swept swept
-        decorate
-        own
-        rent
-        describe
-        draw drew drawn
-        photograph
-        repair
-        remember
-        destroy
-        defend
-        abandon
-        protect
-        light lit lit
-    """),
-    "vehicle": _verbs("""
-        drive drove driven
-        ride rode ridden
-        board
-        park
-        steer
-        repair
-        wash
-        stop
-        miss
-        catch caught caught
-        sell sold sold
-        buy bought bought
-        borrow
-        paint
-        push
-        load
-        unload
-        rent
-        sink sank sunk
-    """),
-    "nature": _verbs("""
-        see saw seen
-        watch
-        admire
-        draw drew drawn
-        photograph
-        notice
-        paint
-        study
-        love
-        describe
-    """),
-}
-
+TRANSITIVE = {kind: _verbs(block) for kind, block in _WORD_LISTS["transitive_verbs"].items()}
 #: Intransitive activity verbs of a person subject (take a place phrase or adverb).
-ACTIVITIES = _verbs("""
-    sleep slept slept
-    wait
-    sit sat sat
-    stand stood stood
-    rest
-    work
-    play
-    sing sang sung
-    dance
-    read read read
-    write wrote written
-    laugh
-    smile
-    cry
-    shout
-    whisper
-    pray
-    stay
-    live
-    study
-    listen
-    talk
-    speak spoke spoken
-    dream
-    cough
-    yawn
-    shiver
-    kneel knelt knelt
-    arrive
-    appear
-    disappear
-    vanish
-    hide hid hidden
-    fall fell fallen
-    eat ate eaten
-    cook
-    paint
-    sweat
-    knock
-    complain
-    argue
-    practice
-    relax
-    pause
-""")
-
+ACTIVITIES = _verbs(_WORD_LISTS["activity_verbs"])
 #: Motion verbs: a person or an animal moving along a direction phrase.
-MOTIONS = _verbs("""
-    walk
-    run ran run
-    go went gone
-    come came come
-    return
-    hurry
-    travel
-    climb
-    sail
-    swim swam swum
-    fly flew flown
-    jump
-    move
-    march
-    wander
-    crawl
-    rush
-    race
-    ride rode ridden
-    drive drove driven
-    escape
-    stroll
-    limp
-    slip
-    creep crept crept
-    hop
-    dash
-    jog
-    step
-""")
-
+MOTIONS = _verbs(_WORD_LISTS["motion_verbs"])
 #: Intransitive verbs of an animal subject.
-ANIMAL_ACTIONS = _verbs("""
-    sleep slept slept
-    run ran run
-    jump
-    rest
-    hide hid hidden
-    wait
-    play
-    eat ate eaten
-    bark
-    howl
-    growl
-    sing sang sung
-    fly flew flown
-    swim swam swum
-    hunt
-    graze
-    purr
-    squeak
-    buzz
-    hiss
-    roar
-    crawl
-    die
-    escape
-    appear
-    disappear
-    dig dug dug
-""")
-
+ANIMAL_ACTIONS = _verbs(_WORD_LISTS["animal_verbs"])
 #: Ditransitive verbs: person gives a person an object.
-DITRANSITIVE = _verbs("""
-    give gave given
-    show showed shown
-    hand
-    send sent sent
-    bring brought brought
-    offer
-    sell sold sold
-    lend lent lent
-    throw threw thrown
-    pass
-    promise
-    owe
-""")
+DITRANSITIVE = _verbs(_WORD_LISTS["ditransitive_verbs"])
 
 # --- adverbs and phrases -------------------------------------------------------
 
-MANNER_ADVERBS = _words("""
-    slowly quickly quietly carefully loudly again suddenly happily together alone
-    gently sadly softly silently eagerly patiently nervously proudly calmly bravely
-    angrily politely secretly easily badly well early late twice once fast hard
-    forever outside inside upstairs downstairs away home
-""")
-
-FREQUENCY_ADVERBS = _words("often always never sometimes usually rarely seldom")
-
+MANNER_ADVERBS = _words(_WORD_LISTS["manner_adverbs"])
+FREQUENCY_ADVERBS = _words(_WORD_LISTS["frequency_adverbs"])
 #: Time phrases by the tense family they fit.
-TIME_PHRASES = {
-    "past": (
-        "yesterday", "last night", "this morning", "at dawn", "after dinner", "before noon",
-        "last week", "last winter", "in the evening", "long ago", "on monday", "on sunday",
-        "at midnight", "that night", "last summer", "years ago",
-    ),
-    "present": (
-        "every morning", "every day", "on sundays", "at night", "each evening", "in winter",
-        "every week", "on weekends", "after school", "in the afternoon",
-    ),
-    "future": (
-        "tomorrow", "next week", "tonight", "soon", "on friday", "after lunch",
-        "next summer", "in the morning", "next year", "on saturday",
-    ),
-}
-
-LOCATIVE_PREPOSITIONS = _words("in near at behind beside inside outside by under above below beyond")
-DIRECTION_PREPOSITIONS = _words("to into toward across along through from past around over")
+TIME_PHRASES = {family: _lines(block) for family, block in _WORD_LISTS["time_phrases"].items()}
+LOCATIVE_PREPOSITIONS = _words(_WORD_LISTS["locative_prepositions"])
+DIRECTION_PREPOSITIONS = _words(_WORD_LISTS["direction_prepositions"])
 
 # --- function words ------------------------------------------------------------
 
@@ -615,10 +156,10 @@ PRONOUNS = (
     ("i", "me", "1s"), ("you", "you", "2"), ("he", "him", "3s"), ("she", "her", "3s"),
     ("we", "us", "p"), ("they", "them", "p"),
 )
-POSSESSIVES = _words("my your his her our their")
-NUMERALS = _words("two three four five six seven eight nine ten twelve twenty")
-PLURAL_QUANTIFIERS = _words("some many few several all both these those")
-MODALS = _words("could would should must might can")
+POSSESSIVES = _words(_WORD_LISTS["possessives"])
+NUMERALS = _words(_WORD_LISTS["numerals"])
+PLURAL_QUANTIFIERS = _words(_WORD_LISTS["plural_quantifiers"])
+MODALS = _words(_WORD_LISTS["modals"])
 
 #: Words after which "a" stays "a" although they start with a vowel letter.
 _CONSONANT_SOUND = frozenset(_words("useful useless european one university unicorn"))
@@ -648,12 +189,6 @@ def _pick(rng: np.random.Generator, items, zipf: float = ZIPF):
 
 def _chance(rng: np.random.Generator, p: float) -> bool:
     return bool(rng.random() < p)
-
-
-NOUNS = {
-    "person": PERSONS, "animal": ANIMALS, "object": OBJECTS, "food": FOODS,
-    "drink": DRINKS, "place": PLACES, "vehicle": VEHICLES, "nature": NATURE,
-}
 
 
 def plural(noun: str) -> str:
