@@ -215,6 +215,31 @@ def test_cli_writes_a_corpus_and_has_help(tmp_path, capsys):
     assert "testset.json" in out and (tmp_path / "c" / "testset.json").is_file()
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--generator", "gen4"], "unknown generator 'gen4'; choose one of default, independent"),
+        (["--utterances", "0"], "--utterances must be a positive count (got 0)"),
+        (["--utterances", "-3"], "--utterances must be a positive count (got -3)"),
+        (["--hours", "0"], "--hours must be positive (got 0.0)"),
+        (["--hours", "-0.5", "--generator", "independent"], "--hours must be positive (got -0.5)"),
+        (["--book", "b.txt"], "--book is for --generator independent"),
+    ],
+)
+def test_cli_bad_generator_or_size_is_a_one_line_error(tmp_path, capsys, arguments, message):
+    assert main(["synth-corpus", str(tmp_path / "c"), *arguments]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_hours_become_utterances_of_about_that_much_training_emg():
+    assert synthetic.utterances_for_hours(0.659) == 1200
+    assert synthetic.utterances_for_hours(1e-6) == 10
+    with pytest.raises(ValueError, match="hours must be positive"):
+        synthetic.utterances_for_hours(0)
+
+
 def test_second_rendition_keeps_the_speech_and_redraws_the_noise_floor(corpus, tmp_path):
     root, _ = corpus
     path = root / "voiced_parallel_data/5-4/2_audio_clean.flac"

@@ -5,21 +5,51 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from silentspeech.cli.common import Command
+from silentspeech.cli.common import CLIError, Command
+
+
+#: ``synth-corpus --generator`` names: the default corpus, and one written independently of it to check
+#: that a recipe learns EMG in general rather than one generator (docs/design.md).
+GENERATORS = ("default", "independent")
 
 
 def _add_synth_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output folder (created; a folder of the same settings is completed)")
-    parser.add_argument("--utterances", type=int, default=300, help="spoken utterances, at least 10 (default 300)")
+    parser.add_argument(
+        "--generator", default="default", metavar="NAME",
+        help="default (generator 5, prompts of our grammar spoken by espeak-ng) or independent (another articulatory and "
+        "motor-unit model and other sentences: for checking that a recipe learns EMG, never for tuning one)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--utterances", type=int, default=None, help="spoken utterances, at least 10 (default 300)")
+    size.add_argument("--hours", type=float, default=None, help="about this many hours of training utterances instead of a count")
+    parser.add_argument("--book", type=Path, default=None, help="independent generator: take the sentences from this plain-text book")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files (default 0)")
     parser.add_argument("--sessions", type=int, default=3, help="parallel recording sessions 5-4, 5-5, ... (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering utterances; the files are the same for any number (default 2)")
 
 
 def _run_synth_corpus(args: argparse.Namespace) -> int:
-    from silentspeech.data.synthetic.speech import generate_corpus
+    if args.generator not in GENERATORS:
+        raise CLIError(f"unknown generator {args.generator!r}; choose one of {', '.join(GENERATORS)}")
+    if args.utterances is not None and args.utterances <= 0:
+        raise CLIError(f"--utterances must be a positive count (got {args.utterances})")
+    if args.hours is not None and not args.hours > 0:
+        raise CLIError(f"--hours must be positive (got {args.hours})")
+    if args.generator == "independent":
+        from silentspeech.data.synthetic.independent import generate_independent_corpus
 
-    summary = generate_corpus(args.out, utterances=args.utterances, seed=args.seed, sessions=args.sessions, workers=args.workers)
+        utterances = args.utterances if args.utterances is not None or args.hours is not None else 300
+        summary = generate_independent_corpus(
+            args.out, utterances=utterances, hours=args.hours, seed=args.seed, book=args.book, sessions=args.sessions, workers=args.workers
+        )
+    else:
+        from silentspeech.data.synthetic.speech import generate_corpus, utterances_for_hours
+
+        if args.book is not None:
+            raise CLIError("--book is for --generator independent; the default generator speaks its own grammar")
+        utterances = utterances_for_hours(args.hours) if args.hours is not None else args.utterances or 300
+        summary = generate_corpus(args.out, utterances=utterances, seed=args.seed, sessions=args.sessions, workers=args.workers)
     print(summary)
     return 0
 

@@ -99,6 +99,9 @@ NONPARALLEL_SESSION = "4-24"
 CLOSED_VOCAB_SESSION = "5-19"
 #: Share of the utterances per kind (parallel and closed vocabulary count voiced + silent).
 PARALLEL_SHARE, CLOSED_VOCAB_SHARE = 0.80, 0.08
+#: Hours of training-split EMG per planned utterance: the 1200-utterance corpus of seed 0 holds
+#: 0.659 h of training utterances (864 of them; dev, test and their voiced twins are the rest).
+TRAINING_HOURS_PER_UTTERANCE = 0.659 / 1200
 #: Files of one utterance ``i``, written in this order (``info`` last: it marks a complete utterance).
 UTTERANCE_FILES = ("{i}_emg.npy", "{i}_audio.flac", "{i}_audio_clean.flac", "{i}_button.npy", "{i}_info.json")
 
@@ -171,6 +174,13 @@ def _unique_prompts(rng: np.random.Generator, count: int, make) -> list[str]:
             seen.add(key)
             prompts.append(prompt)
     return prompts
+
+
+def utterances_for_hours(hours: float) -> int:
+    """Utterances to plan for about ``hours`` of training-split EMG (at least 10); ``ValueError`` unless ``hours > 0``."""
+    if not hours > 0:
+        raise ValueError(f"hours must be positive (got {hours})")
+    return max(10, round(hours / TRAINING_HOURS_PER_UTTERANCE))
 
 
 def plan_corpus(
