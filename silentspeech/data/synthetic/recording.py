@@ -35,11 +35,9 @@ AUDIO_PER_EMG = AUDIO_RATE // int(RAW_EMG_RATE)
 CHANNELS = 8
 
 #: espeak-ng voice of every session, and the ranges of its words per minute, pitch and pitch range (0-100)
-#: drawn per session: kept to what Whisper tiny.en still transcribes well. One plain voice: the variants
-#: tried were less intelligible to it (``+f1`` 47 %, ``+m2`` 40 %, ``+m4`` 35 % WER on 16 prompts, ``en-us`` 32 %).
-#: Slower and lower is clearer to it (60 corpus prompts, one setting changed from 170 wpm, pitch 50, range 55:
-#: 130 / 145 / 160 / 190 wpm 26 / 28 / 33 / 33 % WER; pitch 30 / 40 / 60 / 70 30 / 32 / 37 / 40 %; range 30-90
-#: 31-34 %, no trend); 150 wpm at pitch 36 28 %. Below 140 wpm the corpus grows longer to train on for little gain.
+#: drawn per session: kept to what Whisper tiny.en still transcribes well (slower and lower is clearer to
+#: it; one plain voice, the variants are less intelligible: docs/measurements.md, *The corpus's voice and
+#: its judge*).
 VOICE = "en-us"
 VOICE_RATES, VOICE_PITCHES, VOICE_RANGES = (140, 156), (30, 45), (45, 66)
 
