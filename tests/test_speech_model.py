@@ -33,9 +33,12 @@ def test_outputs_per_frame_for_each_head():
     assert set(recognition(torch.randn(1, 8, 64))) == {"ctc_logits", "hidden"}
 
 
-@pytest.mark.parametrize("position,envelope", [("none", False), ("rope", False), ("learned", False), ("rope", True)])
-def test_padded_batch_equals_items_alone(position, envelope):
-    model = SpeechModel(tiny_config(encoder=dataclasses.replace(TINY_ENCODER, position=position), envelope=envelope))
+@pytest.mark.parametrize(
+    "position,envelope,normalise", [("none", False, False), ("rope", False, False), ("learned", False, False), ("rope", True, False), ("rope", True, True)]
+)
+def test_padded_batch_equals_items_alone(position, envelope, normalise):
+    encoder = dataclasses.replace(TINY_ENCODER, position=position)
+    model = SpeechModel(tiny_config(encoder=encoder, envelope=envelope, envelope_normalise=normalise))
     # Train a little so BatchNorm running statistics are not the identity.
     model.train()
     model(torch.randn(4, 8, 96))
@@ -99,6 +102,18 @@ def test_envelope_embedding_follows_the_emg_power():
     assert torch.all(loud > token[0] + 1.0)  # the window of ENVELOPE_FRAMES = 5 around frame 40
     assert torch.allclose(token[:37], token[0].expand(37)) and torch.allclose(token[44:], token[0].expand(36))
     assert torch.allclose(loud, loud[0].expand(5))  # a flat average over the window
+
+
+def test_normalised_envelope_ignores_a_channel_gain():
+    """A channel recorded 3x louder (contact, placement, mouthing) gives the same normalised envelope."""
+    embedding = EnvelopeEmbedding(channels=2, dim=4, normalise=True).eval()
+    emg = torch.randn(1, 2, 60 * 8) * torch.linspace(0.5, 2.0, 60 * 8)
+    louder = emg * torch.tensor([3.0, 1.0])[None, :, None]
+    with torch.no_grad():
+        torch.testing.assert_close(embedding(louder), embedding(emg), rtol=1e-3, atol=1e-3)
+        plain = EnvelopeEmbedding(channels=2, dim=4, normalise=False).eval()
+        plain.load_state_dict(embedding.state_dict())
+        assert (plain(louder) - plain(emg)).abs().max() > 0.1  # without it the gain shows
 
 
 def test_training_step_reaches_every_used_weight():

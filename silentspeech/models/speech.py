@@ -68,6 +68,8 @@ class SpeechModelConfig:
     #: Add each frame's log energy per channel (of the EMG and of its first difference, smoothed over
     #: :data:`ENVELOPE_FRAMES` frames) to its token (:class:`EnvelopeEmbedding`).
     envelope: bool = False
+    #: Subtract each channel's mean log energy over the utterance from the envelope (gain invariance).
+    envelope_normalise: bool = False
 
 
 #: Frames (11.6 ms each) the envelope's energies are averaged over: about 58 ms, the scale of a
@@ -87,11 +89,16 @@ class EnvelopeEmbedding(nn.Module):
     the EMG and of its first difference (which weighs the higher
     frequencies, where the action potentials are) in each frame, averaged
     over :data:`ENVELOPE_FRAMES` frames, log-compressed, batch-normalised
-    and projected to the token width.
+    and projected to the token width. With ``normalise`` each channel's mean
+    log energy over the item is subtracted first: a channel's gain
+    (electrode contact, a session's placement, mouthing instead of speaking)
+    scales its power, so it shifts the log energy by a constant that this
+    removes, as cepstral mean normalisation does for a microphone.
     """
 
-    def __init__(self, channels: int, dim: int):
+    def __init__(self, channels: int, dim: int, normalise: bool = False):
         super().__init__()
+        self.normalise = normalise
         self.norm = nn.BatchNorm1d(2 * channels)
         self.projection = nn.Linear(2 * channels, dim)
 
@@ -109,7 +116,11 @@ class EnvelopeEmbedding(nn.Module):
             valid = torch.ones_like(energy[:, :1])
         window = dict(kernel_size=ENVELOPE_FRAMES, stride=1, padding=ENVELOPE_FRAMES // 2)
         energy = F.avg_pool1d(energy * valid, **window) / F.avg_pool1d(valid, **window).clamp_min(1e-6)
-        return self.projection(self.norm(torch.log(energy + ENVELOPE_FLOOR)).transpose(1, 2))
+        log_energy = torch.log(energy + ENVELOPE_FLOOR)
+        if self.normalise:
+            mean = (log_energy * valid).sum(dim=2, keepdim=True) / valid.sum(dim=2, keepdim=True).clamp_min(1.0)
+            log_energy = (log_energy - mean) * valid
+        return self.projection(self.norm(log_energy).transpose(1, 2))
 
 
 class ResidualDownsample(nn.Module):
@@ -145,7 +156,7 @@ class SpeechModel(nn.Module):
         channels = [config.emg_channels] + [config.width] * DOWNSAMPLING_BLOCKS
         self.downsample = nn.ModuleList(ResidualDownsample(a, b) for a, b in zip(channels, channels[1:]))
         self.input_projection = nn.Linear(config.width, config.encoder.dim)
-        self.envelope = EnvelopeEmbedding(config.emg_channels, config.encoder.dim) if config.envelope else None
+        self.envelope = EnvelopeEmbedding(config.emg_channels, config.encoder.dim, config.envelope_normalise) if config.envelope else None
         if config.pretrained:
             self.encoder, report = load_tinymyo(config.pretrained, config.encoder)
             log.info("speech model encoder from %s", report)
