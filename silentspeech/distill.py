@@ -29,9 +29,9 @@ downstream tool read it as usual), plus ``distill.yaml`` (the distillation
 settings) and ``report.md``: parameters and MACs per second of EMG of both
 models, and both models' test metrics.
 
-MACs are counted with forward hooks (:func:`count_macs`) rather than a
-profiler library: fvcore/thop are not dependencies and neither sees the
-attention products inside ``scaled_dot_product_attention``.
+MACs are counted by torch's own ``torch.utils.flop_counter.FlopCounterMode``
+(:func:`count_macs`), with attention on the math backend so that its two
+products are counted on every device.
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from silentspeech.atomic import atomic_write_text
 from silentspeech.config import RecipeError, config_to_yaml, load_recipe, recipe_task
-from silentspeech.models.tinymyo import Attention
 from silentspeech.preprocessing import EMG_RATE
 from silentspeech.tables import markdown_table
 from silentspeech.tasks import get_task, load_checkpoint
@@ -130,44 +131,20 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, *inputs: Any) -> int:
-    """Multiply-accumulates of one forward pass of ``model(*inputs)``, counted with forward hooks.
+    """Multiply-accumulates of one forward pass of ``model(*inputs)``: half the FLOPs torch's ``FlopCounterMode`` counts.
 
-    Counted: ``nn.Linear`` (in x out per row), ``nn.Conv1d``/``nn.Conv2d``
+    Counted: matrix products (``nn.Linear``: in x out per row), convolutions
     (output elements x kernel size x input channels per group) and the two
-    attention products of TinyMyo's :class:`Attention` (``2 x N^2 x dim``
-    per item). Norms, activations and softmax are not counted (they are a
-    few percent at these sizes).
+    products of ``scaled_dot_product_attention`` (``2 x N^2 x dim`` per item),
+    each of which FlopCounterMode counts as 2 FLOPs per MAC. Attention runs
+    on the math backend here: FlopCounterMode has no formula for the fused
+    CPU kernel, while the math backend's batched products it counts on any
+    device. Norms, activations and softmax are not counted (they are a few
+    percent at these sizes).
     """
-    total = 0
-
-    def linear(module: nn.Linear, args: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output.numel() * module.in_features
-
-    def conv(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output.numel() * math.prod(module.kernel_size) * module.in_channels // module.groups
-
-    def attention(module: Attention, args: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        batch, tokens, dim = args[0].shape
-        total += 2 * batch * tokens * tokens * dim
-
-    hooks = []
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            hooks.append(module.register_forward_hook(linear))
-        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
-            hooks.append(module.register_forward_hook(conv))
-        elif isinstance(module, Attention):
-            hooks.append(module.register_forward_hook(attention))
-    try:
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return total
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    return counter.get_total_flops() // 2
 
 
 def macs_per_second(model: nn.Module, channels: int, rate: float, samples: int) -> float:
@@ -475,8 +452,8 @@ def markdown_report(result: DistillRun, task: str, teacher_path: str | os.PathLi
     lines.append(markdown_table(["", "teacher", "student", "teacher / student"], rows, align="lrrr"))
     lines += [
         "",
-        "Test metrics of both models on the test split of the student's recipe. MACs count Linear and",
-        "convolution layers and the attention products (one forward pass, eval mode).",
+        "Test metrics of both models on the test split of the student's recipe. MACs are half the FLOPs",
+        "torch's FlopCounterMode counts in one forward pass (eval mode): matrix products, convolutions and attention.",
         "",
     ]
     return "\n".join(lines)

@@ -20,7 +20,9 @@ library offers for paired corpus-level rates).
 
 Gestures and kinematics: :func:`classification_scores` (accuracy, macro-F1,
 confusion matrix; :func:`silentspeech.figures.confusion_figure` draws it) and
-:func:`regression_scores` (MAE, RMSE, R2 averaged over outputs).
+:func:`regression_scores` (MAE, RMSE, R2 averaged over outputs), computed by
+``sklearn.metrics``; what stays here is input checking and our convention for
+R2 of a constant target.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Sequence
 import jiwer
 import librosa
 import numpy as np
+from sklearn import metrics as sk_metrics
 
 from silentspeech.features import HOP_LENGTH, N_FFT
 from silentspeech.text import normalize_text
@@ -274,16 +277,11 @@ def classification_scores(labels: Sequence[int] | np.ndarray, predictions: Seque
     for what, values in (("labels", labels), ("predictions", predictions)):
         if values.min() < 0 or values.max() >= classes:
             raise ValueError(f"{what} hold class {values.min()}..{values.max()}, outside 0..{classes - 1}")
-    confusion = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    true_positive = np.diag(confusion).astype(np.float64)
-    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
-    present = (support + predicted) > 0
-    f1 = 2 * true_positive[present] / (support[present] + predicted[present])
     return ClassificationScores(
-        accuracy=float(true_positive.sum() / labels.size),
-        macro_f1=float(f1.mean()),
-        confusion=confusion,
+        accuracy=float(sk_metrics.accuracy_score(labels, predictions)),
+        # Without ``labels=`` sklearn averages over the classes present in labels or predictions.
+        macro_f1=float(sk_metrics.f1_score(labels, predictions, average="macro")),
+        confusion=sk_metrics.confusion_matrix(labels, predictions, labels=np.arange(classes)).astype(np.int64),
         windows=int(labels.size),
     )
 
@@ -312,13 +310,15 @@ def regression_scores(targets: np.ndarray, predictions: np.ndarray) -> Regressio
     _check_finite(targets, "targets")
     _check_finite(predictions, "predictions")
     targets, predictions = targets.reshape(targets.shape[0], -1), predictions.reshape(predictions.shape[0], -1)
-    error = predictions - targets
-    residual = (error**2).sum(axis=0)
-    total = ((targets - targets.mean(axis=0)) ** 2).sum(axis=0)
-    r2 = [1.0 - r / t if t > 0 else (0.0 if r == 0 else -math.inf) for r, t in zip(residual, total)]
+    r2 = sk_metrics.r2_score(targets, predictions, multioutput="raw_values") if len(targets) > 1 else np.zeros(targets.shape[1])
+    # sklearn scores a constant target 1 when predicted exactly and 0 when missed; we report 0 (no
+    # skill shown) and -inf, so that a constant output cannot lift the mean over outputs.
+    constant = np.all(targets == targets[0], axis=0)
+    r2 = np.where(constant, np.where(np.all(predictions == targets, axis=0), 0.0, -math.inf), r2)
     return RegressionScores(
-        mae=float(np.abs(error).mean()),
-        rmse=float(np.sqrt((error**2).mean())),
+        mae=float(sk_metrics.mean_absolute_error(targets, predictions)),
+        # the root of the MSE over all samples and outputs (sklearn's RMSE would average per-output roots)
+        rmse=float(np.sqrt(sk_metrics.mean_squared_error(targets, predictions))),
         r2=float(np.mean(r2)),
         r2_per_output=tuple(float(v) for v in r2),
     )

@@ -6,18 +6,25 @@ ARPAbet without stress marks, including the TIMIT-style reductions (``ax``,
 digits and marks pauses as ``""``, ``sil``, ``sp`` or ``spn`` (spoken noise);
 all of those become ``sil``.
 
-TextGrid reading is our own small tokenizer rather than a dependency: we need
-only the interval tiers of MFA output, and Praat's text formats (long and
-short) reduce to "the sequence of numbers and quoted strings in the file",
-which a single regular expression captures.
+TextGrids are parsed and written by praatio (``praatio.utilities.textgrid_io``),
+which reads Praat's long and short text formats, MFA's ``words``/``phones``
+layout among them (MFA itself writes through praatio). What stays here is
+what praatio leaves to its caller: decoding the file (UTF-8, or UTF-16 with a
+byte-order mark when a label is not ASCII) and checking its Praat header, so
+that bad input gets one line naming the file rather than praatio's
+``IndexError``, and checking that the intervals reach their tier's end,
+since praatio stops quietly where a file was cut between intervals. Its
+parser reads times as plain decimals, as Praat and MFA write them for
+alignments (no exponent: a boundary under 0.1 ms would not read back).
 """
 
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
+from praatio.utilities import errors as praatio_errors
+from praatio.utilities import textgrid_io
 
 #: Phoneme classes, lower case, ``sil`` last (index :data:`SIL`).
 PHONEMES: list[str] = (
@@ -31,9 +38,6 @@ NUM_PHONEMES = len(PHONEMES)
 
 _PHONEME_IDS = {p: i for i, p in enumerate(PHONEMES)}
 _SILENCE_MARKS = {"", "sil", "sp", "spn", "<eps>"}
-# Quoted strings (Praat doubles a quote inside a string) and free-standing numbers;
-# numbers in brackets such as ``item [1]:`` are labels, not values.
-_TOKEN = re.compile(r'"((?:[^"]|"")*)"|(?<![\[\w.])(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?![\]\w.])')
 
 
 class TextGridError(ValueError):
@@ -68,50 +72,33 @@ def read_textgrid(path: str | os.PathLike, tier: str = "phones") -> list[tuple[f
 
     Reads Praat's long and short text formats. Picks the tier named ``tier``
     (case-insensitive) or, failing that, the only interval tier. Labels are
-    returned as written (see :func:`phoneme_frames` for the mapping). Raises
-    :class:`TextGridError` naming the file when it is malformed.
+    returned as written, less surrounding spaces (see :func:`phoneme_frames`
+    for the mapping). Raises :class:`TextGridError` naming the file when it is
+    malformed or its intervals stop short of the tier's end (truncated).
     """
-    tokens = [
-        (m.group(1).replace('""', '"'), None) if m.group(1) is not None else (None, float(m.group(2)))
-        for m in _TOKEN.finditer(_read_text(path))
-    ]
-    position = 0
-
-    def take(kind: type):
-        nonlocal position
-        if position >= len(tokens):
-            raise TextGridError(f"{path}: TextGrid ends early (truncated?)")
-        text, number = tokens[position]
-        position += 1
-        if kind is str:
-            if text is None:
-                raise TextGridError(f"{path}: expected a quoted string at value {position}, found {number}")
-            return text
-        if number is None:
-            raise TextGridError(f"{path}: expected a number at value {position}, found {text!r}")
-        return number
-
-    if take(str) != "ooTextFile" or take(str) != "TextGrid":
+    text = _read_text(path)
+    if not text.startswith('File type = "ooTextFile') or '"TextGrid"' not in text[:80]:
         raise TextGridError(f"{path}: not a Praat TextGrid text file")
-    take(float), take(float)  # grid start and end
-    interval_tiers: dict[str, list[tuple[float, float, str]]] = {}
-    for _ in range(int(take(float))):
-        tier_class, name = take(str), take(str)
-        take(float), take(float)
-        count = int(take(float))
-        if tier_class == "IntervalTier":
-            interval_tiers[name] = [(take(float), take(float), take(str)) for _ in range(count)]
-        elif tier_class == "TextTier":
-            for _ in range(count):
-                take(float), take(str)
-        else:
-            raise TextGridError(f"{path}: unknown tier class {tier_class!r}")
+    try:
+        grid = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=True)
+        interval_tiers = {
+            str(t["name"]): ([(float(a), float(b), str(label)) for a, b, label in t["entries"]], float(t["xmax"]))
+            for t in grid["tiers"]
+            if t["class"] == "IntervalTier"
+        }
+    except (praatio_errors.PraatioException, IndexError, ValueError, KeyError) as err:
+        raise TextGridError(f"{path}: TextGrid ends early or is malformed ({type(err).__name__}: {err})") from None
     by_name = {name.lower(): intervals for name, intervals in interval_tiers.items()}
     if tier.lower() in by_name:
-        return by_name[tier.lower()]
-    if len(interval_tiers) == 1:
-        return next(iter(interval_tiers.values()))
-    raise TextGridError(f"{path}: no interval tier named {tier!r} (tiers: {sorted(interval_tiers)})")
+        intervals, tier_end = by_name[tier.lower()]
+    elif len(interval_tiers) == 1:
+        intervals, tier_end = next(iter(interval_tiers.values()))
+    else:
+        raise TextGridError(f"{path}: no interval tier named {tier!r} (tiers: {sorted(interval_tiers)})")
+    # Praat's intervals tile their tier; a short last one means the file was cut between intervals.
+    if intervals and abs(intervals[-1][1] - tier_end) > 1e-6:
+        raise TextGridError(f"{path}: TextGrid ends early (truncated?): intervals stop at {intervals[-1][1]} s, the tier at {tier_end} s")
+    return intervals
 
 
 def phoneme_frames(
@@ -145,12 +132,5 @@ def format_textgrid(intervals: list[tuple[float, float, str]], tier: str = "phon
         if start != end or next_end <= start:
             raise ValueError(f"format_textgrid: interval {label!r} at {start} s does not follow the previous one (ended {end} s)")
     xmax = intervals[-1][1]
-    quote = lambda text: '"' + text.replace('"', '""') + '"'  # noqa: E731
-    lines = [
-        'File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax:g}", "tiers? <exists>",
-        "size = 1", "item []:", "    item [1]:", '        class = "IntervalTier"', f"        name = {quote(tier)}",
-        "        xmin = 0", f"        xmax = {xmax:g}", f"        intervals: size = {len(intervals)}",
-    ]
-    for k, (start, end, label) in enumerate(intervals, start=1):
-        lines += [f"        intervals [{k}]:", f"            xmin = {start:g}", f"            xmax = {end:g}", f"            text = {quote(label)}"]
-    return "\n".join(lines) + "\n"
+    tiers = [{"class": "IntervalTier", "name": tier, "xmin": 0.0, "xmax": xmax, "entries": list(intervals)}]
+    return textgrid_io.getTextgridAsStr({"xmin": 0.0, "xmax": xmax, "tiers": tiers}, "long_textgrid", includeBlankSpaces=False)

@@ -4,6 +4,10 @@
 processes (:func:`each_result`). A pool's workers otherwise outlive a ``kill -9`` of their parent
 for good (reparented to PID 1, each holding its imports' memory), so every
 worker asks the kernel to end it when its parent dies (:func:`die_with_parent`).
+The pool is the standard library's; only that request is ours, because
+``concurrent.futures`` has no option for it and the packages that wrap
+``prctl`` (python-prctl) are Linux-only C builds that would replace one
+ctypes call.
 """
 
 from __future__ import annotations

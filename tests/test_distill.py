@@ -65,7 +65,19 @@ def test_count_macs_linear_conv_and_attention():
     tokens = 2 * 4  # channels x patches of 40 samples
     patch = tokens * 8 * 10
     block = tokens * 8 * 24 + tokens * 8 * 8 + 2 * tokens * tokens * 8 + tokens * 8 * 16 * 2
-    assert count_macs(TinyMyoEncoder(config), torch.zeros(1, 2, 40)) == patch + block
+    assert count_macs(TinyMyoEncoder(config).eval(), torch.zeros(1, 2, 40)) == patch + block  # eval: as macs_per_second
+
+
+class _BareAttention(nn.Module):
+    """Attention and a product with no module of their own: (B, heads, N, d) queries against themselves, then @ (d, 7)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(x, x, x) @ torch.ones(x.shape[-1], 7)
+
+
+def test_count_macs_sees_products_outside_modules():
+    # q k^T and weights @ v: 2 x B x heads x N^2 x d = 2 x 2 x 3 x 25 x 4; then (B x heads x N) rows of 4 x 7.
+    assert count_macs(_BareAttention(), torch.zeros(2, 3, 5, 4)) == 2 * 2 * 3 * 25 * 4 + 2 * 3 * 5 * 4 * 7
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from silentspeech.data.gaddy import (
     read_info,
     read_split_file,
 )
-from silentspeech.phonemes import NUM_PHONEMES, PHONEMES, SIL, TextGridError, phoneme_frames, read_textgrid
+from silentspeech.phonemes import NUM_PHONEMES, PHONEMES, SIL, TextGridError, format_textgrid, phoneme_frames, read_textgrid
 from silentspeech.preprocessing import EMGPreprocessing, preprocess_emg
 
 BOOK = "books/War_of_the_Worlds.txt"
@@ -408,6 +408,37 @@ def test_bad_textgrids_name_the_file(tmp_path):
         read_textgrid(path)
     path.write_text("hello")
     with pytest.raises(TextGridError, match="cut.TextGrid: "):
+        read_textgrid(path)
+
+
+#: The layout MFA 2 writes (through praatio): trailing spaces, full-precision times, empty word gaps.
+MFA_TEXTGRID = (Path(__file__).parent / "data" / "mfa_words_phones.TextGrid").read_text()
+
+
+def test_read_textgrid_mfa_layout_and_byte_orders(tmp_path):
+    phones = [(0.0, 0.21000000000000002, ""), (0.21000000000000002, 0.35, "K"), (0.35, 0.52, "IY1"), (0.52, 0.63, "spn")]
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{encoding}.TextGrid"
+        path.write_bytes(("\ufeff" if encoding != "utf-8" else "").encode(encoding) + MFA_TEXTGRID.encode(encoding))
+        assert read_textgrid(path) == phones
+        assert read_textgrid(path, tier="words") == [(0.0, 0.21000000000000002, ""), (0.21000000000000002, 0.52, "key"), (0.52, 0.63, "")]
+    labels = phoneme_frames(phones, 63, 100.0)
+    assert labels[:21].tolist() == [SIL] * 21 and labels[21:35].tolist() == [PHONEMES.index("k")] * 14
+    assert labels[35:52].tolist() == [PHONEMES.index("iy")] * 17 and labels[52:].tolist() == [SIL] * 11
+
+
+def test_format_textgrid_round_trips_times_exactly(tmp_path):
+    intervals = [(0.0, 0.1 + 0.2, "sil"), (0.1 + 0.2, 1 / 3, 'say "k"'), (1 / 3, 2.0, "")]
+    path = tmp_path / "x.TextGrid"
+    path.write_text(format_textgrid(intervals, tier="Phones"))
+    assert read_textgrid(path) == intervals
+    assert 'name = "Phones"' in path.read_text()
+
+
+def test_textgrid_cut_between_intervals_is_truncated(tmp_path):
+    path = tmp_path / "cut.TextGrid"
+    path.write_text(MFA_TEXTGRID[: MFA_TEXTGRID.rindex("        intervals [4]:")])
+    with pytest.raises(TextGridError, match=r"cut.TextGrid: TextGrid ends early \(truncated\?\): intervals stop at 0.52 s, the tier at 0.63 s"):
         read_textgrid(path)
 
 

@@ -1,4 +1,4 @@
-"""WER/CER: pinned counts on hand-made pairs, normalisation, bad input."""
+"""WER/CER, classification and regression scores: pinned values worked out by hand, normalisation, bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from silentspeech.metrics import error_rates, paired_bootstrap_difference, utterance_errors
+from silentspeech.metrics import classification_scores, error_rates, paired_bootstrap_difference, regression_scores, utterance_errors
 
 
 def test_corpus_level_counts_pinned():
@@ -79,3 +79,34 @@ def test_paired_bootstrap_difference_separates_clear_gaps_from_noise():
         paired_bootstrap_difference([1, 2], [1], [3, 3])
     with pytest.raises(ValueError, match="references are empty"):
         paired_bootstrap_difference([0], [0], [0])
+
+
+def test_classification_scores_by_hand():
+    # labels 0 0 0 1 1 2, predictions 0 0 1 1 2 3 (class 3 appears only among the predictions; class 4 nowhere).
+    scores = classification_scores([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 3], classes=5)
+    assert scores.accuracy == pytest.approx(3 / 6)
+    assert scores.confusion.tolist() == [
+        [2, 1, 0, 0, 0],
+        [0, 1, 1, 0, 0],
+        [0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]
+    assert scores.confusion.dtype == np.int64 and scores.windows == 6
+    # F1 = 2 TP / (support + predicted): class 0 4/5, class 1 2/4, class 2 0/2, class 3 0/1; class 4 is left out.
+    assert scores.macro_f1 == pytest.approx((4 / 5 + 2 / 4 + 0 + 0) / 4)
+
+
+def test_regression_scores_by_hand():
+    targets = np.array([[0.0, 1.0, 5.0], [2.0, 3.0, 5.0], [4.0, 5.0, 5.0]])
+    predictions = np.array([[1.0, 1.0, 5.0], [2.0, 3.0, 5.0], [3.0, 8.0, 5.0]])
+    scores = regression_scores(targets, predictions)
+    # errors: column 0 (1, 0, -1), column 1 (0, 0, 3), column 2 none: |e| sums to 5, e^2 to 11, over 9 values.
+    assert scores.mae == pytest.approx(5 / 9)
+    assert scores.rmse == pytest.approx(math.sqrt(11 / 9))  # over all values, not the mean of per-output RMSEs
+    # SS_tot is 8 for columns 0 and 1; column 2 is constant and predicted exactly, which counts as 0.
+    assert scores.r2_per_output == pytest.approx((1 - 2 / 8, 1 - 9 / 8, 0.0))
+    assert scores.r2 == pytest.approx((0.75 - 0.125 + 0.0) / 3)
+    missed = regression_scores(targets[:, 2], targets[:, 2] + 1.0)
+    assert missed.r2_per_output == (-math.inf,) and missed.mae == 1.0
+    assert regression_scores([[3.0]], [[3.0]]).r2 == 0.0  # a single sample is a constant target

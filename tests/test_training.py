@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from silentspeech.config import RecipeError, load_recipe
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.tasks import get_task, load_checkpoint, train_recipe
-from silentspeech.tasks.engine import BatchStream, OptimConfig, lr_factor
+from silentspeech.tasks.engine import BatchStream, OptimConfig, TrainerConfig, lr_factor, training_loader
 from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +80,29 @@ def test_batch_stream_starts_anywhere():
     for start in (0, 5, stream.epoch_sizes[0], len(stream) - 1):
         stream.start = start
         assert list(stream) == everything[start:]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_training_loader_resumes_mid_stream_from_its_state(workers):
+    lengths = np.random.default_rng(0).integers(100, 1000, size=50)
+    items = list(range(50))
+
+    def loader():
+        sampler = LengthBucketBatchSampler(lengths, 3000, seed=1)
+        return training_loader(items, sampler, TrainerConfig(max_epochs=3), collate_fn=list, workers=workers)
+
+    straight = list(loader())
+    first = loader()
+    batches = iter(first)
+    consumed = [next(batches) for _ in range(len(straight) // 3 + 2)]  # into the second epoch
+    state = first.state_dict()
+    del batches
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert consumed + list(resumed) == straight
+    older = loader()  # the state a last.ckpt held before the loader was torchdata's
+    older.load_state_dict({"position": len(consumed)})
+    assert consumed + list(older) == straight
 
 
 def test_shift_emg_keeps_lengths_and_zero_fills():

@@ -46,7 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP, DEFAULT_UNK_LOGP_OFFSET
-from pyctcdecode.decoder import _log_softmax
+from scipy.special import log_softmax
 
 from silentspeech.decoding.ngram import BOS, EOS, UNK, ArpaError, cache_utterances, check_arpa, check_vocabulary, is_kenlm_binary
 from silentspeech.text import BLANK, LABELS, NUM_CLASSES, normalize_text
@@ -106,12 +106,13 @@ def drop_blank_runs(log_probs: np.ndarray, token_min_logp: float = DEFAULT_MIN_T
     """Keep the first frame of each run of blank-only frames of ``(T, 38)`` log posteriors; returns ``(T', 38)``.
 
     A frame is blank-only where the blank is the most likely label and every
-    other label lies below ``token_min_logp`` after pyctcdecode's own
-    normalisation (its test for which labels to expand). Beam search then
-    gives the same hypotheses as on all frames (module docstring); frame
+    other label lies below ``token_min_logp`` after a log-softmax over the
+    labels: pyctcdecode's test for which labels to expand (its private
+    normalisation follows ``scipy.special.log_softmax``, used here). Beam
+    search then gives the same hypotheses as on all frames (module docstring); frame
     indices of the result no longer match the input's.
     """
-    normalised = _log_softmax(np.asarray(log_probs, dtype=np.float32), axis=1)
+    normalised = log_softmax(np.asarray(log_probs, dtype=np.float32), axis=1)
     characters = np.delete(normalised, BLANK, axis=1)
     blank_only = (normalised.argmax(axis=1) == BLANK) & (characters.max(axis=1, initial=-np.inf) < token_min_logp)
     keep = ~blank_only

@@ -5,7 +5,10 @@ with a KenLM model. KenLM's estimator ``lmplz`` ships with no package
 registry, so this module carries its own interpolated modified Kneser-Ney
 estimator (Chen & Goodman 1998) and writes the ARPA text format that
 ``kenlm.Model`` reads. Where ``lmplz`` and ``build_binary`` are on PATH,
-:func:`build_lm` uses them instead and also writes a KenLM binary.
+:func:`build_lm` uses them instead and also writes a KenLM binary. No Python
+package fits in its place: NLTK's ``nltk.lm`` Kneser-Ney uses one fixed
+discount instead of the three count-of-count discounts of the modified
+estimator, and writes no ARPA file for KenLM to load.
 
 Corpus text is normalised exactly like the recogniser's targets
 (:func:`silentspeech.text.normalize_text`), one sentence per LM sentence:

@@ -2,7 +2,10 @@
 
 This module DEFINES the numbers the deployed network computes. The C kernels
 (:mod:`silentspeech.export.c_codegen`) must reproduce :func:`run_integer`
-bit for bit, and the tests hold them to it. Every operation is on integers;
+bit for bit, and the tests hold them to it. No quantisation library can be
+that reference: PyTorch's and ONNX Runtime's int8 operators requantise
+through float scales and compute LayerNorm, softmax and GELU in float inside,
+so neither gives the integers the kernels compute. Every operation is on integers;
 floats appear only where :mod:`silentspeech.export.quantize` derives the
 integer parameters, never here.
 

@@ -18,9 +18,10 @@ builds the Trainer and runs it. What this module adds to Lightning:
 
 * **Exact resume.** The training batches of all epochs form one stream
   (:class:`BatchStream`), which Lightning sees as a single long epoch; the
-  loader reports its position in the stream (:class:`ResumableLoader`), so a
-  checkpoint taken anywhere restores the optimiser, the schedule, the data
-  epoch and the batch within it. Random numbers are reseeded before every
+  loader is torchdata's ``StatefulDataLoader``, whose state (saved by
+  Lightning in ``last.ckpt``) holds the stream's position, so a checkpoint
+  taken anywhere restores the optimiser, the schedule, the data epoch and the
+  batch within it. Random numbers are reseeded before every
   step from ``(seed, step, rank)`` instead of saving generator states: the
   same result, and it holds for every DDP rank, not only the one that writes
   the checkpoint. A killed run resumed with ``resume=true`` ends with the
@@ -40,6 +41,7 @@ import logging
 import math
 import random
 import signal
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +55,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from safetensors.torch import load_file
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_torch_save, atomic_write_json, atomic_write_text
 from silentspeech.config import config_to_yaml
@@ -208,9 +211,10 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
-        loader = self.trainer.train_dataloader
-        if isinstance(loader, ResumableLoader):
-            self.log("data_epoch", loader.batch_sampler.epoch_at(loader.position()), prog_bar=True)
+        stream = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if isinstance(stream, BatchStream):
+            # The stream is one Lightning epoch, so batch_idx (restored on resume) is the stream position.
+            self.log("data_epoch", stream.epoch_at(batch_idx + 1), prog_bar=True)
 
     def evaluate(self, batch: Any, stage: str) -> None:
         """Score one ``val`` or ``test`` batch, keeping per-item rows for :meth:`report`."""
@@ -258,7 +262,11 @@ class BatchStream(torch.utils.data.Sampler):
     length (its batches for the epoch set, on this rank), like
     :class:`silentspeech.data.cache.LengthBucketBatchSampler`. ``epochs``
     epochs are chained; :attr:`start` is the stream position (batches already
-    consumed) that iteration begins at.
+    consumed) that iteration begins at, and :attr:`position` the position
+    after the batches handed out so far. ``state_dict``/``load_state_dict``
+    (torchdata's ``Stateful``) let ``StatefulDataLoader`` save the position
+    and restart there by skipping whole epochs, not by drawing every batch
+    again.
     """
 
     def __init__(self, batch_sampler: Any, epochs: int) -> None:
@@ -269,6 +277,7 @@ class BatchStream(torch.utils.data.Sampler):
             self.epoch_sizes.append(len(batch_sampler))
         self.epoch_starts = np.concatenate([[0], np.cumsum(self.epoch_sizes)]).astype(int)
         self.start = 0
+        self.position = 0
 
     def __len__(self) -> int:
         return int(self.epoch_starts[-1])
@@ -281,12 +290,24 @@ class BatchStream(torch.utils.data.Sampler):
         return epoch + (position - self.epoch_starts[epoch]) / max(1, self.epoch_sizes[epoch])
 
     def __iter__(self) -> Iterator[list[int]]:
+        self.position = self.start
+        return self._batches()
+
+    def _batches(self) -> Iterator[list[int]]:
         for epoch, size in enumerate(self.epoch_sizes):
             skip = self.start - self.epoch_starts[epoch]
             if skip >= size:
                 continue
             self.batch_sampler.set_epoch(epoch, max(0, int(skip)))
-            yield from self.batch_sampler
+            for batch in self.batch_sampler:
+                self.position += 1
+                yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.start = self.position = int(state["position"])
 
 
 def stream_epochs(batches_per_epoch: int, max_epochs: int, max_steps: int) -> int:
@@ -298,33 +319,26 @@ def stream_epochs(batches_per_epoch: int, max_epochs: int, max_steps: int) -> in
     return max_epochs
 
 
-class ResumableLoader(torch.utils.data.DataLoader):
-    """A DataLoader over a :class:`BatchStream` that Lightning checkpoints and restores mid-stream.
+class ResumableLoader(StatefulDataLoader):
+    """torchdata's ``StatefulDataLoader`` over a :class:`BatchStream`, which Lightning checkpoints and restores mid-stream.
 
-    ``state_dict()`` holds the number of batches handed to training so far
-    (not those prefetched by workers); Lightning saves it in ``last.ckpt``
-    and calls ``load_state_dict`` before iterating again on resume.
+    Its ``state_dict()`` records the batches handed to training (not those
+    prefetched by workers) with the stream position they reach; Lightning
+    saves it in ``last.ckpt`` and calls ``load_state_dict`` before iterating
+    again on resume.
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, stream: BatchStream, **kwargs: Any) -> None:
-        super().__init__(dataset, batch_sampler=stream, **kwargs)
-        self._iterator_in_use: Any = None
+        with warnings.catch_warnings():
+            # torchdata 0.11 calls torch.set_vital, which torch 2.14 deprecates: a warning per loader, nothing to act on
+            warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
+            super().__init__(dataset, batch_sampler=stream, **kwargs)
 
-    def __iter__(self) -> Any:
-        self._iterator_in_use = super().__iter__()
-        return self._iterator_in_use
-
-    def position(self) -> int:
-        """Batches of the stream consumed so far."""
-        yielded = self._iterator_in_use._num_yielded if self._iterator_in_use is not None else 0
-        return self.batch_sampler.start + yielded
-
-    def state_dict(self) -> dict[str, int]:
-        return {"position": self.position()}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.batch_sampler.start = int(state["position"])
-        self._iterator_in_use = None
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) == {"position"}:  # a last.ckpt written before the loader was StatefulDataLoader
+            self.batch_sampler.load_state_dict(state)
+        else:
+            super().load_state_dict(state)
 
 
 def training_loader(
