@@ -119,7 +119,8 @@ class TrainerConfig:
     test: bool = True
     #: Torch intra-op threads while training on a CPU (0: leave torch's setting). Small models
     #: (a few hundred thousand parameters on tens of tokens) run fastest on one: with two, the
-    #: threads spend each tiny operation waiting on each other, 16x slower on a loaded 2-core machine.
+    #: threads spend each tiny operation waiting on each other on a loaded machine
+    #: (docs/measurements.md, *Mouthed-word training speed*).
     cpu_threads: int = 0
 
 
