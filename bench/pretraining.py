@@ -25,36 +25,14 @@ quickstart's ``report.md``, whose comparison shows every seed found there.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import sys
 from pathlib import Path
 
-from silentspeech.benchmark import QUICKSTART, print_report, set_threads
+from silentspeech.benchmark import QUICKSTART, print_report, set_threads, stdout_to_stderr
 from silentspeech.data.cache import MANIFEST
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.report import write_quickstart_report
 from silentspeech.quickstart.run import train_side_by_side
 from silentspeech.quickstart.seeds import METRICS, read_seed_pair, seed_runs, seed_table
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send everything written to stdout, by this process and the training workers it starts, to stderr meanwhile.
-
-    ``bench/run_all.py`` keeps a script's stdout as its results section, and
-    Lightning prints model summaries there; file descriptor 1 itself is
-    redirected because worker processes inherit it.
-    """
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def main() -> None:

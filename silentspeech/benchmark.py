@@ -8,7 +8,8 @@ and prints a table to stdout; with ``--markdown`` it prints a markdown
 section instead (``## <title>``, the table, and one line naming the thread
 count, the torch version, the CPU and the load average), which ``make bench``
 collects into ``bench/results.md``. :func:`bench_arguments` builds that
-parser and :func:`print_report` prints either form.
+parser and :func:`print_report` prints either form; :func:`stdout_to_stderr`
+keeps what training prints out of that section.
 
 Timings (:func:`time_calls`) are wall-clock milliseconds after warm-up
 calls, summarised by the median and the interquartile range (robust to the
@@ -37,14 +38,16 @@ small 4-gram of the synthetic grammar in seconds for a bench without one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -195,6 +198,25 @@ def bench_arguments(description: str, repeats: int = 5) -> argparse.ArgumentPars
     parser.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per row after one warm-up (default {repeats})")
     parser.add_argument("--markdown", action="store_true", help="print a markdown section for bench/results.md")
     return parser
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout, by this process and the training workers it starts, to stderr meanwhile.
+
+    ``bench/run_all.py`` keeps a script's stdout as its results section, and
+    Lightning prints model summaries there; file descriptor 1 itself is
+    redirected because worker processes inherit it.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def print_report(

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from silentspeech.atomic import atomic_open
 from silentspeech.features import FRAME_RATE, N_MELS, log_mel_from_mfcc
 from silentspeech.preprocessing import EMG_RATE
+from silentspeech.scaling import power_law
 
 
 def _stacked_traces(axis: Axes, emg: np.ndarray, rate: float, label: str) -> None:
@@ -202,6 +203,36 @@ def reconstruction_figure(emg: np.ndarray, predicted: np.ndarray, masked: np.nda
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
     axes[0, 0].set_title(f"masked reconstruction ({round(mask_ratio * 100)} % of patches masked, shaded)")
     axes[-1, 0].set_xlabel("sample")
+    return figure
+
+
+#: One curve of a scaling panel: the hours of each point, its error, and the fitted power law ``(a, b)`` or None.
+ScalingCurve = tuple[Sequence[float], Sequence[float], "tuple[float, float] | None"]
+
+
+def scaling_figure(panels: Mapping[str, Mapping[str, ScalingCurve]], up_to_hours: float) -> Figure:
+    """Error against training hours in log-log, one panel per metric (two a row): each curve's points and its power law out to ``up_to_hours``.
+
+    ``panels`` maps a panel title (the metric, e.g. ``"beam WER %"``) to
+    ``{curve name: (hours, errors, (a, b) or None)}`` (:func:`silentspeech.scaling.fit_power_law`).
+    """
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.5 * columns, 3.6 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis in axes[len(panels):]:
+        axis.set_axis_off()
+    for axis, (title, curves) in zip(axes, panels.items()):
+        for k, (name, (hours, errors, fit)) in enumerate(curves.items()):
+            axis.scatter(hours, errors, color=f"C{k % 10}", s=18, label=name)
+            if fit is not None:
+                line = np.geomspace(min(hours), up_to_hours, 50)
+                axis.plot(line, power_law(*fit, line), color=f"C{k % 10}", lw=1, ls="--", label=f"a {fit[0]:.3g}, b {fit[1]:.2f}")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("training hours")
+        axis.set_title(title)
+        axis.legend(fontsize=7)
     return figure
 
 
