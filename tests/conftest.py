@@ -134,3 +134,41 @@ def prepared_synthetic_cache(tmp_path_factory, utterances: int) -> Path:
         prepare_cache(root, out, split_file=root / "testset.json", workers=0)
         _PREPARED_CACHES[utterances] = out
     return _PREPARED_CACHES[utterances]
+
+
+#: The released TinyMyo checkpoint's keys and shapes, derived from the upstream model definition (the file names it).
+TINYMYO_RELEASED_KEYS = Path(__file__).parent / "data" / "tinymyo_released_keys.txt"
+
+
+def tinymyo_released_layout() -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the released TinyMyo pretraining checkpoint, as listed in :data:`TINYMYO_RELEASED_KEYS`."""
+    layout = {}
+    for line in TINYMYO_RELEASED_KEYS.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, shape = line.split()
+            layout[key] = tuple(int(size) for size in shape.split(","))
+    return layout
+
+
+def tinymyo_released_state(config, seed: int = 0):
+    """Random tensors under the released checkpoint's keys, with its shapes scaled to ``config`` (a TinyMyoConfig).
+
+    Names come from :func:`tinymyo_released_layout` only: its block 0 repeated
+    ``config.depth`` times, and each released size (192 width, 576 = 3 x 192
+    qkv rows, 768 MLP width, 20-sample patches) replaced by ``config``'s.
+    """
+    import re
+
+    import torch
+
+    sizes = {192: config.dim, 576: 3 * config.dim, 768: config.mlp_dim, 20: config.patch_len, 1: 1}
+    shapes = {}
+    for key, shape in tinymyo_released_layout().items():
+        block = re.match(r"model\.blocks\.(\d+)\.(.*)", key)
+        scaled = [sizes[size] for size in shape]
+        if block is None:
+            shapes[key] = scaled
+        elif block.group(1) == "0":
+            shapes |= {f"model.blocks.{i}.{block.group(2)}": scaled for i in range(config.depth)}
+    generator = torch.Generator().manual_seed(seed)
+    return {key: torch.randn(shape, generator=generator) * 0.1 for key, shape in shapes.items()}

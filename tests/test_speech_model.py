@@ -6,10 +6,12 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import tinymyo_released_state
+from safetensors.torch import save_file
 
 from silentspeech.config import load_recipe
 from silentspeech.models.speech import EnvelopeEmbedding, SpeechModel, SpeechModelConfig
-from silentspeech.models.tinymyo import TinyMyoConfig, TinyMyoEncoder, save_tinymyo
+from silentspeech.models.tinymyo import TinyMyoConfig
 from silentspeech.phonemes import NUM_PHONEMES
 from silentspeech.text import NUM_CLASSES
 
@@ -78,14 +80,18 @@ def test_unknown_head_is_refused():
 
 
 def test_pretrained_encoder_is_loaded(tmp_path):
-    pretrained = TinyMyoEncoder(dataclasses.replace(TINY_ENCODER, position="none"))
+    """A checkpoint in the released layout (keys from tests/data/tinymyo_released_keys.txt) lands in the named weights."""
+    released = tinymyo_released_state(TINY_ENCODER)
     path = tmp_path / "tinymyo.safetensors"
-    save_tinymyo(pretrained, path)
+    save_file(released, str(path))
     model = SpeechModel(tiny_config(pretrained=str(path)))
     assert model.encoder.config.position == "rope"  # the speech config decides, not the file
-    for ours, theirs in zip(model.encoder.blocks.parameters(), pretrained.blocks.parameters()):
-        assert torch.equal(ours, theirs)
-    assert torch.equal(model.encoder.norm.bias, pretrained.norm.bias)
+    encoder = model.encoder
+    for i in range(TINY_ENCODER.depth):
+        assert torch.equal(encoder.blocks[i].attn.qkv.weight, released[f"model.blocks.{i}.attn.qkv.weight"])
+        assert torch.equal(encoder.blocks[i].mlp.fc2.bias, released[f"model.blocks.{i}.mlp.fc2.bias"])
+    assert torch.equal(encoder.norm.bias, released["model.norm.bias"])
+    assert torch.equal(encoder.patch_embedding.weight, released["model.patch_embedding.patch_embed.proj.weight"])
 
 
 def test_envelope_embedding_follows_the_emg_power():

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from conftest import tinymyo_released_layout, tinymyo_released_state
 from safetensors.torch import load_file, save_file
 
 from silentspeech.models.tinymyo import (
@@ -16,41 +17,12 @@ from silentspeech.models.tinymyo import (
     TinyMyoPretrainer,
     load_tinymyo,
     patches,
+    released_name,
     save_tinymyo,
+    tinymyo_state_dict,
 )
 
 TINY = TinyMyoConfig(channels=3, patch_len=4, dim=16, depth=2, heads=2, mlp_dim=32)
-
-
-def released_state(config: TinyMyoConfig, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the released checkpoint's key names and shapes (docs/design.md, *TinyMyo: the encoder*)."""
-    generator = torch.Generator().manual_seed(seed)
-    d, m, p = config.dim, config.mlp_dim, config.patch_len
-    shapes = {
-        "mask_token": [1, 1, d],
-        "patch_embedding.patch_embed.proj.weight": [d, 1, 1, p],
-        "patch_embedding.patch_embed.proj.bias": [d],
-        "norm.weight": [d],
-        "norm.bias": [d],
-        "model_head.decoder_pred.weight": [p, d],
-        "model_head.decoder_pred.bias": [p],
-    }
-    for i in range(config.depth):
-        shapes |= {
-            f"blocks.{i}.norm1.weight": [d],
-            f"blocks.{i}.norm1.bias": [d],
-            f"blocks.{i}.attn.qkv.weight": [3 * d, d],
-            f"blocks.{i}.attn.qkv.bias": [3 * d],
-            f"blocks.{i}.attn.proj.weight": [d, d],
-            f"blocks.{i}.attn.proj.bias": [d],
-            f"blocks.{i}.norm2.weight": [d],
-            f"blocks.{i}.norm2.bias": [d],
-            f"blocks.{i}.mlp.fc1.weight": [m, d],
-            f"blocks.{i}.mlp.fc1.bias": [m],
-            f"blocks.{i}.mlp.fc2.weight": [d, m],
-            f"blocks.{i}.mlp.fc2.bias": [d],
-        }
-    return {f"model.{key}": torch.randn(shape, generator=generator) * 0.1 for key, shape in shapes.items()}
 
 
 def test_default_config_has_3_56_m_encoder_parameters():
@@ -68,9 +40,35 @@ def test_forward_shape_is_channel_major_tokens():
     assert encoder(torch.randn(2, 3, 40)).shape == (2, 3 * 10, 16)
 
 
+def test_importer_maps_exactly_the_released_checkpoint_keys(tmp_path):
+    """Every key of the released checkpoint (tests/data/tinymyo_released_keys.txt, derived from the upstream
+    model definition) is loaded into the named weight or reported unused; none is missing, none is invented."""
+    layout = tinymyo_released_layout()
+    generator = torch.Generator().manual_seed(0)
+    state = {key: torch.randn(shape, generator=generator) for key, shape in layout.items()}
+    path = tmp_path / "released.safetensors"
+    save_file(state, str(path))
+
+    encoder, report = load_tinymyo(path)
+    assert report.missing == [] and report.config == TinyMyoConfig()
+    unused = {entry.split(" [")[0] for entry in report.unused}
+    assert unused == {"mask_token", "model_head.decoder_pred.weight", "model_head.decoder_pred.bias"}
+    loaded = {f"model.{released_name(name)}": value for name, value in encoder.state_dict().items()}
+    assert loaded.keys() | {f"model.{key}" for key in unused} == layout.keys()
+    for key, value in loaded.items():
+        assert torch.equal(value, state[key]), key
+
+    pretrainer, report = load_tinymyo(path, pretrainer=True)
+    assert report.missing == [] and report.unused == []
+    for key, value in tinymyo_state_dict(pretrainer).items():
+        assert torch.equal(value, state[key]), key
+    # Written back, the pretraining model has exactly the released keys and shapes.
+    assert {key: tuple(value.shape) for key, value in tinymyo_state_dict(pretrainer).items()} == layout
+
+
 def test_released_keys_load_with_nothing_missing_and_extras_reported(tmp_path):
     config = TinyMyoConfig(dropout=0.0, drop_path=0.0)
-    state = released_state(config)
+    state = tinymyo_released_state(config)
     state["model.channel_embed"] = torch.zeros(1, 16, 1, 192)
     state["model.model_head.classifier.weight"] = torch.zeros(53, 16 * 192)
     path = tmp_path / "tinymyo.safetensors"
@@ -102,7 +100,7 @@ def _layer_norm(x, weight, bias):
 
 def test_block_matches_hand_computation_from_released_weights(tmp_path):
     config = dataclasses.replace(TINY, heads=2)
-    state = released_state(config, seed=1)
+    state = tinymyo_released_state(config, seed=1)
     path = tmp_path / "tiny.safetensors"
     save_file(state, str(path))
     encoder, _ = load_tinymyo(path, config)
@@ -134,7 +132,7 @@ def test_block_matches_hand_computation_from_released_weights(tmp_path):
 
 
 def test_lightning_checkpoint_and_unprefixed_keys_load(tmp_path):
-    state = released_state(TINY)
+    state = tinymyo_released_state(TINY)
     lightning = tmp_path / "last.ckpt"
     torch.save({"state_dict": state, "epoch": 3}, lightning)
     encoder, report = load_tinymyo(lightning, TINY)
@@ -148,14 +146,14 @@ def test_lightning_checkpoint_and_unprefixed_keys_load(tmp_path):
 
 def test_our_position_table_is_reported_missing(tmp_path):
     path = tmp_path / "tiny.safetensors"
-    save_file(released_state(TINY), str(path))
+    save_file(tinymyo_released_state(TINY), str(path))
     _, report = load_tinymyo(path, dataclasses.replace(TINY, position="learned"))
     assert report.missing == ["position_embedding"]
 
 
 def test_position_mode_follows_the_weights_and_a_different_one_warns(tmp_path, caplog):
     released = tmp_path / "released.safetensors"
-    save_file(released_state(TINY), str(released))
+    save_file(tinymyo_released_state(TINY), str(released))
     assert load_tinymyo(released)[1].config.position == "none"  # the released model saw no position
     with caplog.at_level(logging.WARNING, logger="silentspeech.models.tinymyo"):
         load_tinymyo(released, dataclasses.replace(TINY, position="rope"))
@@ -170,14 +168,14 @@ def test_position_mode_follows_the_weights_and_a_different_one_warns(tmp_path, c
 
 def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
     path = tmp_path / "wide.safetensors"
-    save_file(released_state(dataclasses.replace(TINY, mlp_dim=48)), str(path))
+    save_file(tinymyo_released_state(dataclasses.replace(TINY, mlp_dim=48)), str(path))
     with pytest.raises(ValueError, match=r"blocks\.0\.mlp\.fc1\.weight: checkpoint \(48, 16\), model \(32, 16\)"):
         load_tinymyo(path, TINY)
 
 
 def test_other_architectures_are_refused(tmp_path):
     deep = tmp_path / "deep.safetensors"
-    save_file(released_state(dataclasses.replace(TINY, depth=3)), str(deep))
+    save_file(tinymyo_released_state(dataclasses.replace(TINY, depth=3)), str(deep))
     with pytest.raises(ValueError, match="3 Transformer blocks, the config asks for 2"):
         load_tinymyo(deep, TINY)
 
@@ -186,7 +184,7 @@ def test_other_architectures_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a TinyMyo checkpoint"):
         load_tinymyo(other)
 
-    state = released_state(TINY)
+    state = tinymyo_released_state(TINY)
     del state["model.blocks.1.mlp.fc2.bias"]
     partial = tmp_path / "partial.safetensors"
     save_file(state, str(partial))
@@ -204,8 +202,8 @@ def test_export_round_trips_in_released_layout(tmp_path):
     save_tinymyo(model, path)
 
     keys = set(load_file(str(path)))
-    assert set(released_state(config)) <= keys
-    assert keys - set(released_state(config)) == {"model.position_embedding"}
+    assert set(tinymyo_released_state(config)) <= keys
+    assert keys - set(tinymyo_released_state(config)) == {"model.position_embedding"}
 
     loaded, report = load_tinymyo(path, pretrainer=True)
     assert loaded.config == config and report.missing == [] and report.unused == []
