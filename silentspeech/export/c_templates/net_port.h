@@ -74,6 +74,7 @@ static inline void net_dma_out_2d(void *l2, const void *l1, uint32_t lines, uint
 static inline void net_dma_in(void *l1, const void *l2, uint32_t bytes) { net_dma_in_2d(l1, l2, 1, bytes, bytes); }
 
 #ifdef NET_WEIGHTS_IN_L3
+#include "bsp/ram.h" /* the SDK declares the RAM calls in its board support package, not in pmsis.h */
 extern struct pi_device *net_l3_ram;
 extern uint32_t net_l3_weights;
 static inline void net_weights_in(void *l1, uint32_t offset, uint32_t bytes)
