@@ -151,13 +151,43 @@ def recognition_run(cache, tmp_path_factory) -> Path:
     return out
 
 
+class _Snapshots(pl.Callback):
+    """Copies of the model's weights by optimiser step: before training (step 0) and after each step."""
+
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def _take(self, trainer, module) -> None:
+        self.weights[trainer.global_step] = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+
+    def on_train_start(self, trainer, module) -> None:
+        self._take(trainer, module)
+
+    def on_train_batch_end(self, trainer, module, *args) -> None:
+        self._take(trainer, module)
+
+
+def _assert_weights_equal(saved: dict[str, torch.Tensor], trained: dict[str, torch.Tensor], what: str) -> None:
+    assert saved.keys() == trained.keys(), what
+    for key in trained:
+        assert torch.equal(saved[key], trained[key]), f"{what}: {key} differs from the trained weights"
+
+
+def _saved_step(path: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return int(handle.metadata()["step"])
+
+
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A recognition run of two steps on the shared 20-utterance cache, and that cache: a checkpoint to load."""
+def short_run(tmp_path_factory) -> tuple[Path, Path, dict[int, dict[str, torch.Tensor]]]:
+    """A recognition run of two steps on the shared 20-utterance cache, that cache, and its weights by step."""
     cache = prepared_synthetic_cache(tmp_path_factory, utterances=20)
     out = tmp_path_factory.mktemp("short_recognition")
-    get_task("recognition").train(_config("recognition", cache, out, "trainer.max_steps=2", "trainer.test=false"))
-    return out, cache
+    snapshots = _Snapshots()
+    get_task("recognition").train(_config("recognition", cache, out, "trainer.max_steps=2", "trainer.test=false"), callbacks=[snapshots])
+    return out, cache, snapshots.weights
 
 
 @pytest.mark.slow
@@ -185,17 +215,24 @@ def test_production_beats_predicting_the_mean(cache, tmp_path):
 def test_load_checkpoint_rebuilds_the_model(short_run):
     from silentspeech.data.cache import CachedUtterances, collate_utterances
 
-    recognition_run, cache = short_run
+    recognition_run, cache, trained = short_run
+    best = trained[_saved_step(recognition_run / "best.safetensors")]
+    assert any(not torch.equal(best[key], trained[0][key]) for key in best)  # training moved the weights
     model, config = load_checkpoint(recognition_run)
     assert config.task == "recognition" and not model.training
-    batch = collate_utterances([CachedUtterances(cache, "dev", kinds=("silent",))[0]])
+    _assert_weights_equal(model.state_dict(), best, "load_checkpoint(run)")
     again, _ = load_checkpoint(recognition_run / "best.safetensors", task="recognition")
+    _assert_weights_equal(again.state_dict(), best, "load_checkpoint(best.safetensors)")
+    # The rebuilt architecture computes with them: its output is the trained model's.
+    reference = type(model)(model.config).eval()
+    reference.load_state_dict(best)
+    batch = collate_utterances([CachedUtterances(cache, "dev", kinds=("silent",))[0]])
     with torch.no_grad():
-        torch.testing.assert_close(model(batch["emg"])["ctc_logits"], again(batch["emg"])["ctc_logits"])
+        torch.testing.assert_close(model(batch["emg"])["ctc_logits"], reference(batch["emg"])["ctc_logits"])
 
 
 def test_load_checkpoint_refuses_other_architectures(short_run, tmp_path):
-    recognition_run, _ = short_run
+    recognition_run, _, _ = short_run
     with pytest.raises(ValueError, match="is a recognition checkpoint; a production checkpoint is needed"):
         load_checkpoint(recognition_run, task="production")
     # Weights of this run beside a config describing a wider model.
@@ -209,7 +246,7 @@ def test_load_checkpoint_refuses_other_architectures(short_run, tmp_path):
 
 
 def test_existing_run_is_not_overwritten(short_run):
-    recognition_run, cache = short_run
+    recognition_run, cache, _ = short_run
     config = _config("recognition", cache, recognition_run)
     with pytest.raises(ValueError, match="already holds a run.*--resume"):
         get_task("recognition").train(config)
@@ -234,9 +271,11 @@ def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
         settings = ["trainer.max_steps=16", "trainer.checkpoint_every_steps=5", "trainer.deterministic=true", "trainer.test=false"]
         train = get_task(task).train
         train(_config(task, cache, tmp_path / "straight", *settings))
+        killed = _Snapshots()
         with pytest.raises(RuntimeError, match="simulated kill"):
-            train(_config(task, cache, tmp_path / "killed", *settings), callbacks=[_Kill(12)])
-        assert load_file(tmp_path / "killed/last.safetensors") is not None  # saved at step 10
+            train(_config(task, cache, tmp_path / "killed", *settings), callbacks=[killed, _Kill(12)])
+        assert _saved_step(tmp_path / "killed/last.safetensors") == 10
+        _assert_weights_equal(load_file(tmp_path / "killed/last.safetensors"), killed.weights[10], "killed/last.safetensors")
         train(_config(task, cache, tmp_path / "killed", *settings, "resume=true"))
     finally:
         torch.use_deterministic_algorithms(False)
@@ -247,18 +286,57 @@ def test_killed_run_resumes_to_identical_weights(task, cache, tmp_path):
             assert torch.equal(straight[key], resumed[key]), f"{name}: {key} differs"
 
 
+#: Trains through the engine in each DDP rank and writes, per optimiser step, the utterances the rank's batch
+#: held and a hash of the rank's parameters after the step (rank<N>.json in the run directory). Parameters, not
+#: buffers: batch-norm running statistics are each rank's own until DDP broadcasts rank 0's at the next forward.
+_DDP_PROBE = """
+import hashlib, json, sys
+from pathlib import Path
+import pytorch_lightning as pl
+from silentspeech.config import load_recipe
+from silentspeech.tasks import get_task
+
+class Probe(pl.Callback):
+    def __init__(self):
+        self.steps = []
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.ids = list(batch["ids"])
+    def on_train_batch_end(self, trainer, module, *args):
+        digest = hashlib.sha256()
+        for value in module.model.parameters():
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        self.steps.append({"step": trainer.global_step, "ids": self.ids, "weights": digest.hexdigest()})
+    def on_train_end(self, trainer, module):
+        Path(out, f"rank{trainer.global_rank}.json").write_text(json.dumps(self.steps))
+
+recipe, out, *overrides = sys.argv[1:]
+task = get_task("recognition")
+task.train(load_recipe(task.schema, recipe, [f"out={out}", *overrides]), callbacks=[Probe()])
+"""
+
+
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(cache, tmp_path):
+    """Two gloo ranks train on different batches and hold equal parameters after every step (gradients averaged)."""
+    import json
+
+    probe = tmp_path / "ddp_probe.py"
+    probe.write_text(_DDP_PROBE)
+    out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "silentspeech", "train", str(REPO / "recipes/synthetic/recognition.yaml"),
-        f"data.cache={cache}", f"out={tmp_path}", *TINY,
+        sys.executable, str(probe), str(REPO / "recipes/synthetic/recognition.yaml"), str(out),
+        f"data.cache={cache}", *TINY,
         "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_steps=4",
         "trainer.val_every_steps=2", "trainer.test=false",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr or "distributed_backend=gloo" in result.stderr
-    assert load_file(tmp_path / "last.safetensors") and (tmp_path / "best.safetensors").exists()
-    steps = _csv_column(tmp_path, "step")
-    assert max(steps) >= 3
+    ranks = [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [s["step"] for s in ranks[0]] == [s["step"] for s in ranks[1]] == [1, 2, 3, 4]
+    for first, second in zip(*ranks):
+        assert not set(first["ids"]) & set(second["ids"]), f"step {first['step']}: both ranks trained on the same utterances"
+        assert first["weights"] == second["weights"], f"step {first['step']}: the ranks' parameters differ"
+    assert len({s["weights"] for s in ranks[0]}) == 4  # every step changed them
+    assert (out / "best.safetensors").exists() and _saved_step(out / "last.safetensors") == 4
