@@ -83,10 +83,13 @@ def test_pipeline_emg_matches_the_cache_inside_and_near_the_edges(cache):
 
     Utterances whose session holds both neighbours (the cache is unprimed at
     a session's first or last recording, as the pipeline was before priming).
-    Tolerances: 0.02 beyond 0.5 s of either end (measured 0.009, worst 0.013);
-    on average over the utterances 0.30 from 50 to 200 ms (primed 0.28,
-    unprimed 0.34) and 0.75 in the first and last 50 ms (primed 0.71,
-    unprimed 0.84), no utterance above 0.95 there (worst primed 0.88).
+    Tolerances, between what priming and no priming give on this corpus of
+    generator 5 (its motion artefact below 15 Hz makes the edges depend more
+    on the neighbours than generator 4's did): worst 0.03 beyond 0.5 s of
+    either end (primed 0.026, unprimed 0.034); on average over the
+    utterances 0.44 from 50 to 200 ms (primed 0.39, unprimed 0.48) and 1.15
+    in the first and last 50 ms (primed 1.05, unprimed 1.26), no utterance
+    above 1.85 there (primed 1.66, unprimed 2.04).
     """
     model = get_task("recognition").build_model(_tiny_config(cache, cache))  # untrained: only its preprocessing is used
     pipeline = SilentSpeechPipeline(recognizer=model, beam=0, fast=False, device="cpu")
@@ -107,9 +110,9 @@ def test_pipeline_emg_matches_the_cache_inside_and_near_the_edges(cache):
             near.append(_rms(np.concatenate([diff[EDGE:NEAR], diff[-NEAR:-EDGE]])) / scale)
             inner.append(_rms(diff[SETTLED:-SETTLED]) / scale)
     assert len(edges) >= 8, "too few utterances with both neighbours to judge"
-    assert max(inner) < 0.02, f"beyond 0.5 s: {np.round(inner, 4)}"
-    assert np.mean(near) < 0.30, f"50 to 200 ms: mean {np.mean(near):.3f} {np.round(near, 3)}"
-    assert np.mean(edges) < 0.75 and max(edges) < 0.95, f"first and last 50 ms: mean {np.mean(edges):.3f} {np.round(edges, 3)}"
+    assert max(inner) < 0.03, f"beyond 0.5 s: {np.round(inner, 4)}"
+    assert np.mean(near) < 0.44, f"50 to 200 ms: mean {np.mean(near):.3f} {np.round(near, 3)}"
+    assert np.mean(edges) < 1.15 and max(edges) < 1.85, f"first and last 50 ms: mean {np.mean(edges):.3f} {np.round(edges, 3)}"
 
 
 @pytest.fixture(scope="module")
