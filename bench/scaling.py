@@ -8,8 +8,8 @@ prompts from ``--book`` or its own grammar), each of ``--hours`` and each of
 ``--seeds`` it
 
 1. writes a corpus of about that many hours of training utterances (the
-   default generator takes a count of utterances: hours are converted with
-   :data:`TRAIN_SECONDS_PER_UTTERANCE`, measured on the quickstart's corpus);
+   default generator takes a count of utterances: hours are converted by
+   :func:`silentspeech.data.synthetic.speech.utterances_for_hours`, measured on the quickstart's corpus);
 2. prepares its cache, whose manifest gives the hours actually trained on;
 3. builds a 4-gram LM of its training prompts (dev/test held out) and of
    ``--lm-text`` (e.g. a book), as the quickstart's ``lm`` stage does
@@ -54,20 +54,12 @@ from silentspeech.scaling import fit_power_law, power_law
 
 TITLE = "Scaling curve: test WER/CER against hours of training utterances"
 GENERATORS = ("default", "independent")
-#: Seconds of train-split utterances per requested utterance of the default generator: the quickstart's
-#: corpus (generator 5, seed 0, 1200 utterances) has 864 training utterances of 2372.4 s in its cache manifest.
-TRAIN_SECONDS_PER_UTTERANCE = 2372.4 / 1200
 #: Fewest utterances a default-generator corpus may have (plan_corpus's floor).
 MIN_UTTERANCES = 10
 #: Column -> (decoder, error rate) of an evaluation summary's silent test utterances.
 METRICS = {"greedy WER %": ("greedy", "wer"), "greedy CER %": ("greedy", "cer"), "beam WER %": ("beam", "wer"), "beam CER %": ("beam", "cer")}
 EXTRAPOLATE_HOURS = (10.0, 20.0)
 SETTINGS = "scaling_settings.json"
-
-
-def default_utterances(hours: float) -> int:
-    """Utterances to ask the default generator for, to get about ``hours`` of training utterances."""
-    return round(hours * 3600 / TRAIN_SECONDS_PER_UTTERANCE)
 
 
 def training_hours(cache: Path) -> float:
@@ -96,9 +88,9 @@ class Point:
         corpus, cache, lm, run = (self.folder / name for name in ("corpus", "cache", "lm/lm.arpa", "recognition"))
         if not (cache / MANIFEST).is_file():  # a finished cache means a finished corpus
             if self.generator == "default":
-                from silentspeech.data.synthetic.speech import generate_corpus
+                from silentspeech.data.synthetic.speech import generate_corpus, utterances_for_hours
 
-                print(generate_corpus(corpus, utterances=default_utterances(self.hours), seed=self.seed, workers=args.workers))
+                print(generate_corpus(corpus, utterances=utterances_for_hours(self.hours), seed=self.seed, workers=args.workers))
             else:
                 from silentspeech.data.synthetic.independent import generate_independent_corpus
 
@@ -146,11 +138,13 @@ def scaling_rows(results: dict[str, dict[float, list[dict]]]) -> tuple[list[list
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a one-line error for settings no point could run with."""
+    from silentspeech.data.synthetic.speech import TRAINING_HOURS_PER_UTTERANCE
+
     problems = [f"unknown generator {g!r} (choose from {', '.join(GENERATORS)})" for g in args.generators if g not in GENERATORS]
     problems += [f"--hours must be positive, got {h:g}" for h in args.hours if h <= 0]
     if "default" in args.generators:
-        problems += [f"--hours {h:g} is {default_utterances(h)} utterances of the default generator; it needs at least {MIN_UTTERANCES}"
-                     for h in args.hours if 0 < h and default_utterances(h) < MIN_UTTERANCES]
+        problems += [f"--hours {h:g} is {round(h / TRAINING_HOURS_PER_UTTERANCE)} utterances of the default generator; it needs at least {MIN_UTTERANCES}"
+                     for h in args.hours if 0 < h and round(h / TRAINING_HOURS_PER_UTTERANCE) < MIN_UTTERANCES]
     problems += [f"--seeds must be >= 0, got {s}" for s in args.seeds if s < 0]
     problems += [f"--override {o!r} is not KEY=VALUE" for o in args.override if "=" not in o]
     problems += [f"{flag} {path}: no such file" for flag, path in (("--book", args.book), ("--lm-text", args.lm_text)) if path and not path.is_file()]

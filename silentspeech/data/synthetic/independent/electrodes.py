@@ -30,7 +30,7 @@ import numpy as np
 import scipy.ndimage
 import scipy.signal
 
-from silentspeech.data.synthetic.independent.articulation import MUSCLES, RATE, Articulation
+from silentspeech.data.synthetic.independent.articulation import RATE, Articulation
 from silentspeech.data.synthetic.independent.motor_units import (
     MotorUnitPool,
     bin_kernels,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from unidecode import unidecode
 
+from silentspeech.decoding.ngram import strip_gutenberg
 from silentspeech.text import normalize_text
 
 #: Shortest and longest sentence kept from a book, in words.
@@ -32,8 +33,6 @@ MIN_WORDS, MAX_WORDS = 4, 20
 #: Book name recorded in ``{i}_info.json`` for grammar prompts.
 GRAMMAR_BOOK = "books/independent_grammar.txt"
 
-_GUTENBERG_START = re.compile(r"^\*{3}\s*START OF.*$", re.MULTILINE | re.IGNORECASE)
-_GUTENBERG_END = re.compile(r"^(\*{3}\s*END OF|End of (the )?Project Gutenberg).*$", re.MULTILINE | re.IGNORECASE)
 _ALLOWED = re.compile(r"^[A-Za-z0-9 ,.;:'!?\-]+[.!?]$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 _TITLES = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Mt|Capt|Col|Gen|Rev|Prof|No)\.$")
@@ -55,15 +54,6 @@ def read_book(path: str | os.PathLike) -> str:
         raise ValueError(f"{path}: book is not UTF-8 text") from None
     except OSError as err:
         raise ValueError(f"{path}: cannot read the book ({err.strerror})") from None
-
-
-def strip_gutenberg(text: str) -> str:
-    """``text`` between a Project Gutenberg ``*** START OF`` line and its ``*** END OF`` line (the whole text without them)."""
-    start = _GUTENBERG_START.search(text)
-    if start:
-        text = text[start.end() :]
-    end = _GUTENBERG_END.search(text)
-    return text[: end.start()] if end else text
 
 
 def split_sentences(text: str) -> list[str]:
