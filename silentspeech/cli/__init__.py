@@ -45,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Silent speech from surface EMG: corpora, training, decoding, vocoding, evaluation and export.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         subparser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(subparser)

@@ -13,8 +13,7 @@ from silentspeech.decoding import LEXICONS
 
 
 def _add_lm_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="lm_action", metavar="ACTION")
-    actions.required = True
+    actions = parser.add_subparsers(dest="lm_action", metavar="ACTION", required=True)
     build = actions.add_parser(
         "build",
         help="estimate a word n-gram LM (modified Kneser-Ney) and write it as ARPA",

@@ -173,8 +173,7 @@ def _run_evaluate_production(args: argparse.Namespace) -> int:
 
 
 def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="vocoder_action", metavar="ACTION")
-    actions.required = True
+    actions = parser.add_subparsers(dest="vocoder_action", metavar="ACTION", required=True)
     train = actions.add_parser(
         "train",
         help="train (or fine-tune) a HiFi-GAN vocoder on a preprocessing cache",

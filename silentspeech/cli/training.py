@@ -93,8 +93,7 @@ def _run_distill(args: argparse.Namespace) -> int:
 
 
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    targets = parser.add_subparsers(dest="export_target", metavar="TARGET")
-    targets.required = True
+    targets = parser.add_subparsers(dest="export_target", metavar="TARGET", required=True)
     gap9 = targets.add_parser(
         "gap9",
         help="int8 TinyMyo for GreenWaves GAP9: QDQ ONNX, a C99 package, and a report",
