@@ -38,28 +38,25 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from silentspeech.acquisition import (
+    BOARD_SPEC_HELP,
+    DEFAULT_IP_ADDRESS,
+    DEFAULT_IP_PORT,
+    DEFAULT_PLAYBACK_MASTER,
+    DEFAULT_SERIAL_PORT,
+    DEFAULT_TIMEOUT_S,
+)
+
 log = logging.getLogger(__name__)
 
 #: The board names of the reference recorder's three set-ups, for ``--board``.
 BOARD_ALIASES = {"synthetic": "SYNTHETIC_BOARD", "cyton": "CYTON_BOARD", "cyton-wifi": "CYTON_WIFI_BOARD"}
-#: The playback board's default master: the reference corpus's board (Cyton on the WiFi shield, 1000 Hz).
-DEFAULT_PLAYBACK_MASTER = "cyton-wifi"
-#: The reference recorder's connection defaults: the Cyton dongle's serial port, the WiFi shield's own network.
-DEFAULT_SERIAL_PORT = "/dev/ttyUSB0"
-DEFAULT_IP_ADDRESS, DEFAULT_IP_PORT = "192.168.4.1", 8001
 #: BrainFlow's package counter wraps at this value (one byte).
 PACKAGE_MODULUS = 256
 #: Seconds between polls of a board's buffer (the reference recorder's loop sleeps about as long).
 POLL_S = 0.005
 #: A live source that delivers nothing for this long is reported lost, seconds.
 NO_DATA_TIMEOUT_S = 5.0
-#: Seconds an LSL stream is waited for by default.
-DEFAULT_LSL_TIMEOUT_S = 5.0
-#: How ``--board`` is spelled, for help texts and errors.
-BOARD_SPEC_HELP = (
-    "synthetic, cyton, cyton-wifi, playback:FILE (BrainFlow file, replayed with its --master board), "
-    "lsl:STREAM_NAME, or any BrainFlow board id or name (e.g. 1 or ganglion)"
-)
 
 
 class AcquisitionError(ValueError):
@@ -76,7 +73,7 @@ class Connection:
     #: The playback board's master (its rate and row layout): a ``--board`` name or id.
     master: str = DEFAULT_PLAYBACK_MASTER
     #: Seconds to wait for a board to answer or an LSL stream to appear.
-    timeout: float = DEFAULT_LSL_TIMEOUT_S
+    timeout: float = DEFAULT_TIMEOUT_S
 
 
 def _brainflow():
@@ -303,7 +300,7 @@ class LSLSource(EMGSource):
     its outlet goes away.
     """
 
-    def __init__(self, stream: str, timeout: float = DEFAULT_LSL_TIMEOUT_S, channels: Sequence[int] | None = None) -> None:
+    def __init__(self, stream: str, timeout: float = DEFAULT_TIMEOUT_S, channels: Sequence[int] | None = None) -> None:
         import pylsl
         from pylsl.util import LostError, TimeoutError
 

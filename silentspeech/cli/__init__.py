@@ -4,7 +4,7 @@ Each subcommand is a small function pair (add its arguments, run it) that
 parses arguments and calls the library; the work itself lives in the library
 modules. The pairs live with their kind: corpora (:mod:`.corpus`), language
 models and recognition scores (:mod:`.lm`), training and export
-(:mod:`.training`), running models on recordings (:mod:`.speech`) and the
+(:mod:`.training`), running models on recordings (:mod:`.speech`), live sources (:mod:`.live`) and the
 demo (:mod:`.demo`). ``silentspeech COMMAND --help`` documents each one.
 """
 
@@ -15,12 +15,13 @@ import logging
 import sys
 from typing import Sequence
 
-from silentspeech.cli import corpus, demo, lm, speech, training
+from silentspeech.cli import corpus, demo, live, lm, speech, training
 from silentspeech.cli.common import CLIError, Command
 
 #: Every subcommand, in --help order: the main job first, then a corpus's way from raw files to a deployed model.
 COMMANDS: tuple[Command, ...] = (
     training.QUICKSTART,
+    live.RECORD,
     corpus.SYNTH_CORPUS,
     corpus.INSPECT,
     corpus.PREPARE,
@@ -70,3 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"silentspeech {args.command}: error: {str(err) or type(err).__name__}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the sources' context managers have released their boards on the way out
+        print(f"\nsilentspeech {args.command}: interrupted", file=sys.stderr)
+        return 130

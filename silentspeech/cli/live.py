@@ -1,0 +1,107 @@
+"""Subcommands on a live EMG source (a board or an LSL stream): ``record`` (a corpus in the Gaddy layout) and
+``live`` (text and speech as the EMG is recorded)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from silentspeech.cli.common import CLIError, Command, add_board_arguments, open_board
+
+#: Seconds between two updates of the quality line on a terminal.
+QUALITY_EVERY_S = 0.25
+
+
+def _add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="corpus root: takes go to OUT/voiced_parallel_data/SESSION/ or OUT/silent_parallel_data/SESSION_silent/")
+    add_board_arguments(parser)
+    prompts = parser.add_mutually_exclusive_group(required=True)
+    prompts.add_argument("--prompts", type=Path, help="file of prompts, one sentence per line")
+    prompts.add_argument("--book", type=Path, help="plain-text book whose sentences are the prompts, in order")
+    parser.add_argument("--mode", choices=("voiced", "silent"), required=True, help="read aloud, or mouth silently")
+    timing = parser.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--seconds", type=float, help="length of every take, s")
+    timing.add_argument("--key", action="store_true", help="start and stop every take with Enter")
+    parser.add_argument("--session", help="session name (default: today as month-day, e.g. 12-7); an existing one continues")
+    parser.add_argument("--count", type=int, help="takes to record in this run (default: every prompt not yet recorded)")
+    parser.add_argument("--no-audio", action="store_true", help="do not use the microphone even if there is one")
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from silentspeech.acquisition.quality import QUALITY_WINDOW_S, signal_quality
+    from silentspeech.acquisition.recorder import (
+        default_session,
+        open_microphone,
+        read_prompts,
+        record_take,
+        resume_point,
+        session_folder,
+        wait_for_enter,
+        write_utterance,
+    )
+    from silentspeech.preprocessing import EMGPreprocessing
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise CLIError(f"--seconds must be positive, got {args.seconds:g}")
+    prompts = read_prompts(args.prompts or args.book, book=args.book is not None)
+    folder = session_folder(args.out, args.session or default_session(), args.mode)
+    index, sentence = resume_point(folder, prompts.book)
+    remaining = len(prompts.sentences) - sentence
+    if remaining <= 0:
+        raise CLIError(f"{folder}: all {len(prompts.sentences)} prompts of {prompts.book} are recorded; name a new --session")
+    count = remaining if args.count is None else min(args.count, remaining)
+    microphone = None if args.no_audio else open_microphone()
+    tty = sys.stdout.isatty()
+    shown = [0.0]
+
+    def show_quality(blocks: list) -> None:
+        now = time.perf_counter()
+        if tty and now - shown[0] >= QUALITY_EVERY_S:
+            shown[0] = now
+            recent, samples = [], 0
+            for block in reversed(blocks):  # only the newest second is measured
+                recent.append(block)
+                samples += len(block)
+                if samples >= QUALITY_WINDOW_S * source.rate:
+                    break
+            print(f"\r\033[K  {signal_quality(np.concatenate(recent[::-1]), source.rate).line(source.channel_names)}", end="", flush=True)
+
+    try:
+        with open_board(args, EMGPreprocessing().channels) as source:  # the Gaddy layout holds 8 channels
+            print(f"{source.name}: {source.rate:g} Hz, channels {', '.join(source.channel_names)}; "
+                  f"microphone: {microphone.name if microphone else 'none (audio files hold silence)'}")
+            print(f"session {folder}: takes {index} to {index + count - 1}, prompts {sentence} to {sentence + count - 1} of {prompts.book}")
+            for k in range(count):
+                i, s = index + k, sentence + k
+                text = prompts.sentences[s]
+                print(f"[{k + 1}/{count}] {args.mode} take {i}, sentence {s}: {text}", flush=True)
+                stop = None
+                if args.key:
+                    input("  Enter starts the take ")
+                    stop = wait_for_enter("  Enter stops it\n")
+                dropped = source.dropped
+                take = record_take(source, args.seconds, microphone, stop, show_quality)
+                if tty:
+                    print("\r\033[K", end="")
+                quality = signal_quality(take.emg, source.rate).line(source.channel_names)
+                details = {"mode": args.mode, "board": args.board, "channels": source.channel_names,
+                           "microphone": microphone.name if microphone else None, "dropped_samples": source.dropped - dropped}
+                info = write_utterance(folder, i, take, source.rate, text, prompts.book, s, details)
+                print(f"  wrote {info.parent / f'{i}_*'}: {take.emg.shape[0] / source.rate:.2f} s, "
+                      f"{source.dropped - dropped} samples dropped; {quality}", flush=True)
+    finally:
+        if microphone is not None:
+            microphone.close()
+    return 0
+
+
+RECORD = Command(
+    "record",
+    "Record a corpus in the Gaddy layout from a board or LSL stream: one take per prompt, resumable.",
+    _add_record_arguments,
+    _run_record,
+)
