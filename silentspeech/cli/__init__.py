@@ -35,6 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     speech.VOICE,
     speech.EVALUATE_PRODUCTION,
     speech.STREAM,
+    live.LIVE,
     demo.DEMO,
 )
 

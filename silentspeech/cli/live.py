@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from silentspeech.cli.common import CLIError, Command, add_board_arguments, open_board
+from silentspeech.cli.speech import add_streaming_arguments, latency_line, show_stream, streaming_pipeline, streaming_recognizer
+from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
 
 #: Seconds between two updates of the quality line on a terminal.
 QUALITY_EVERY_S = 0.25
@@ -99,9 +101,68 @@ def _run_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recognizer", type=Path, help="recognition run directory (or its best.safetensors)")
+    parser.add_argument("--producer", type=Path, help="production run directory: also voice the EMG as its text settles")
+    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("live.wav"), help="WAV the speech is appended to as it comes (with --producer; default: %(default)s)")
+    parser.add_argument("--seconds", type=float, help="stop after this much EMG, s (default: when the source ends, or Ctrl-C)")
+    add_board_arguments(parser)
+    add_streaming_arguments(parser)
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import numpy as np
+
+    from silentspeech.features import AUDIO_RATE
+    from silentspeech.inference.live import GrowingWav, LiveSession, StreamingVoice, rechunk
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise CLIError(f"--seconds must be positive, got {args.seconds:g}")
+    if args.producer is not None and args.out.is_dir():
+        raise CLIError(f"--out {args.out} is a folder; give the WAV file to write, e.g. {args.out / 'live.wav'}")
+    pipeline = streaming_pipeline(args, producer=args.producer, vocoder=args.vocoder)
+    voice_latencies = []
+    with open_board(args, pipeline.channels) as source:
+        print(f"{source.name}: {source.rate:g} Hz, channels {', '.join(source.channel_names)}", flush=True)
+        recognizer = streaming_recognizer(args, pipeline, source.rate, source.name)
+        voice = None if pipeline.producer is None else StreamingVoice(pipeline, source.rate, source.name)
+        session = LiveSession(recognizer, voice)
+        limit = None if args.seconds is None else round(args.seconds * source.rate)
+        chunks = rechunk(source.blocks(), max(1, round(args.chunk_ms / 1000 * source.rate)), limit)
+        with GrowingWav(args.out, AUDIO_RATE) if voice else contextlib.nullcontext() as wav:
+
+            def events():
+                for update in session.updates(chunks):
+                    if update.audio is not None:
+                        wav.append(update.audio)
+                        voice_latencies.append(update.voice_latency_ms)
+                    yield update.event
+
+            final, latencies = show_stream(events(), "live")
+        print(latency_line(latencies, args.chunk_ms, final))
+        if voice is not None:
+            summary = "no speech (too little EMG)"
+            if voice_latencies:
+                p50, p95 = np.percentile(voice_latencies, [50, 95])
+                summary = (f"{wav.samples / AUDIO_RATE:.2f} s of speech in {len(voice_latencies)} pieces; latency chunk -> voice: "
+                           f"median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(voice_latencies):.0f} ms")
+            print(f"voice ({pipeline.vocoder.description}): wrote {args.out}: {summary}")
+        print(f"dropped samples: {source.dropped}")
+    return 0
+
+
 RECORD = Command(
     "record",
     "Record a corpus in the Gaddy layout from a board or LSL stream: one take per prompt, resumable.",
     _add_record_arguments,
     _run_record,
+)
+LIVE = Command(
+    "live",
+    "Recognise (and with --producer voice) EMG from a board or LSL stream as it is recorded: text, speech WAV, latency.",
+    _add_live_arguments,
+    _run_live,
 )

@@ -67,12 +67,17 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "as numpy's emg.astype('<f4').tobytes() writes a (samples, channels) array; --rate is then required",
     )
     parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array and stdin)")
-    parser.add_argument("--chunk-ms", type=float, default=200.0, help="EMG per chunk, ms (default: %(default)g)")
     parser.add_argument(
         "--realtime", action=argparse.BooleanOptionalAction, default=True,
         help="replay a file at recording speed, chunk by chunk (default); --no-realtime feeds it as fast as it is "
         "decoded (stdin always arrives at its writer's pace)",
     )
+    add_streaming_arguments(parser)
+
+
+def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the streaming recogniser that ``stream`` and ``live`` share (chunks, LM, firming, mains, device)."""
+    parser.add_argument("--chunk-ms", type=float, default=200.0, help="EMG per chunk, ms (default: %(default)g)")
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (default: the one tune-lm saved, else no LM)")
     add_beam_search_arguments(parser)
     parser.add_argument("--settle-ms", type=float, default=800.0, help="a word must end this long before the newest EMG to become firm (default: %(default)g)")
@@ -83,22 +88,80 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser)
 
 
-def _run_stream(args: argparse.Namespace) -> int:
-    import shutil
-
-    import numpy as np
-
-    from silentspeech.data.emg_files import read_emg_file
+def streaming_pipeline(args: argparse.Namespace, **models):
+    """The :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline` of :func:`add_streaming_arguments`' options:
+    ``args.recognizer`` with its LM settings (given, else tuned, else none), plus ``models`` (producer, vocoder)."""
     from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
-    from silentspeech.inference.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
 
     if args.chunk_ms <= 0:
         raise CLIError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
     settings = resolve_lm_settings(args.recognizer, args.lm, args.alpha, args.beta, args.beam)
     # Without an LM given or tuned, beam search runs without one.
     lm = {} if settings is None else settings.pipeline_keywords()
-    pipeline = SilentSpeechPipeline(recognizer=args.recognizer, device=args.device, mains=args.mains, **lm)
+    return SilentSpeechPipeline(recognizer=args.recognizer, device=args.device, mains=args.mains, **models, **lm)
+
+
+def streaming_recognizer(args: argparse.Namespace, pipeline, rate: float, source: str):
+    """The :class:`~silentspeech.inference.streaming.StreamingRecognizer` of :func:`add_streaming_arguments`' options."""
+    from silentspeech.inference.streaming import StreamingRecognizer
+
+    return StreamingRecognizer(
+        pipeline, rate, source, settle_s=args.settle_ms / 1000, agreement=args.agreement,
+        max_segment_s=args.max_segment_s, context_s=args.context_s,
+    )
+
+
+def show_stream(events, command: str):
+    """Print each streaming event as it comes and return ``(final event, chunk latencies ms)``.
+
+    On a terminal one line is rewritten: the firm text, then the tentative
+    tail dimmed (the oldest words give way to fit the width); elsewhere each
+    newly firm stretch gets a line with its stream time. Warnings go to
+    stderr, before the text they put in doubt.
+    """
+    import shutil
+
+    tty = sys.stdout.isatty()
+    latencies, shown = [], ""
+    for event in events:  # the last event is the final one
+        if not event.final:
+            latencies.append(event.latency_ms)
+        if event.warning:  # on its own line, before the text that it puts in doubt
+            print("\r\033[K" if tty else "", end="", flush=True)
+            print(f"silentspeech {command}: warning: {event.warning}", file=sys.stderr, flush=True)
+        if tty:
+            firm, overflow = event.firm, len(event.firm) + len(event.tentative) + 2 - shutil.get_terminal_size().columns
+            firm = firm if overflow <= 0 else "…" + firm[overflow + 1 :]
+            print(f"\r\033[K{firm} \033[2m{event.tentative}\033[0m", end="", flush=True)
+        elif event.firm != shown:
+            print(f"{event.time_s:7.2f} s  {event.firm[len(shown):].strip()}", flush=True)
+        shown = event.firm
+    if tty:
+        print("\r\033[K", end="")
+    print(f"final: {event.firm}")
+    print(f"greedy: {event.greedy}")
+    return event, latencies
+
+
+def latency_line(latencies: list[float], chunk_ms: float, final) -> str:
+    """The chunk -> text latency summary (median, p95, max; final decode) of :func:`show_stream`'s latencies."""
+    import numpy as np
+
+    if not latencies:
+        return f"latency chunk -> text: no chunk before the end ({final.time_s:.2f} s of EMG); final decode {final.latency_ms:.0f} ms"
+    p50, p95 = np.percentile(latencies, [50, 95])
+    return (
+        f"latency chunk -> text over {len(latencies)} chunks of {chunk_ms:g} ms ({final.time_s:.2f} s of EMG): "
+        f"median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(latencies):.0f} ms; final decode {final.latency_ms:.0f} ms"
+    )
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from silentspeech.data.emg_files import read_emg_file
+    from silentspeech.inference.streaming import read_float32_chunks, replay_recording
+
+    pipeline = streaming_pipeline(args)
     if args.input == "-":
         if args.rate is None:
             raise CLIError("stdin: give the sampling rate with --rate")
@@ -108,37 +171,11 @@ def _run_stream(args: argparse.Namespace) -> int:
         recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
         rate, source = recording.rate, recording.source
         chunks = replay_recording(recording, args.chunk_ms, args.realtime)
-    recognizer = StreamingRecognizer(
-        pipeline, rate, source, settle_s=args.settle_ms / 1000, agreement=args.agreement,
-        max_segment_s=args.max_segment_s, context_s=args.context_s,
-    )
-    tty = sys.stdout.isatty()
-    latencies, shown = [], ""
-    for event in recognizer.events(chunks):  # the last event is the final one
-        if not event.final:
-            latencies.append(event.latency_ms)
-        if event.warning:  # on its own line, before the text that it puts in doubt
-            print("\r\033[K" if tty else "", end="", flush=True)
-            print(f"silentspeech stream: warning: {event.warning}", file=sys.stderr, flush=True)
-        if tty:  # rewrite one line: firm text, then the tentative tail dimmed; the oldest words give way to fit the width
-            firm, overflow = event.firm, len(event.firm) + len(event.tentative) + 2 - shutil.get_terminal_size().columns
-            firm = firm if overflow <= 0 else "…" + firm[overflow + 1 :]
-            print(f"\r\033[K{firm} \033[2m{event.tentative}\033[0m", end="", flush=True)
-        elif event.firm != shown:
-            print(f"{event.time_s:7.2f} s  {event.firm[len(shown):].strip()}", flush=True)
-        shown = event.firm
-    if tty:
-        print("\r\033[K", end="")
-    final = event
-    print(f"final: {final.firm}")
-    print(f"greedy: {final.greedy}")
+    recognizer = streaming_recognizer(args, pipeline, rate, source)
+    final, latencies = show_stream(recognizer.events(chunks), "stream")
     if args.input != "-" and recording.text:
         print(f"prompt: {recording.text}")
-    p50, p95 = np.percentile(latencies, [50, 95])
-    print(
-        f"latency chunk -> text over {len(latencies)} chunks of {args.chunk_ms:g} ms ({final.time_s:.2f} s of EMG): "
-        f"median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(latencies):.0f} ms; final decode {final.latency_ms:.0f} ms"
-    )
+    print(latency_line(latencies, args.chunk_ms, final))
     return 0
 
 

@@ -305,14 +305,17 @@ class SilentSpeechPipeline:
         return result
 
     @torch.inference_mode()
-    def run_preprocessed(self, emg: np.ndarray) -> PipelineResult:
-        """Transcribe and voice EMG already preprocessed: (samples, channels) float32 at 689.06 Hz."""
+    def run_preprocessed(self, emg: np.ndarray, recognize: bool = True) -> PipelineResult:
+        """Transcribe and voice EMG already preprocessed: (samples, channels) float32 at 689.06 Hz.
+
+        ``recognize=False`` only voices it (streaming voice, whose text comes from the streaming recogniser).
+        """
         emg = np.asarray(emg, dtype=np.float32)
         if emg.ndim != 2 or emg.shape[1] != self.channels:
             raise EMGError(f"preprocessed EMG of shape {emg.shape}: expected (samples, {self.channels}) at {EMG_RATE:g} Hz")
         result = PipelineResult(emg=emg)
         batch = torch.from_numpy(emg).T[None].to(self.device)
-        if self.recognizer is not None:
+        if self.recognizer is not None and recognize:
             start = time.perf_counter()
             log_probs = F.log_softmax(windowed_outputs(self.recognizer_graph, batch, "ctc_logits").float(), dim=-1).cpu()
             result.log_probs = log_probs[0].numpy()

@@ -183,6 +183,11 @@ class StreamingRecognizer:
         with torch.inference_mode():
             pipeline.recognizer_graph(torch.zeros(1, pipeline.channels, int(EMG_RATE), device=pipeline.device))
 
+    @property
+    def firm_sample(self) -> int:
+        """Raw samples of the stream before the first unfirm word: EMG that will not change the text any more."""
+        return self.segment.start + int(round(self.segment.firm_frame * self.rate / FRAME_RATE))
+
     def events(self, chunks: Iterable[tuple[np.ndarray, float]]) -> Iterator[StreamEvent]:
         """Push every ``(chunk, arrival)`` of ``chunks`` (from :func:`replay_recording` or
         :func:`read_float32_chunks`) and yield each event, then the final one of :meth:`finish`."""

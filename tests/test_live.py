@@ -1,0 +1,102 @@
+"""`silentspeech live`: BrainFlow's playback board and an LSL outlet on loopback feed the streaming recogniser and voice.
+
+Tiny untrained models (tests/test_pipeline.py's run folders); the vocoder is Griffin-Lim (no weights to load).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import synthetic_corpus
+from test_pipeline import save_production_run  # noqa: E402 (tests/ is on sys.path under pytest)
+
+from silentspeech.acquisition.sources import open_source, write_playback_file
+from silentspeech.cli import main
+from silentspeech.data.gaddy import read_corpus
+from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
+from silentspeech.features import AUDIO_RATE
+from silentspeech.inference.live import rechunk
+from silentspeech.inference.pipeline import SilentSpeechPipeline
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny untrained recognition and production runs and a tiny LM, in one folder."""
+    root = tmp_path_factory.mktemp("runs")
+    save_production_run(root / "recognition", task="recognition")
+    save_production_run(root / "production")
+    write_arpa(estimate_kneser_ney(["the man saw the house", "a dog saw the man"], 3), root / "lm.arpa")
+    return root
+
+
+def fast(runs) -> list[str]:
+    """Options every `live` and `stream` call here shares: a narrow beam (an untrained model's flat posteriors make a wide one slow)."""
+    return ["--lm", str(runs / "lm.arpa"), "--beam", "4", "--device", "cpu"]
+
+
+def greedy_line(out: str) -> str:
+    return re.search(r"^greedy: (.*)$", out, re.M).group(1)
+
+
+def test_live_on_the_playback_board_gives_the_final_greedy_text_of_stream_on_the_file(runs, tmp_path_factory, tmp_path, capsys):
+    corpus = read_corpus(synthetic_corpus(tmp_path_factory, 20))
+    utterance = next(u for u in corpus.utterances if u.silent and u.emg_samples <= 3000)
+    emg = np.load(utterance.emg_path)
+    write_playback_file(tmp_path / "take.csv", emg)  # Cyton WiFi layout, 1000 Hz
+
+    assert main(["stream", str(runs / "recognition"), str(utterance.emg_path), "--no-realtime", *fast(runs)]) == 0
+    streamed = greedy_line(capsys.readouterr().out)
+    assert main([
+        "live", str(runs / "recognition"), "--producer", str(runs / "production"), "--vocoder", "griffin-lim",
+        "--board", f"playback:{tmp_path / 'take.csv'}", "--out", str(tmp_path / "speech.wav"), *fast(runs),
+    ]) == 0
+    out = capsys.readouterr().out
+    assert streamed and greedy_line(out) == streamed
+    assert "playback of" in out and "1000 Hz" in out and "dropped samples: 0" in out
+    assert "latency chunk -> text over" in out and "latency chunk -> voice: median" in out
+    audio, rate = sf.read(tmp_path / "speech.wav")
+    assert rate == AUDIO_RATE and len(audio) / rate == pytest.approx(len(emg) / 1000, abs=0.1)
+    assert not (tmp_path / "speech.wav.partial").exists()
+
+
+def test_an_lsl_outlet_on_loopback_feeds_live(runs, capsys):
+    import pylsl
+
+    name = f"silentspeech-test-{uuid.uuid4().hex[:8]}"  # concurrent test runs on one network must not meet
+    emg = np.random.default_rng(3).normal(0, 20, (1500, 8)).astype(np.float32)
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EMG", 8, 1000.0, pylsl.cf_float32, name))
+
+    def play() -> None:  # at recording speed, once `live` listens
+        outlet.wait_for_consumers(20.0)
+        for start in range(0, len(emg), 100):
+            outlet.push_chunk(emg[start : start + 100])
+            time.sleep(0.1)
+
+    threading.Thread(target=play, daemon=True).start()
+    assert main(["live", str(runs / "recognition"), "--board", f"lsl:{name}", "--seconds", "1.5", "--timeout", "10", *fast(runs)]) == 0
+    out = capsys.readouterr().out
+    offline = SilentSpeechPipeline(recognizer=runs / "recognition", lm=runs / "lm.arpa", beam=4, device="cpu").run(emg.astype(np.float64), rate=1000.0)
+    assert f"LSL stream '{name}': 1000 Hz" in out and "(1.50 s of EMG)" in out
+    assert greedy_line(out) == offline.greedy_text
+
+
+def test_live_refuses_a_board_with_another_channel_count_and_releases_it(runs, capsys):
+    assert main(["live", str(runs / "recognition"), "--board", "synthetic", *fast(runs)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["silentspeech live: error: board synthetic: delivers 16 EMG channels but 8 are needed; "
+                   "choose 8 with --channels (e.g. --channels 1-8)"]
+    with open_source("synthetic") as source:  # released: it opens again
+        assert source.channels == 16
+
+
+def test_rechunk_joins_blocks_into_chunks_and_stops_at_the_limit():
+    blocks = [(np.full((n, 2), float(i)), float(i)) for i, n in enumerate([3, 4, 1, 5, 2])]
+    chunks = list(rechunk(blocks, 5))
+    assert [len(c) for c, _ in chunks] == [5, 5, 5] and [a for _, a in chunks[:2]] == [1.0, 3.0]
+    np.testing.assert_array_equal(np.concatenate([c for c, _ in chunks]), np.concatenate([b for b, _ in blocks]))
+    assert [len(c) for c, _ in rechunk(blocks, 5, max_samples=7)] == [5, 2]
