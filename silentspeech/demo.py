@@ -3,7 +3,8 @@
 UI code only: reading and checking the upload
 (:func:`silentspeech.data.emg_files.read_emg_files`), inference
 (:class:`silentspeech.inference.pipeline.SilentSpeechPipeline`) and figures
-(:mod:`silentspeech.figures`) are the library's. Start it with
+(:mod:`silentspeech.figures`) are the library's, and so is the live tab's
+session on a board or LSL stream (:class:`silentspeech.inference.live.LiveRunner`). Start it with
 ``silentspeech demo`` (or ``make demo``, or ``python demo/app.py``), which
 loads the models and calls :func:`build_demo`. Gradio is an optional
 dependency (the ``demo`` extra): only this module imports it.
@@ -11,6 +12,7 @@ dependency (the ``demo`` extra): only this module imports it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -22,8 +24,9 @@ import gradio as gr
 import numpy as np
 
 from silentspeech.data.emg_files import EMGRecording, read_emg_file, read_emg_files
-from silentspeech.features import write_wav
+from silentspeech.features import AUDIO_RATE, write_wav
 from silentspeech.figures import emg_figure, spectrogram_figure
+from silentspeech.inference.live import LiveRunner
 from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, PipelineResult, SilentSpeechPipeline
 from silentspeech.tables import markdown_table
 
@@ -35,6 +38,8 @@ MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 #: Requests run at once: others keep being served while a long recording is decoded (the models are
 #: only read; ONNX Runtime and torch inference are safe to run from several threads).
 CONCURRENT_REQUESTS = 2
+#: Seconds between two refreshes of the live tab's text.
+LIVE_REFRESH_S = 0.5
 
 def synthesis_label(method: str | None, description: str | None) -> str | None:
     """What the page says made the speech: the vocoder's description (``PipelineResult.vocoder``, e.g.
@@ -142,7 +147,27 @@ def _shown_result(recording: EMGRecording, result: PipelineResult, read_seconds:
     )
 
 
-def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None) -> gr.Blocks:
+def live_outputs(live: LiveRunner) -> tuple:
+    """The live tab's status line, text and (once a run has stopped) speech file, from :meth:`LiveRunner.snapshot`."""
+    state = live.snapshot()
+    if state.error:
+        status = f"**Stopped:** {state.error}"
+    else:
+        latency = ", ".join(
+            f"{what} p95 {value:.0f} ms" for what, value in (("chunk -> text", state.text_p95_ms), ("chunk -> voice", state.voice_p95_ms))
+            if value is not None
+        )
+        status = f"{'Running' if state.running else 'Stopped'}: {state.seconds:.1f} s of EMG, {state.dropped} samples dropped" + (
+            f"; latency {latency}" if latency else "")
+    text = state.firm + (f" [{state.tentative}]" if state.tentative else "")
+    speech = None if state.running or state.speech is None else _speech_file(state.speech, AUDIO_RATE)
+    return status, text, speech
+
+
+def build_demo(
+    pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None,
+    live: LiveRunner | None = None, live_source: str = "",
+) -> gr.Blocks:
     """The demo page around a loaded ``pipeline``.
 
     Args:
@@ -150,6 +175,9 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
         examples: label -> EMG file that :func:`~silentspeech.data.emg_files.read_emg_file`
             reads without a rate (Gaddy ``{i}_emg.npy`` beside its ``{i}_info.json``),
             offered in a drop-down, e.g. the corpus's test utterances.
+        live: a runner over a board or LSL stream (``live_source`` names it): adds a live tab whose
+            Start and Stop buttons (``/live_start``, ``/live_stop``) run it and whose text
+            (``/live_poll``: status, text, speech) refreshes every :data:`LIVE_REFRESH_S`.
 
     The one event, ``/run`` (inputs: uploaded files, rate in Hz, example label),
     returns status message, speech (a WAV file), greedy text, beam-search text, prompt,
@@ -169,7 +197,8 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             "below, or a Gaddy utterance's `{i}_emg.npy` with its `{i}_info.json` (1000 Hz). Or pick an example. "
             f"Limits: {MAX_UPLOAD_BYTES // 2**20} MB per file, {MIN_SECONDS:g} to {MAX_SECONDS:g} s of EMG."
         )
-        with gr.Row():
+        tabs = gr.Tabs() if live else contextlib.nullcontext()
+        with tabs, gr.Tab("Recording") if live else contextlib.nullcontext(), gr.Row():
             with gr.Column():
                 files = gr.File(label="EMG file(s)", file_count="multiple")
                 rate = gr.Number(label="sampling rate of the file (Hz)", value=1000, minimum=1)
@@ -190,6 +219,23 @@ def build_demo(pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path
             # The figures carry their own titles; a component label would cover them.
             emg_plot = gr.Plot(show_label=False)
             spectrogram_plot = gr.Plot(show_label=False)
+        if live:
+            with tabs, gr.Tab("Live"):
+                gr.Markdown(
+                    f"Live from **{live_source}**: Start recognises the EMG as it arrives (firm text, then the "
+                    "tentative tail in brackets); Stop ends the run, releases the board and gives the speech."
+                )
+                with gr.Row():
+                    start = gr.Button("Start", variant="primary")
+                    stop = gr.Button("Stop")
+                live_status = gr.Markdown(elem_id="live-status")
+                live_text = gr.Textbox(label="text", elem_id="live-text")
+                live_speech = gr.Audio(label="synthesised speech (after Stop)")
+                timer = gr.Timer(LIVE_REFRESH_S)
+            live_views = [live_status, live_text, live_speech]
+            start.click(lambda: live.start(), api_name="live_start")
+            stop.click(lambda: (live.stop(), *live_outputs(live))[1:], outputs=live_views, api_name="live_stop")
+            timer.tick(lambda: live_outputs(live), outputs=live_views, api_name="live_poll", show_progress="hidden")
         # One input at a time: a new upload clears the example, a picked example the upload.
         files.upload(lambda: None, outputs=example, api_visibility="private")
         example.select(lambda: None, outputs=files, api_visibility="private")

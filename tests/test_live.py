@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import synthetic_corpus
-from test_pipeline import save_production_run  # noqa: E402 (tests/ is on sys.path under pytest)
+from test_demo import free_port  # noqa: E402 (tests/ is on sys.path under pytest)
+from test_pipeline import save_production_run  # noqa: E402
 
 from silentspeech.acquisition.sources import open_source, write_playback_file
 from silentspeech.cli import main
@@ -100,3 +101,39 @@ def test_rechunk_joins_blocks_into_chunks_and_stops_at_the_limit():
     assert [len(c) for c, _ in chunks] == [5, 5, 5] and [a for _, a in chunks[:2]] == [1.0, 3.0]
     np.testing.assert_array_equal(np.concatenate([c for c, _ in chunks]), np.concatenate([b for b, _ in blocks]))
     assert [len(c) for c, _ in rechunk(blocks, 5, max_samples=7)] == [5, 2]
+
+
+def test_streaming_voice_speaks_every_stretch_once_and_does_not_wait_for_firm_words(runs):
+    """Random EMG firms no words for long: the lag rule still voices it while streaming, and the pieces add up to the stream."""
+    from silentspeech.inference.live import MAX_VOICE_LAG_S, LiveSession, StreamingVoice
+    from silentspeech.inference.streaming import StreamingRecognizer
+
+    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder="griffin-lim", lm=runs / "lm.arpa", beam=4, device="cpu")
+    emg = np.random.default_rng(5).normal(0, 20, (5000, 8))
+    session = LiveSession(StreamingRecognizer(pipeline, 1000.0, "probe"), StreamingVoice(pipeline, 1000.0, "probe"))
+    updates = list(session.updates((emg[i : i + 200], time.perf_counter()) for i in range(0, 5000, 200)))
+    pieces = [(u.event.time_s, len(u.audio)) for u in updates if u.audio is not None]
+    assert len(pieces) >= 2 and pieces[0][0] <= MAX_VOICE_LAG_S + 0.8 + 0.2 + 1e-9  # voiced before the end
+    assert updates[-1].event.final and updates[-1].audio is not None
+    assert sum(n for _, n in pieces) / AUDIO_RATE == pytest.approx(5.0, abs=0.1)
+    assert all(u.voice_latency_ms >= 0 for u in updates if u.audio is not None)
+
+
+def test_the_demo_s_live_tab_runs_a_board_and_names_a_bad_one(runs, tmp_path, capsys):
+    from silentspeech.demo import build_demo, live_outputs
+    from silentspeech.inference.live import LiveRunner
+
+    write_playback_file(tmp_path / "take.csv", np.random.default_rng(0).normal(0, 20, (1200, 8)))
+    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder="griffin-lim", lm=runs / "lm.arpa", beam=4, device="cpu")
+    runner = LiveRunner(pipeline, lambda: open_source(f"playback:{tmp_path / 'take.csv'}"))
+    demo = build_demo(pipeline, {}, runner, "playback")
+    assert {"live_start", "live_stop", "live_poll", "run"} <= {fn.api_name for fn in demo.fns.values()}
+    runner.start()
+    runner.thread.join(30)
+    status, text, speech = live_outputs(runner)
+    assert status.startswith("Stopped: 1.2 s of EMG, 0 samples dropped") and text == runner.snapshot().firm
+    assert sf.info(speech).duration == pytest.approx(1.2, abs=0.1)
+
+    demo = ["demo", "--recognizer", str(runs / "recognition"), "--lm", str(runs / "lm.arpa"), "--beam", "4", "--device", "cpu"]
+    assert main([*demo, "--port", str(free_port()), "--board", "lsl:absent-stream", "--timeout", "0.2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("LSL stream 'absent-stream': none appeared within 0.2 s (is its outlet running and on this network?)")

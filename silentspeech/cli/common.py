@@ -55,7 +55,7 @@ def add_board_arguments(parser: argparse.ArgumentParser, required: bool = True) 
         DEFAULT_TIMEOUT_S,
     )
 
-    parser.add_argument("--board", required=required, metavar="SPEC", help=f"EMG source: {BOARD_SPEC_HELP}")
+    parser.add_argument("--board", required=required, metavar="SPEC", help=f"live EMG source: {BOARD_SPEC_HELP}")
     parser.add_argument("--serial-port", default=DEFAULT_SERIAL_PORT, help="serial port of a dongle board such as cyton (default: %(default)s)")
     parser.add_argument("--ip-address", default=DEFAULT_IP_ADDRESS, help="address of a WiFi board such as cyton-wifi (default: %(default)s)")
     parser.add_argument("--ip-port", type=int, default=DEFAULT_IP_PORT, help="local port a WiFi board streams to (default: %(default)s)")

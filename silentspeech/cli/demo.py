@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from silentspeech.cli.common import CLIError, Command, add_beam_search_arguments, add_device_argument
+from silentspeech.cli.common import CLIError, Command, add_beam_search_arguments, add_board_arguments, add_device_argument, open_board
 from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
 
 
@@ -32,6 +32,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
     add_device_argument(parser)
+    add_board_arguments(parser, required=False)  # --board: a live tab on that board or LSL stream
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -118,8 +119,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         from silentspeech.demo import MAX_UPLOAD_BYTES, build_demo
     except ImportError as err:
         raise CLIError(f"the demo needs gradio: pip install 'silentspeech[demo]' ({err})") from None
+    live, live_source = None, ""
+    if args.board is not None:
+        from silentspeech.inference.live import LiveRunner
+
+        with open_board(args, pipeline.channels) as source:  # a bad --board fails here, in one line, before serving
+            live_source = source.name
+        live = LiveRunner(pipeline, lambda: open_board(args, pipeline.channels))
+        print(f"live tab: {live_source}", flush=True)
     try:
-        build_demo(pipeline, examples).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
+        build_demo(pipeline, examples, live, live_source).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
     except OSError as err:  # e.g. the port is taken
         raise CLIError(f"cannot serve on {args.host}:{args.port}: {err}") from None
     return 0
@@ -129,7 +138,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 DEMO = Command(
     "demo",
-    "Serve the Gradio demo: upload EMG (or pick a corpus example), get text, speech, figures and timings.",
+    "Serve the Gradio demo: upload EMG (or pick a corpus example), get text, speech, figures and timings; "
+    "with --board, a live tab on that board or LSL stream.",
     _add_demo_arguments,
     _run_demo,
 )

@@ -9,16 +9,20 @@ carry the firm and tentative text. With a production model, a
 :class:`StreamingVoice` voices the EMG up to the recogniser's firm boundary
 each time it moves: that EMG will not change the text any more, and the
 boundary lies in the pause before the next word, so the pieces of speech
-join where the speaker paused. Each piece is preprocessed with the real EMG
+join where the speaker paused. In a long pause or a long word the boundary
+stands still; speech then does not wait for it once the EMG older than the
+recogniser's settle time has gone unvoiced for :data:`MAX_VOICE_LAG_S`. Each piece is preprocessed with the real EMG
 on both sides (up to :data:`~silentspeech.inference.streaming.FILTER_CONTEXT_S`)
 as the cache's neighbouring utterances prime the training data's filters,
 then run through the production model and the vocoder. The end of the stream
-voices the rest. :class:`GrowingWav` appends the pieces to a WAV file as they come.
+voices the rest. :class:`GrowingWav` appends the pieces to a WAV file as they come; :class:`LiveRunner` runs a session
+on a background thread for a page that polls it (the demo's live tab).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,12 +31,15 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
+from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, primed_neighbours
 from silentspeech.inference.streaming import FILTER_CONTEXT_S, StreamEvent, StreamingRecognizer
 from silentspeech.preprocessing import MIN_FILTER_SAMPLES, preprocess_emg
 
 #: Shortest stretch of settled EMG voiced on its own, seconds (shorter ones wait for more).
 MIN_VOICE_S = 0.3
+#: Longest stretch of EMG older than the recogniser's settle time left unvoiced while the firm boundary stands still, seconds.
+MAX_VOICE_LAG_S = 2.0
 
 
 def rechunk(
@@ -134,7 +141,12 @@ class LiveSession:
         update = LiveUpdate(self.recognizer.push(chunk, arrival))
         if self.voice is not None:
             self.voice.push(chunk)
-            self._voice(update, arrival, self.recognizer.firm_sample, final=False)
+            recognizer = self.recognizer
+            until = recognizer.firm_sample
+            settled = recognizer.received - int(recognizer.settle_frames * recognizer.rate / FRAME_RATE)
+            if settled - self.voice.voiced > MAX_VOICE_LAG_S * recognizer.rate:
+                until = max(until, settled)
+            self._voice(update, arrival, until, final=False)
         return update
 
     def finish(self) -> LiveUpdate:
@@ -192,3 +204,98 @@ class GrowingWav:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass
+class LiveSnapshot:
+    """Where a :class:`LiveRunner` stands, for a page that polls it."""
+
+    running: bool
+    firm: str = ""
+    tentative: str = ""
+    #: Seconds of EMG received.
+    seconds: float = 0.0
+    #: All speech so far, (samples,) float32 at the vocoder's rate (None without a producer or before the first piece).
+    speech: np.ndarray | None = None
+    #: p95 of the chunk -> text and chunk -> voice latencies so far, ms (None before the first).
+    text_p95_ms: float | None = None
+    voice_p95_ms: float | None = None
+    dropped: int = 0
+    #: Why the run stopped, when it failed (a one-line message).
+    error: str | None = None
+
+
+class LiveRunner:
+    """A :class:`LiveSession` over a source, run on a background thread between :meth:`start` and :meth:`stop`.
+
+    ``open_source`` opens the source afresh for each run (a callable
+    returning an :class:`~silentspeech.acquisition.sources.EMGSource`, e.g.
+    around :func:`~silentspeech.acquisition.sources.open_source`); the board
+    is released when the run stops, fails or the stream ends.
+    :meth:`snapshot` is safe to call from another thread at any time.
+    """
+
+    def __init__(self, pipeline: SilentSpeechPipeline, open_source, chunk_ms: float = 200.0) -> None:
+        self.pipeline, self.open_source, self.chunk_ms = pipeline, open_source, chunk_ms
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.state = LiveSnapshot(running=False)
+        self.text_ms: list[float] = []
+        self.voice_ms: list[float] = []
+        self.pieces: list[np.ndarray] = []
+
+    def start(self) -> None:
+        """Start a new run (a running one is stopped first); the text and speech start empty."""
+        self.stop()
+        self.stopping.clear()
+        self.text_ms, self.voice_ms, self.pieces = [], [], []
+        with self.lock:
+            self.state = LiveSnapshot(running=True)
+        self.thread = threading.Thread(target=self._run, name="live-runner", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the run (the final text and speech still come) and wait for it to release the source."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def snapshot(self) -> LiveSnapshot:
+        with self.lock:
+            return replace(self.state)
+
+    def _record(self, update: LiveUpdate, dropped: int, running: bool) -> None:
+        if not update.event.final:
+            self.text_ms.append(update.event.latency_ms)
+        if update.audio is not None:
+            self.pieces.append(update.audio)
+            if not update.event.final:
+                self.voice_ms.append(update.voice_latency_ms)
+        with self.lock:
+            self.state = LiveSnapshot(
+                running=running, firm=update.event.firm, tentative=update.event.tentative, seconds=update.event.time_s,
+                speech=np.concatenate(self.pieces) if self.pieces else None,
+                text_p95_ms=float(np.percentile(self.text_ms, 95)) if self.text_ms else None,
+                voice_p95_ms=float(np.percentile(self.voice_ms, 95)) if self.voice_ms else None, dropped=dropped,
+            )
+
+    def _run(self) -> None:
+        try:
+            with self.open_source() as source:
+                recognizer = StreamingRecognizer(self.pipeline, source.rate, source.name)
+                voice = None if self.pipeline.producer is None else StreamingVoice(self.pipeline, source.rate, source.name)
+                session = LiveSession(recognizer, voice)
+                for chunk, arrival in rechunk(source.blocks(), max(1, round(self.chunk_ms / 1000 * source.rate))):
+                    self._record(session.push(chunk, arrival), source.dropped, running=True)
+                    if self.stopping.is_set():
+                        break
+                if recognizer.received:
+                    self._record(session.finish(), source.dropped, running=False)
+        except Exception as err:  # shown on the page: a board that fails mid-run, a stream that ends too soon
+            with self.lock:
+                self.state = replace(self.state, error=str(err) or type(err).__name__)
+        finally:
+            with self.lock:
+                self.state = replace(self.state, running=False)
