@@ -111,7 +111,7 @@ def main() -> None:
                 pipeline.recognizer_graph = SpelledGraph(graph, log_probs, recognizer)
             session = LiveSession(recognizer, StreamingVoice(pipeline, RAW_RATE, "playback"))
             with open_source(f"playback:{Path(scratch) / 'stream.csv'}") as source:  # streams from here on
-                chunks = rechunk(source.blocks(), round(args.chunk_ms / 1000 * source.rate))
+                chunks = rechunk(source.blocks(), round(args.chunk_ms / 1000 * source.rate), source.rate)
                 for update in session.updates(chunks):
                     if not update.event.final:
                         text_ms.append(update.event.latency_ms)

@@ -164,6 +164,24 @@ def live_outputs(live: LiveRunner) -> tuple:
     return status, text, speech
 
 
+def _live_tab(live: LiveRunner, live_source: str) -> None:
+    """The live tab (inside an open ``gr.Tabs``) and its three events, ``/live_start``, ``/live_stop`` and ``/live_poll``."""
+    with gr.Tab("Live"):
+        gr.Markdown(
+            f"Live from **{live_source}**: Start recognises the EMG as it arrives (firm text, then the "
+            "tentative tail in brackets); Stop ends the run, releases the board and gives the speech."
+        )
+        with gr.Row():
+            start = gr.Button("Start", variant="primary")
+            stop = gr.Button("Stop")
+        views = [gr.Markdown(elem_id="live-status"), gr.Textbox(label="text", elem_id="live-text"),
+                 gr.Audio(label="synthesised speech (after Stop)")]
+        timer = gr.Timer(LIVE_REFRESH_S)
+    start.click(lambda: live.start(), api_name="live_start")
+    stop.click(lambda: (live.stop(), *live_outputs(live))[1:], outputs=views, api_name="live_stop")
+    timer.tick(lambda: live_outputs(live), outputs=views, api_name="live_poll", show_progress="hidden")
+
+
 def build_demo(
     pipeline: SilentSpeechPipeline, examples: Mapping[str, str | Path] | None = None,
     live: LiveRunner | None = None, live_source: str = "",
@@ -220,22 +238,8 @@ def build_demo(
             emg_plot = gr.Plot(show_label=False)
             spectrogram_plot = gr.Plot(show_label=False)
         if live:
-            with tabs, gr.Tab("Live"):
-                gr.Markdown(
-                    f"Live from **{live_source}**: Start recognises the EMG as it arrives (firm text, then the "
-                    "tentative tail in brackets); Stop ends the run, releases the board and gives the speech."
-                )
-                with gr.Row():
-                    start = gr.Button("Start", variant="primary")
-                    stop = gr.Button("Stop")
-                live_status = gr.Markdown(elem_id="live-status")
-                live_text = gr.Textbox(label="text", elem_id="live-text")
-                live_speech = gr.Audio(label="synthesised speech (after Stop)")
-                timer = gr.Timer(LIVE_REFRESH_S)
-            live_views = [live_status, live_text, live_speech]
-            start.click(lambda: live.start(), api_name="live_start")
-            stop.click(lambda: (live.stop(), *live_outputs(live))[1:], outputs=live_views, api_name="live_stop")
-            timer.tick(lambda: live_outputs(live), outputs=live_views, api_name="live_poll", show_progress="hidden")
+            with tabs:
+                _live_tab(live, live_source)
         # One input at a time: a new upload clears the example, a picked example the upload.
         files.upload(lambda: None, outputs=example, api_visibility="private")
         example.select(lambda: None, outputs=files, api_visibility="private")

@@ -1,6 +1,7 @@
 """`silentspeech live`: BrainFlow's playback board and an LSL outlet on loopback feed the streaming recogniser and voice.
 
-Tiny untrained models (tests/test_pipeline.py's run folders); the vocoder is Griffin-Lim (no weights to load).
+Tiny untrained models (tests/test_pipeline.py's) and a tiny untrained HiFi-GAN generator
+(tests/test_vocoder_inference.py's): a real vocoder path, cheaper than Griffin-Lim's iterations.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import uuid
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from conftest import synthetic_corpus
 from test_demo import free_port  # noqa: E402 (tests/ is on sys.path under pytest)
-from test_pipeline import save_production_run  # noqa: E402
+from conftest import save_run
+from test_pipeline import save_production_run, tiny_speech_model  # noqa: E402
+from test_vocoder_inference import TINY, tiny_generator  # noqa: E402
 
 from silentspeech.acquisition.sources import open_source, write_playback_file
 from silentspeech.cli import main
@@ -24,13 +28,23 @@ from silentspeech.decoding.ngram import estimate_kneser_ney, write_arpa
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.live import rechunk
 from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.vocoder.generator import save_generator
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Tiny untrained recognition and production runs and a tiny LM, in one folder."""
+    """Tiny untrained recognition and production runs, a tiny vocoder and a tiny LM, in one folder.
+
+    The recogniser's CTC head is scaled up: an untrained model's near-flat posteriors keep every
+    beam alive and make beam search with an LM take seconds per chunk; peaked ones decode at once.
+    """
     root = tmp_path_factory.mktemp("runs")
-    save_production_run(root / "recognition", task="recognition")
+    recognizer = tiny_speech_model(["ctc"])
+    with torch.no_grad():
+        recognizer.heads["ctc"].weight.mul_(30.0)
+        recognizer.heads["ctc"].bias.mul_(30.0)
+    save_run(root / "recognition", recognizer, "recognition")
     save_production_run(root / "production")
+    save_generator(root / "vocoder.safetensors", tiny_generator(), TINY, step=0)
     write_arpa(estimate_kneser_ney(["the man saw the house", "a dog saw the man"], 3), root / "lm.arpa")
     return root
 
@@ -45,7 +59,7 @@ def greedy_line(out: str) -> str:
 
 
 def test_live_on_the_playback_board_gives_the_final_greedy_text_of_stream_on_the_file(runs, tmp_path_factory, tmp_path, capsys):
-    corpus = read_corpus(synthetic_corpus(tmp_path_factory, 20))
+    corpus = read_corpus(synthetic_corpus(tmp_path_factory, 10))
     utterance = next(u for u in corpus.utterances if u.silent and u.emg_samples <= 3000)
     emg = np.load(utterance.emg_path)
     write_playback_file(tmp_path / "take.csv", emg)  # Cyton WiFi layout, 1000 Hz
@@ -53,7 +67,7 @@ def test_live_on_the_playback_board_gives_the_final_greedy_text_of_stream_on_the
     assert main(["stream", str(runs / "recognition"), str(utterance.emg_path), "--no-realtime", *fast(runs)]) == 0
     streamed = greedy_line(capsys.readouterr().out)
     assert main([
-        "live", str(runs / "recognition"), "--producer", str(runs / "production"), "--vocoder", "griffin-lim",
+        "live", str(runs / "recognition"), "--producer", str(runs / "production"), "--vocoder", str(runs / "vocoder.safetensors"),
         "--board", f"playback:{tmp_path / 'take.csv'}", "--out", str(tmp_path / "speech.wav"), *fast(runs),
     ]) == 0
     out = capsys.readouterr().out
@@ -95,12 +109,15 @@ def test_live_refuses_a_board_with_another_channel_count_and_releases_it(runs, c
         assert source.channels == 16
 
 
-def test_rechunk_joins_blocks_into_chunks_and_stops_at_the_limit():
-    blocks = [(np.full((n, 2), float(i)), float(i)) for i, n in enumerate([3, 4, 1, 5, 2])]
-    chunks = list(rechunk(blocks, 5))
-    assert [len(c) for c, _ in chunks] == [5, 5, 5] and [a for _, a in chunks[:2]] == [1.0, 3.0]
+def test_rechunk_joins_blocks_into_chunks_and_hands_a_late_consumer_the_backlog_at_once():
+    sizes = [3, 4, 1, 12, 2]
+    blocks = [(np.full((n, 2), float(i)), 10.0 * (i + 1)) for i, n in enumerate(sizes)]
+    chunks = list(rechunk(blocks, 5, rate=100.0))
+    assert [len(c) for c, _ in chunks] == [5, 15, 2]  # 3 held + 12 at once: three whole chunks joined; the rest at the end
     np.testing.assert_array_equal(np.concatenate([c for c, _ in chunks]), np.concatenate([b for b, _ in blocks]))
-    assert [len(c) for c, _ in rechunk(blocks, 5, max_samples=7)] == [5, 2]
+    assert chunks[0][1] == 20.0 - 2 / 100  # its 5th sample came 2 samples (at 100 Hz) before block 1's newest
+    assert chunks[1][1] == 40.0 - 10 / 100  # the oldest joined chunk's arrival: 15 held, it ends at the 5th
+    assert [len(c) for c, _ in rechunk(blocks, 5, 100.0, max_samples=7)] == [5, 2]
 
 
 def test_streaming_voice_speaks_every_stretch_once_and_does_not_wait_for_firm_words(runs):
@@ -108,14 +125,14 @@ def test_streaming_voice_speaks_every_stretch_once_and_does_not_wait_for_firm_wo
     from silentspeech.inference.live import MAX_VOICE_LAG_S, LiveSession, StreamingVoice
     from silentspeech.inference.streaming import StreamingRecognizer
 
-    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder="griffin-lim", lm=runs / "lm.arpa", beam=4, device="cpu")
-    emg = np.random.default_rng(5).normal(0, 20, (5000, 8))
+    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder=runs / "vocoder.safetensors", lm=runs / "lm.arpa", beam=4, device="cpu")
+    emg = np.random.default_rng(5).normal(0, 20, (3400, 8))
     session = LiveSession(StreamingRecognizer(pipeline, 1000.0, "probe"), StreamingVoice(pipeline, 1000.0, "probe"))
-    updates = list(session.updates((emg[i : i + 200], time.perf_counter()) for i in range(0, 5000, 200)))
+    updates = list(session.updates((emg[i : i + 200], time.perf_counter()) for i in range(0, 3400, 200)))
     pieces = [(u.event.time_s, len(u.audio)) for u in updates if u.audio is not None]
     assert len(pieces) >= 2 and pieces[0][0] <= MAX_VOICE_LAG_S + 0.8 + 0.2 + 1e-9  # voiced before the end
     assert updates[-1].event.final and updates[-1].audio is not None
-    assert sum(n for _, n in pieces) / AUDIO_RATE == pytest.approx(5.0, abs=0.1)
+    assert sum(n for _, n in pieces) / AUDIO_RATE == pytest.approx(3.4, abs=0.1)
     assert all(u.voice_latency_ms >= 0 for u in updates if u.audio is not None)
 
 
@@ -124,7 +141,7 @@ def test_the_demo_s_live_tab_runs_a_board_and_names_a_bad_one(runs, tmp_path, ca
     from silentspeech.inference.live import LiveRunner
 
     write_playback_file(tmp_path / "take.csv", np.random.default_rng(0).normal(0, 20, (1200, 8)))
-    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder="griffin-lim", lm=runs / "lm.arpa", beam=4, device="cpu")
+    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder=runs / "vocoder.safetensors", lm=runs / "lm.arpa", beam=4, device="cpu")
     runner = LiveRunner(pipeline, lambda: open_source(f"playback:{tmp_path / 'take.csv'}"))
     demo = build_demo(pipeline, {}, runner, "playback")
     assert {"live_start", "live_stop", "live_poll", "run"} <= {fn.api_name for fn in demo.fns.values()}

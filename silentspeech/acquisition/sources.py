@@ -4,7 +4,10 @@ An :class:`EMGSource` is a context manager (entering it gives the open
 source; leaving it, by an exception or Ctrl-C included, stops the stream and
 releases the board) whose :meth:`~EMGSource.blocks` yields raw EMG blocks
 ``(samples, channels)`` float64 in the board's units (microvolts for OpenBCI
-boards), each with the ``time.perf_counter()`` at which it was read. Every
+boards), each with its *arrival*: the ``time.perf_counter()`` at which its
+newest sample reached this computer, from the source's own timestamps (a
+block read late, while the consumer was busy, arrived earlier than it was
+read, and latencies count from its arrival). Every
 source knows its sampling :attr:`~EMGSource.rate` (Hz) and
 :attr:`~EMGSource.channel_names`.
 
@@ -167,7 +170,7 @@ class EMGSource:
         return len(self.channel_names)
 
     def blocks(self) -> Iterator[tuple[np.ndarray, float]]:
-        """Yield ``(block (samples, channels) float64, arrival perf_counter s)`` until the source ends or fails."""
+        """Yield ``(block (samples, channels) float64, arrival perf_counter s of its newest sample)`` until the source ends or fails."""
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -226,6 +229,7 @@ class BrainFlowSource(EMGSource):
             self.rate = float(shim.get_sampling_rate(board))
             exg = shim.get_exg_channels(board)
             self.package_row = shim.get_package_num_channel(board)
+            self.timestamp_row = shim.get_timestamp_channel(board)
         except board_shim.BrainFlowError as err:
             raise AcquisitionError(f"{where}: BrainFlow describes no EXG channels for it ({_reason(err)})") from None
         self.rows = [exg[i] for i in _pick(len(exg), channels, where)]
@@ -253,7 +257,9 @@ class BrainFlowSource(EMGSource):
                 self.counter.update(data[self.package_row])
                 self.delivered += data.shape[1]
                 last_data = now
-                yield np.ascontiguousarray(data[self.rows].T, dtype=np.float64), now
+                # BrainFlow stamps each sample (Unix seconds) as it takes it in from the board.
+                arrival = min(now, now - (time.time() - data[self.timestamp_row, -1]))
+                yield np.ascontiguousarray(data[self.rows].T, dtype=np.float64), arrival
             elif now - last_data > NO_DATA_TIMEOUT_S:
                 if self.end_samples is not None:
                     log.warning("%s: ended after %d of its %d samples", self.name, self.delivered, self.end_samples)
@@ -305,7 +311,7 @@ class LSLSource(EMGSource):
         from pylsl.util import LostError, TimeoutError
 
         self.name = f"LSL stream {stream!r}"
-        self._lost = LostError
+        self._lost, self._clock = LostError, pylsl.local_clock
         found = pylsl.resolve_byprop("name", stream, 1, timeout)
         if not found:
             raise AcquisitionError(f"{self.name}: none appeared within {timeout:g} s (is its outlet running and on this network?)")
@@ -333,13 +339,15 @@ class LSLSource(EMGSource):
         last_data = time.perf_counter()
         while True:
             try:
-                data, _ = self.inlet.pull_chunk(timeout=0.05, max_samples=4096)
+                data, stamps = self.inlet.pull_chunk(timeout=0.05, max_samples=4096)
             except self._lost:
                 return
             now = time.perf_counter()
             if len(data):
                 last_data = now
-                yield np.asarray(data, dtype=np.float64)[:, self.columns], now
+                # LSL stamps samples on the sender's clock, mapped to ours by time_correction.
+                arrival = min(now, now - (self._clock() - stamps[-1] - self.inlet.time_correction()))
+                yield np.asarray(data, dtype=np.float64)[:, self.columns], arrival
             elif now - last_data > NO_DATA_TIMEOUT_S:
                 raise AcquisitionError(f"{self.name}: no data for {NO_DATA_TIMEOUT_S:g} s")
 

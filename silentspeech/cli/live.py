@@ -131,7 +131,7 @@ def _run_live(args: argparse.Namespace) -> int:
         voice = None if pipeline.producer is None else StreamingVoice(pipeline, source.rate, source.name)
         session = LiveSession(recognizer, voice)
         limit = None if args.seconds is None else round(args.seconds * source.rate)
-        chunks = rechunk(source.blocks(), max(1, round(args.chunk_ms / 1000 * source.rate)), limit)
+        chunks = rechunk(source.blocks(), max(1, round(args.chunk_ms / 1000 * source.rate)), source.rate, limit)
         with GrowingWav(args.out, AUDIO_RATE) if voice else contextlib.nullcontext() as wav:
 
             def events():

@@ -43,13 +43,17 @@ MAX_VOICE_LAG_S = 2.0
 
 
 def rechunk(
-    blocks: Iterable[tuple[np.ndarray, float]], chunk_samples: int, max_samples: int | None = None
+    blocks: Iterable[tuple[np.ndarray, float]], chunk_samples: int, rate: float, max_samples: int | None = None
 ) -> Iterator[tuple[np.ndarray, float]]:
     """Join ``(block (samples, channels), arrival)`` pairs into chunks of ``chunk_samples``; yields ``(chunk, arrival)``.
 
-    A chunk's arrival is that of the block that completed it (its newest
-    sample's); the last chunk may be shorter. Stops after ``max_samples``
-    samples (None: when ``blocks`` ends).
+    ``arrival`` is that of a block's newest sample (``perf_counter`` s); the
+    samples before it are taken to have come at ``rate`` Hz. A consumer that
+    fell behind gets every whole chunk that has arrived since, joined into
+    one, with the arrival of the oldest (so its latency counts the wait), as
+    :func:`~silentspeech.inference.streaming.replay_recording` hands them. The
+    last chunk may be shorter. Stops after ``max_samples`` samples (None: when
+    ``blocks`` ends).
     """
     pending, held, total = [], 0, 0
     for block, arrival in blocks:
@@ -58,10 +62,12 @@ def rechunk(
         pending.append(block)
         held += block.shape[0]
         total += block.shape[0]
-        while held >= chunk_samples:
+        if held >= chunk_samples:
+            whole = held // chunk_samples * chunk_samples
             joined = np.concatenate(pending)
-            yield joined[:chunk_samples], arrival
-            pending, held = [joined[chunk_samples:]], held - chunk_samples
+            # The first chunk's last sample came (held - chunk_samples) samples before this block's newest.
+            yield joined[:whole], arrival - (held - chunk_samples) / rate
+            pending, held = [joined[whole:]], held - whole
         if max_samples is not None and total >= max_samples:
             break
     if held:
@@ -287,7 +293,7 @@ class LiveRunner:
                 recognizer = StreamingRecognizer(self.pipeline, source.rate, source.name)
                 voice = None if self.pipeline.producer is None else StreamingVoice(self.pipeline, source.rate, source.name)
                 session = LiveSession(recognizer, voice)
-                for chunk, arrival in rechunk(source.blocks(), max(1, round(self.chunk_ms / 1000 * source.rate))):
+                for chunk, arrival in rechunk(source.blocks(), max(1, round(self.chunk_ms / 1000 * source.rate)), source.rate):
                     self._record(session.push(chunk, arrival), source.dropped, running=True)
                     if self.stopping.is_set():
                         break
