@@ -141,16 +141,16 @@ class Microphone:
 
 
 def open_microphone() -> Microphone | None:
-    """The default microphone, or None (logged) without the ``sounddevice`` package or an input device."""
+    """The default microphone, or None (the reason logged at debug level) without the ``sounddevice`` package or an input device."""
     try:
         import sounddevice
     except (ImportError, OSError) as err:  # OSError: the package is there but PortAudio is not
-        log.info("no microphone: %s; audio files will hold silence", err)
+        log.debug("no microphone: %s", err)
         return None
     try:
         return Microphone(sounddevice)
     except Exception as err:  # sounddevice.PortAudioError and ValueError (no input device)
-        log.info("no microphone: %s; audio files will hold silence", err)
+        log.debug("no microphone: %s", err)
         return None
 
 

@@ -56,7 +56,7 @@ def _run_record(args: argparse.Namespace) -> int:
     if remaining <= 0:
         raise CLIError(f"{folder}: all {len(prompts.sentences)} prompts of {prompts.book} are recorded; name a new --session")
     count = remaining if args.count is None else min(args.count, remaining)
-    microphone = None if args.no_audio else open_microphone()
+    microphone = None
     tty = sys.stdout.isatty()
     shown = [0.0]
 
@@ -74,6 +74,7 @@ def _run_record(args: argparse.Namespace) -> int:
 
     try:
         with open_board(args, EMGPreprocessing().channels) as source:  # the Gaddy layout holds 8 channels
+            microphone = None if args.no_audio else open_microphone()
             print(f"{source.name}: {source.rate:g} Hz, channels {', '.join(source.channel_names)}; "
                   f"microphone: {microphone.name if microphone else 'none (audio files hold silence)'}")
             print(f"session {folder}: takes {index} to {index + count - 1}, prompts {sentence} to {sentence + count - 1} of {prompts.book}")
