@@ -11,7 +11,8 @@ the vocoder, all in this process. Prints the latency from a chunk's arrival
 to its text (median, p95, max over all chunks) and from the arrival of the
 chunk after which a stretch settled to that stretch's speech (over all
 pieces but the last, which the stream's end voices), the seconds of speech
-and the samples the board dropped.
+the samples the board dropped, and the process CPU time per chunk (a
+load-independent view of the same work).
 
 Without a quickstart output the models are the full TinyMyo speech model
 with random weights (the network's cost does not depend on them), the
@@ -29,6 +30,7 @@ utterance's prompt over its EMG (:class:`SpelledGraph`, as
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +104,7 @@ def main() -> None:
         log_probs = np.concatenate([spelled_posteriors(normalize_text(u.text), round(u.emg_samples / RAW_RATE * FRAME_RATE), rng) for u in test])
         graph = pipeline.recognizer_graph
         write_playback_file(Path(scratch) / "stream.csv", emg)
-        text_ms, voice_ms, speech, dropped, rows = [], [], 0, 0, []
+        text_ms, voice_ms, text_cpu_ms, voice_cpu_ms, speech, dropped, rows = [], [], [], [], 0, 0, []
         pipeline.warm_up()  # the first calls' one-time set-up (vocoder graph, resampler) is not a live latency
         for _ in range(args.repeats):
             pipeline.recognizer_graph = graph
@@ -112,18 +114,28 @@ def main() -> None:
             session = LiveSession(recognizer, StreamingVoice(pipeline, RAW_RATE, "playback"))
             with open_source(f"playback:{Path(scratch) / 'stream.csv'}") as source:  # streams from here on
                 chunks = rechunk(source.blocks(), round(args.chunk_ms / 1000 * source.rate), source.rate)
-                for update in session.updates(chunks):
+                updates = session.updates(chunks)
+                while True:
+                    cpu = time.process_time()
+                    update = next(updates)  # the wait for the board's next chunk costs no CPU
+                    cpu_ms = 1000 * (time.process_time() - cpu)
                     if not update.event.final:
                         text_ms.append(update.event.latency_ms)
+                        (voice_cpu_ms if update.audio is not None else text_cpu_ms).append(cpu_ms)
                     if update.audio is not None:
                         speech += len(update.audio)
                         if not update.event.final:
                             voice_ms.append(update.voice_latency_ms)
+                    if update.event.final:
+                        break
                 dropped += source.dropped
         text = np.percentile(text_ms, [50, 95])
         voice = np.percentile(voice_ms, [50, 95]) if voice_ms else [float("nan")] * 2
         rows.append(["chunk -> text", len(text_ms), text[0], text[1], max(text_ms)])
         rows.append(["chunk -> voice", len(voice_ms), voice[0], voice[1], max(voice_ms, default=float("nan"))])
+        for label, cpu in (("CPU per chunk, text only", text_cpu_ms), ("CPU per chunk, text + voice", voice_cpu_ms)):
+            if cpu:
+                rows.append([label, len(cpu), float(np.median(cpu)), float(np.percentile(cpu, 95)), max(cpu)])
     print_report(
         "Live: playback board -> text and voice",
         ["latency", "count", "median ms", "p95 ms", "max ms"],
@@ -135,7 +147,10 @@ def main() -> None:
             f"playback board (Cyton WiFi master, 1000 Hz) at recording speed, {args.chunk_ms:g} ms chunks, "
             f"{args.repeats} pass(es); {source_note}; vocoder {pipeline.vocoder.description}.",
             f"Speech written: {speech / AUDIO_RATE:.1f} s; samples dropped by the board: {dropped}. "
-            "chunk -> voice: from the arrival of the chunk after which a stretch settled to its speech (the stream's end excluded).",
+            "chunk -> voice: from the arrival of the chunk after which a stretch settled to its speech (the stream's end excluded). "
+            "CPU per chunk: process CPU time (all threads) of handling one chunk (a late consumer's joined chunks count "
+            "as one), apart for chunks that also voiced a stretch; unlike wall-clock latency it does not grow with other "
+            "processes' load.",
         ],
     )
 
