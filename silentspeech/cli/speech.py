@@ -32,7 +32,7 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="WAV file to write (22050 Hz, 16-bit)")
     parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array)")
     _add_inference_mains_argument(parser)
     add_device_argument(parser)
 
@@ -66,7 +66,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "or - (the default) for stdin: little-endian float32 samples with the channels interleaved and no header, "
         "as numpy's emg.astype('<f4').tobytes() writes a (samples, channels) array; --rate is then required",
     )
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array and stdin)")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array and stdin)")
     parser.add_argument("--chunk-ms", type=float, default=200.0, help="EMG per chunk, ms (default: %(default)g)")
     parser.add_argument(
         "--realtime", action=argparse.BooleanOptionalAction, default=True,
