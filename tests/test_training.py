@@ -18,7 +18,7 @@ from silentspeech.config import RecipeError, load_recipe
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.tasks import get_task, load_checkpoint, train_recipe
 from silentspeech.tasks.engine import BatchStream, OptimConfig, TrainerConfig, lr_factor, training_loader
-from silentspeech.tasks.speech_data import check_emg_batch, mix_channels, shift_emg
+from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,22 +115,6 @@ def test_shift_emg_keeps_lengths_and_zero_fills():
         assert 0 <= shift <= 7
         torch.testing.assert_close(shifted[row, 0, : length - shift], emg[row, 0, shift:length])
         assert shifted[row, 0, length - shift :].abs().sum() == 0
-
-
-def test_mix_channels_remixes_each_item_and_keeps_padding_zero():
-    emg = torch.randn(3, 4, 50)
-    emg[2, :, 30:] = 0  # padding
-    assert mix_channels(emg, 0.0) is emg
-    torch.manual_seed(0)
-    mixed = mix_channels(emg, 0.2)
-    assert mixed.shape == emg.shape and mixed[2, :, 30:].abs().sum() == 0
-    # Each item's output is a linear map of its own channels: recover it by least squares.
-    for item in range(3):
-        solution = torch.linalg.lstsq(emg[item, :, :30].T, mixed[item, :, :30].T).solution.T
-        torch.testing.assert_close(solution @ emg[item], mixed[item], atol=1e-4, rtol=1e-4)
-        off_identity = (solution - torch.eye(4)).abs()
-        assert 0.01 < off_identity.mean() < 0.6  # mixed, near the identity
-    assert not torch.allclose(mixed[0], emg[0])
 
 
 def test_recognition_auxiliary_loss_needs_its_heads(cache, tmp_path):

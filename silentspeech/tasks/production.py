@@ -34,9 +34,9 @@ from silentspeech.tasks import Task
 from silentspeech.tasks.engine import RunConfig, TaskModule
 from silentspeech.tasks.speech_data import (
     SpeechDataConfig,
-    augment_emg,
     build_speech_model,
     check_emg_batch,
+    shift_emg,
     train_speech_task,
 )
 
@@ -104,7 +104,7 @@ class ProductionTask(TaskModule):
 
     def __init__(self, model: SpeechModel, config: ProductionConfig) -> None:
         super().__init__(model, config.optim, config.seed)
-        self.data_config = config.data
+        self.max_shift = config.data.max_shift
         self.phoneme_weight = config.loss.phoneme_weight
         self._scores: list[tuple[str, float, float]] = []
 
@@ -121,7 +121,7 @@ class ProductionTask(TaskModule):
         return outputs, frames, production_losses(outputs, frames, batch, self.phoneme_weight)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        batch = {**batch, "emg": augment_emg(batch["emg"], batch["emg_lengths"], self.data_config)}
+        batch = {**batch, "emg": shift_emg(batch["emg"], batch["emg_lengths"], self.max_shift)}
         _, _, losses = self._losses(batch)
         loss = losses.mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(losses))

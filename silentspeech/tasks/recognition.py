@@ -31,9 +31,9 @@ from silentspeech.tasks.engine import RunConfig, TaskModule
 from silentspeech.tasks.production import production_losses, start_acoustic_head_at_mean
 from silentspeech.tasks.speech_data import (
     SpeechDataConfig,
-    augment_emg,
     build_speech_model,
     check_emg_batch,
+    shift_emg,
     train_speech_task,
 )
 from silentspeech.text import BLANK
@@ -92,7 +92,7 @@ class RecognitionTask(TaskModule):
 
     def __init__(self, model: SpeechModel, config: RecognitionConfig) -> None:
         super().__init__(model, config.optim, config.seed)
-        self.data_config = config.data
+        self.max_shift = config.data.max_shift
         self.loss_config = config.loss
         if config.loss.auxiliary_weight > 0 and not {"acoustic", "phoneme"} <= set(model.config.outputs):
             raise ValueError(
@@ -106,7 +106,7 @@ class RecognitionTask(TaskModule):
             start_acoustic_head_at_mean(self.model, self.trainer.datamodule.target_mean())
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        batch = {**batch, "emg": augment_emg(batch["emg"], batch["emg_lengths"], self.data_config)}
+        batch = {**batch, "emg": shift_emg(batch["emg"], batch["emg_lengths"], self.max_shift)}
         log_probs, frames, outputs = ctc_outputs(self.model, batch)
         loss = ctc_loss(log_probs, frames, batch)
         size = len(batch["ids"])
