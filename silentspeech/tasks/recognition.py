@@ -93,10 +93,11 @@ class RecognitionTask(TaskModule):
     def __init__(self, model: SpeechModel, config: RecognitionConfig) -> None:
         super().__init__(model, config.optim, config.seed)
         self.max_shift = config.data.max_shift
-        self.loss_config = config.loss
-        if config.loss.auxiliary_weight > 0 and not {"acoustic", "phoneme"} <= set(model.config.outputs):
+        # Subclasses for other inputs (task: audio_asr) have no loss section: CTC alone.
+        self.loss_config = getattr(config, "loss", None) or RecognitionLossConfig()
+        if self.loss_config.auxiliary_weight > 0 and not {"acoustic", "phoneme"} <= set(model.config.outputs):
             raise ValueError(
-                f"loss.auxiliary_weight={config.loss.auxiliary_weight:g} needs model.outputs to hold 'acoustic' and 'phoneme' "
+                f"loss.auxiliary_weight={self.loss_config.auxiliary_weight:g} needs model.outputs to hold 'acoustic' and 'phoneme' "
                 f"besides 'ctc' (got {list(model.config.outputs)})"
             )
         self._decoded: list[tuple[str, str, str]] = []
