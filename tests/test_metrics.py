@@ -7,14 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from silentspeech.metrics import (
-    bootstrap_error_rate,
-    classification_scores,
-    error_rates,
-    paired_bootstrap_difference,
-    regression_scores,
-    utterance_errors,
-)
+from silentspeech.metrics import bootstrap_error_rate, classification_scores, error_rates, paired_bootstrap_difference, regression_scores, utterance_errors
 
 
 def test_corpus_level_counts_pinned():

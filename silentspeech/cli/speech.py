@@ -29,11 +29,7 @@ def _add_inference_mains_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_espeak_arguments(parser: argparse.ArgumentParser) -> None:
     """--espeak-voice and --espeak-rate: how espeak-ng speaks the recogniser's text (voice through text)."""
-    from silentspeech.inference.text_voice import (
-        DEFAULT_ESPEAK_RATE,
-        DEFAULT_ESPEAK_VOICE,
-        ESPEAK_RATES,
-    )
+    from silentspeech.inference.text_voice import DEFAULT_ESPEAK_RATE, DEFAULT_ESPEAK_VOICE, ESPEAK_RATES
 
     parser.add_argument(
         "--espeak-voice", default=DEFAULT_ESPEAK_VOICE,
@@ -152,11 +148,7 @@ def _run_stream(args: argparse.Namespace) -> int:
     from silentspeech.data.emg_files import read_emg_file
     from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
-    from silentspeech.inference.streaming import (
-        StreamingRecognizer,
-        read_float32_chunks,
-        replay_recording,
-    )
+    from silentspeech.inference.streaming import StreamingRecognizer, read_float32_chunks, replay_recording
 
     if args.chunk_ms <= 0:
         raise CLIError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")

@@ -41,13 +41,7 @@ from tqdm import tqdm
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.evaluation.asr import AudioASR
 from silentspeech.features import acoustic_features
-from silentspeech.metrics import (
-    bootstrap_error_rate,
-    error_rates,
-    mel_cepstral_distortion,
-    paired_bootstrap_difference,
-    utterance_errors,
-)
+from silentspeech.metrics import bootstrap_error_rate, error_rates, mel_cepstral_distortion, paired_bootstrap_difference, utterance_errors
 from silentspeech.runs import run_directory, run_path
 from silentspeech.vocoder import DEFAULT_VOCODER
 from silentspeech.vocoder.synthesis import Vocoder
