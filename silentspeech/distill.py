@@ -237,7 +237,7 @@ def _feature_width(model: nn.Module) -> int:
 def _speech_module(student: nn.Module, config: Any, teacher: nn.Module, settings: DistillConfig) -> TaskModule:
     from silentspeech.tasks.production import ProductionTask, production_losses
     from silentspeech.tasks.recognition import RecognitionTask, ctc_loss
-    from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
+    from silentspeech.tasks.speech_data import augment_emg, check_emg_batch
 
     def forward_both(self: Any, batch: dict, key: str) -> tuple[dict, dict, torch.Tensor, torch.Tensor]:
         check_emg_batch(batch, self.model.config.emg_channels)
@@ -259,7 +259,7 @@ def _speech_module(student: nn.Module, config: Any, teacher: nn.Module, settings
         """CTC mixed with KL to the teacher's softened frame posteriors (blank included)."""
 
         def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-            batch = {**batch, "emg": shift_emg(batch["emg"], batch["emg_lengths"], self.max_shift)}
+            batch = {**batch, "emg": augment_emg(batch["emg"], batch["emg_lengths"], self.data_config)}
             outputs, teacher_outputs, frames, mask = forward_both(self, batch, "ctc_logits")
             hard = ctc_loss(F.log_softmax(outputs["ctc_logits"].float(), dim=-1), frames, batch)
             soft = soft_target_kl(outputs["ctc_logits"], teacher_outputs["ctc_logits"], self.settings.temperature, mask)
@@ -269,7 +269,7 @@ def _speech_module(student: nn.Module, config: Any, teacher: nn.Module, settings
         """The production loss mixed with the squared error to the teacher's predicted features."""
 
         def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-            batch = {**batch, "emg": shift_emg(batch["emg"], batch["emg_lengths"], self.max_shift)}
+            batch = {**batch, "emg": augment_emg(batch["emg"], batch["emg_lengths"], self.data_config)}
             outputs, teacher_outputs, frames, mask = forward_both(self, batch, "acoustic")
             hard = production_losses(outputs, frames, batch, self.phoneme_weight).mean()
             squared = (outputs["acoustic"].float() - teacher_outputs["acoustic"].float()).pow(2).mean(-1)

@@ -18,7 +18,7 @@ from silentspeech.config import RecipeError, load_recipe
 from silentspeech.data.cache import LengthBucketBatchSampler
 from silentspeech.tasks import get_task, load_checkpoint, train_recipe
 from silentspeech.tasks.engine import BatchStream, OptimConfig, TrainerConfig, lr_factor, training_loader
-from silentspeech.tasks.speech_data import check_emg_batch, shift_emg
+from silentspeech.tasks.speech_data import check_emg_batch, mix_channels, shift_emg
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,6 +115,44 @@ def test_shift_emg_keeps_lengths_and_zero_fills():
         assert 0 <= shift <= 7
         torch.testing.assert_close(shifted[row, 0, : length - shift], emg[row, 0, shift:length])
         assert shifted[row, 0, length - shift :].abs().sum() == 0
+
+
+def test_mix_channels_remixes_each_item_and_keeps_padding_zero():
+    emg = torch.randn(3, 4, 50)
+    emg[2, :, 30:] = 0  # padding
+    assert mix_channels(emg, 0.0) is emg
+    torch.manual_seed(0)
+    mixed = mix_channels(emg, 0.2)
+    assert mixed.shape == emg.shape and mixed[2, :, 30:].abs().sum() == 0
+    # Each item's output is a linear map of its own channels: recover it by least squares.
+    for item in range(3):
+        solution = torch.linalg.lstsq(emg[item, :, :30].T, mixed[item, :, :30].T).solution.T
+        torch.testing.assert_close(solution @ emg[item], mixed[item], atol=1e-4, rtol=1e-4)
+        off_identity = (solution - torch.eye(4)).abs()
+        assert 0.01 < off_identity.mean() < 0.6  # mixed, near the identity
+    assert not torch.allclose(mixed[0], emg[0])
+
+
+def test_recognition_auxiliary_loss_needs_its_heads(cache, tmp_path):
+    from silentspeech.tasks.recognition import RecognitionTask
+
+    config = _config("recognition", cache, tmp_path / "run", "loss.auxiliary_weight=0.1")
+    with pytest.raises(ValueError, match=r"auxiliary_weight=0.1 needs model.outputs.*'acoustic' and 'phoneme'"):
+        RecognitionTask(get_task("recognition").build_model(config), config)
+
+
+def test_recognition_auxiliary_loss_trains_every_head(cache, tmp_path):
+    """CTC plus the production loss: a few steps move the acoustic and phoneme heads too, and the run saves all three."""
+    out = tmp_path / "run"
+    config = _config(
+        "recognition", cache, out, "loss.auxiliary_weight=0.1", "model.outputs=[ctc,acoustic,phoneme]",
+        "trainer.max_steps=4", "trainer.max_epochs=1", "trainer.val_every_steps=0", "trainer.log_every_steps=1",
+    )
+    run = get_task("recognition").train(config)
+    weights = load_file(str(Path(run) / "best.safetensors"))
+    assert {"heads.ctc.weight", "heads.acoustic.weight", "heads.phoneme.weight"} <= set(weights)
+    auxiliary = _csv_column(Path(run), "train/auxiliary_loss")
+    assert auxiliary and all(np.isfinite(auxiliary))
 
 
 def test_wrong_channel_count_is_a_clear_error():

@@ -62,7 +62,7 @@ def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search with --via text (default: the one tune-lm saved, else no LM)")
     add_beam_search_arguments(parser)
     add_espeak_arguments(parser)
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array)")
     _add_inference_mains_argument(parser)
     add_device_argument(parser)
 
@@ -123,7 +123,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "or - (the default) for stdin: little-endian float32 samples with the channels interleaved and no header, "
         "as numpy's emg.astype('<f4').tobytes() writes a (samples, channels) array; --rate is then required",
     )
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array and stdin)")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array and stdin)")
     parser.add_argument("--chunk-ms", type=float, default=200.0, help="EMG per chunk, ms (default: %(default)g)")
     parser.add_argument(
         "--realtime", action=argparse.BooleanOptionalAction, default=True,

@@ -16,12 +16,13 @@ Recordings longer than 20 s run through the models (and speech longer than
 10 s through the vocoder, in 5 s windows) in overlapping windows
 (:mod:`silentspeech.inference.windows`), so memory grows only linearly with length.
 
-Plausible recordings (:func:`check_recording`): surface EMG carries power up
-to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the
-signal the models were trained on and is refused, as is one above 20 kHz (no
-sEMG amplifier samples faster; such a rate is a unit mistake). The recording
-must last 0.25 to 120 s at the given rate: a wrong ``--rate`` usually shows as
-an utterance of implausible length.
+Plausible recordings (:func:`check_recording`): a rate from 250 Hz to 20 kHz
+(:func:`~silentspeech.preprocessing.check_emg_rate`, where the bounds and
+their reason stand), resampled to the models' 689.06 Hz; a rate below the one
+the models were trained on (the run's recorded ``data.preprocessing.rate``)
+is accepted with a warning, once per source, since the band above half the
+rate is missing. The recording must last 0.25 to 120 s at the given rate: a
+wrong ``--rate`` usually shows as an utterance of implausible length.
 
 Filter priming (:func:`primed_neighbours`): the training cache filters each
 utterance joined with the previous and next recordings of its session, so its
@@ -56,11 +57,11 @@ from silentspeech.inference.text_voice import TextVoice
 from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
 from silentspeech.preprocessing import (
     EMG_RATE,
-    RAW_EMG_RATE,
     EMGError,
     EMGPreprocessing,
     amplitude_warning,
     check_emg,
+    check_emg_rate,
     differing_constants,
     preprocess_emg,
 )
@@ -68,10 +69,6 @@ from silentspeech.runtime import pick_device
 from silentspeech.vocoder import DEFAULT_VOCODER
 from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
-#: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
-MIN_EMG_RATE = 900.0
-#: Highest accepted raw EMG rate, Hz.
-MAX_EMG_RATE = 20_000.0
 #: Accepted recording durations, seconds.
 MIN_SECONDS, MAX_SECONDS = 0.25, 120.0
 #: Seconds at each end of a recording whose mean is its baseline there: whole periods of 50 and 60 Hz and their harmonics.
@@ -80,19 +77,18 @@ BASELINE_SECONDS = 0.1
 PRIMING_SECONDS = 0.5
 
 
-def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "EMG") -> np.ndarray:
+def check_recording(
+    emg: np.ndarray, rate: float, channels: int, source: str = "EMG", trained_rate: float | None = None
+) -> np.ndarray:
     """Validate raw EMG ``(samples, channels)`` at ``rate`` Hz for the models; returns it as float64.
 
     Raises :class:`~silentspeech.preprocessing.EMGError` naming ``source`` for a
     wrong channel count, NaN, or a rate or duration outside the plausible
-    ranges of the module docstring.
+    ranges of the module docstring; warns (once per source) when ``rate`` is
+    below ``trained_rate`` (Hz, the raw rate the models were trained on).
     """
     emg = check_emg(emg, channels, source)
-    if not MIN_EMG_RATE <= rate <= MAX_EMG_RATE:
-        raise EMGError(
-            f"{source}: sampling rate {rate:g} Hz is implausible for surface EMG; it must be {MIN_EMG_RATE:g} to "
-            f"{MAX_EMG_RATE:g} Hz (at least twice the 450 Hz EMG band). Check --rate"
-        )
+    check_emg_rate(rate, source, trained_rate)
     seconds = emg.shape[0] / rate
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
         raise EMGError(
@@ -283,15 +279,17 @@ class SilentSpeechPipeline:
         one-time set-up (seconds on a CPU); a server calls this before its
         first request so that request's timings show the steady state.
         """
-        self.run(np.zeros((int(RAW_EMG_RATE), self.channels)), RAW_EMG_RATE)
+        rate = self.preprocessing.rate  # the training rate: no warning about a missing band
+        self.run(np.zeros((int(rate), self.channels)), rate)
 
     def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
         """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked.
 
         The filters are primed with :func:`primed_neighbours`, so the edges
         resemble the training cache's, where each utterance was filtered between its neighbours.
+        A rate below the models' training rate (``preprocessing.rate``) is warned about once per source.
         """
-        emg = check_recording(emg, rate, self.channels, source)
+        emg = check_recording(emg, rate, self.channels, source, trained_rate=self.preprocessing.rate)
         before, after = primed_neighbours(emg, rate)
         config = replace(self.preprocessing, rate=rate, channels=self.channels)
         return preprocess_emg(emg, config, before=before, after=after, source=source)

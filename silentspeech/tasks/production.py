@@ -34,9 +34,9 @@ from silentspeech.tasks import Task
 from silentspeech.tasks.engine import RunConfig, TaskModule
 from silentspeech.tasks.speech_data import (
     SpeechDataConfig,
+    augment_emg,
     build_speech_model,
     check_emg_batch,
-    shift_emg,
     train_speech_task,
 )
 
@@ -84,6 +84,18 @@ def production_losses(outputs: dict, frame_lengths: torch.Tensor, batch: dict, p
     return losses
 
 
+def start_acoustic_head_at_mean(model: SpeechModel, target_mean: torch.Tensor) -> None:
+    """Set the bias of ``model``'s acoustic head to ``target_mean`` (n_mfcc,), the mean training frame.
+
+    MFCC sit far from zero (c0 averages about -64 on the synthetic corpus):
+    training then begins at the "predict the mean" baseline instead of
+    spending its first epochs moving the bias. A resumed run overwrites this
+    with its checkpoint (restored after ``setup``).
+    """
+    with torch.no_grad():
+        model.heads["acoustic"].bias.copy_(target_mean)
+
+
 class ProductionTask(TaskModule):
     """Training of a :class:`SpeechModel` with ``acoustic`` (and ``phoneme``) heads."""
 
@@ -92,19 +104,13 @@ class ProductionTask(TaskModule):
 
     def __init__(self, model: SpeechModel, config: ProductionConfig) -> None:
         super().__init__(model, config.optim, config.seed)
-        self.max_shift = config.data.max_shift
+        self.data_config = config.data
         self.phoneme_weight = config.loss.phoneme_weight
         self._scores: list[tuple[str, float, float]] = []
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            # MFCC sit far from zero (c0 averages about -64 on the synthetic corpus):
-            # start the acoustic head at the mean training frame, so training begins at
-            # the "predict the mean" baseline instead of spending its first epochs moving
-            # the bias. A resumed run overwrites this with its checkpoint (restored after setup).
-            head = self.model.heads["acoustic"]
-            with torch.no_grad():
-                head.bias.copy_(self.trainer.datamodule.target_mean())
+            start_acoustic_head_at_mean(self.model, self.trainer.datamodule.target_mean())
 
     def _losses(self, batch: dict) -> tuple[dict, torch.Tensor, torch.Tensor]:
         check_emg_batch(batch, self.model.config.emg_channels)
@@ -115,7 +121,7 @@ class ProductionTask(TaskModule):
         return outputs, frames, production_losses(outputs, frames, batch, self.phoneme_weight)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        batch = {**batch, "emg": shift_emg(batch["emg"], batch["emg_lengths"], self.max_shift)}
+        batch = {**batch, "emg": augment_emg(batch["emg"], batch["emg_lengths"], self.data_config)}
         _, _, losses = self._losses(batch)
         loss = losses.mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(losses))

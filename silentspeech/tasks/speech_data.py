@@ -57,6 +57,9 @@ class SpeechDataConfig:
     #: Training augmentation: shift each utterance's EMG left by 0..max_shift samples
     #: (Gaddy reference code; docs/design.md, *EMG preprocessing*).
     max_shift: int = 7
+    #: Training augmentation imitating moved electrodes: each utterance's channels are remixed by
+    #: I + channel_mixing x N(0, 1) (gains on the diagonal, cross-talk off it; 0 = off; :func:`mix_channels`).
+    channel_mixing: float = 0.0
 
 
 def check_emg_batch(batch: dict, channels: int) -> None:
@@ -85,6 +88,28 @@ def shift_emg(emg: torch.Tensor, lengths: torch.Tensor, max_shift: int) -> torch
     keep = source < lengths.to(emg.device)[:, None]
     shifted = torch.gather(emg, 2, source.clamp(max=samples - 1)[:, None].expand_as(emg))
     return shifted * keep[:, None].to(emg.dtype)
+
+
+def mix_channels(emg: torch.Tensor, strength: float) -> torch.Tensor:
+    """Remix each item's channels of ``emg`` (B, C, T) by its own matrix I + ``strength`` x N(0, 1) (C, C).
+
+    A displaced electrode picks up its muscles in other proportions, and its
+    contact changes its gain: to first order a small linear remix of the
+    channels. The preprocessing before the cache is linear and per channel
+    (notches, high-pass, resampling, one scale), so remixing preprocessed
+    EMG is remixing the recording. Padding stays zero. Draws from torch's
+    global generator; ``strength`` 0 returns ``emg`` as it is.
+    """
+    if strength <= 0:
+        return emg
+    batch, channels, _ = emg.shape
+    mixing = torch.eye(channels, device=emg.device) + strength * torch.randn(batch, channels, channels, device=emg.device)
+    return torch.bmm(mixing.to(emg.dtype), emg)
+
+
+def augment_emg(emg: torch.Tensor, lengths: torch.Tensor, config: SpeechDataConfig) -> torch.Tensor:
+    """The training augmentation of ``config`` on a batch ``emg`` (B, C, T) with ``lengths`` (B,) valid samples: shift, then remix."""
+    return mix_channels(shift_emg(emg, lengths, config.max_shift), config.channel_mixing)
 
 
 def check_cache_preprocessing(cache: str | os.PathLike, settings: dict, preprocessing: EMGPreprocessing) -> None:
