@@ -65,7 +65,8 @@ def test_voice_via_text_bad_input_is_one_line_or_a_warning(toy_recognizer, tmp_p
 
     encoder = TinyMyoConfig(dim=16, depth=1, heads=1, mlp_dim=32)
     producer = save_run(tmp_path / "production", SpeechModel(SpeechModelConfig(width=16, encoder=encoder, outputs=["acoustic"])), "production")
-    for checkpoint, found in ((producer, "is a production run"), (tmp_path / "nothing", "is no run")):
+    (tmp_path / "empty").mkdir()
+    for checkpoint, found in ((producer, "is a production run"), (tmp_path / "nothing", "does not exist"), (tmp_path / "empty", "is no run")):
         assert main(["voice", str(checkpoint), *common]) == 2
         error = capsys.readouterr().err.strip()
         assert "--via text speaks a recogniser's text: give a recognition run" in error and found in error

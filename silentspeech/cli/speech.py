@@ -79,10 +79,10 @@ def _voice_pipeline(args: argparse.Namespace) -> SilentSpeechPipeline:
     from silentspeech.runs import config_file
 
     config = config_file(args.checkpoint)
-    task = recipe_task(config) if config.is_file() else None
+    task = recipe_task(config) if args.checkpoint.exists() and config.is_file() else None
     if task != "recognition":
-        found = f"a {task} run" if task else f"no run (no {config})"
-        raise CLIError(f"--via text speaks a recogniser's text: give a recognition run as CHECKPOINT ({args.checkpoint} is {found})")
+        found = f"is a {task} run" if task else ("does not exist" if not args.checkpoint.exists() else f"is no run (no {config})")
+        raise CLIError(f"--via text speaks a recogniser's text: give a recognition run as CHECKPOINT ({args.checkpoint} {found})")
     settings = resolve_lm_settings(args.checkpoint, args.lm, args.alpha, args.beta, args.beam)
     return SilentSpeechPipeline(
         recognizer=args.checkpoint, device=args.device, mains=args.mains, text_voice=TextVoice(args.espeak_voice, args.espeak_rate),
