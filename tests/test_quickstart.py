@@ -113,7 +113,7 @@ def test_every_stage_with_tiny_models_writes_the_report_then_is_reused(tmp_path,
     # An untrained model's posteriors keep a wide beam busy for a minute.
     monkeypatch.setattr(lm_settings, "DEFAULT_BEAM_WIDTH", 4)
     # Two workers: the pretrained and the from-scratch models train side by side, one process each.
-    first = run_quickstart(tmp_path, utterances=20, workers=2, overrides=TINY)
+    first = run_quickstart(tmp_path, utterances=20, workers=2, overrides=TINY, compare_scratch=True)
     assert tuple(first.paths) == DEFAULT_STAGES and not first.reused
     out = capsys.readouterr().out
     assert "Start the demo:" in out and "report.md" in out
