@@ -120,7 +120,7 @@ def test_shift_emg_keeps_lengths_and_zero_fills():
 def test_recognition_auxiliary_loss_needs_its_heads(cache, tmp_path):
     from silentspeech.tasks.recognition import RecognitionTask
 
-    config = _config("recognition", cache, tmp_path / "run", "loss.auxiliary_weight=0.1")
+    config = _config("recognition", cache, tmp_path / "run", "loss.auxiliary_weight=0.1", "model.outputs=[ctc]")
     with pytest.raises(ValueError, match=r"auxiliary_weight=0.1 needs model.outputs.*'acoustic' and 'phoneme'"):
         RecognitionTask(get_task("recognition").build_model(config), config)
 
