@@ -9,7 +9,7 @@ cannot rank them. For each seed this script does what the quickstart's
 seed for the pretraining and for both fine-tunes, on the quickstart's corpus
 and cache: the pretraining at ``--threads`` threads, then the two fine-tunes
 side by side at half as many each (:func:`silentspeech.quickstart.run.train_side_by_side`).
-Seed 0 is the quickstart's own run: its finished models are reused.
+Seed 0 reuses the quickstart's own runs when it was run with ``--scratch``.
 
 It prints each seed's test metric (greedy CER for recognition, the DTW
 feature distance for production; lower is better) for both starts, their

@@ -28,6 +28,7 @@ from silentspeech.features import AUDIO_RATE, write_wav
 from silentspeech.figures import emg_figure, spectrogram_figure
 from silentspeech.inference.live import LiveRunner
 from silentspeech.inference.pipeline import MAX_SECONDS, MIN_SECONDS, PipelineResult, SilentSpeechPipeline
+from silentspeech.inference.text_voice import TEXT_VOICE_LABEL
 from silentspeech.tables import markdown_table
 
 log = logging.getLogger("silentspeech.demo")
@@ -54,6 +55,7 @@ STAGE_LABELS = {
     "preprocess": "EMG filtering and resampling",
     "recognize": "recognition model + greedy decoding",
     "beam_search": "beam search",
+    "speak": "espeak-ng (text -> speech)",
     "produce": "production model",
     "vocode": "vocoder",
     "figures": "figures",
@@ -83,7 +85,7 @@ def _speech_file(audio: np.ndarray, rate: int) -> str:
 
 
 #: The outputs of ``/run`` when there is nothing to show but the status message.
-NO_OUTPUTS = (None,) * 8
+NO_OUTPUTS = (None,) * 10
 
 
 def run_recording(
@@ -126,10 +128,12 @@ def _shown_result(recording: EMGRecording, result: PipelineResult, read_seconds:
     figure_start = time.perf_counter()
     name = Path(recording.source).name
     emg_plot = emg_figure(recording.emg, recording.rate, result.emg, title=f"{name}: raw and filtered EMG")
-    spectrogram_plot = speech = None
+    spectrogram_plot = speech = text_speech = None
     if result.features is not None:
         spectrogram_plot = spectrogram_figure(result.features, title="predicted log-mel spectrogram (86.13 Hz frames)")
         speech = _speech_file(result.audio, result.audio_rate)
+    if result.text_audio is not None and result.text_audio.size:
+        text_speech = _speech_file(result.text_audio, result.audio_rate)
     timings = {"read": read_seconds, **result.timings, "figures": time.perf_counter() - figure_start}
     seconds = recording.emg.shape[0] / recording.rate
     status = f"Decoded {name}: {seconds:.2f} s of EMG at {recording.rate:g} Hz, {recording.emg.shape[1]} channels."
@@ -141,6 +145,8 @@ def _shown_result(recording: EMGRecording, result: PipelineResult, read_seconds:
         result.beam_text,
         recording.text,
         synthesis_label(result.synthesis_method, result.vocoder),
+        text_speech,
+        None if result.text_voice is None else f"text -> {result.text_voice}",
         emg_plot,
         spectrogram_plot,
         _timings_table(timings),
@@ -199,7 +205,9 @@ def build_demo(
 
     The one event, ``/run`` (inputs: uploaded files, rate in Hz, example label),
     returns status message, speech (a WAV file), greedy text, beam-search text, prompt,
-    synthesis method, EMG figure, spectrogram figure and the timings table.
+    synthesis method, the speech through text (a WAV file of the beam text spoken by
+    espeak-ng, when the pipeline has a text voice) and what spoke it, EMG figure,
+    spectrogram figure and the timings table.
     """
     examples = dict(examples or {})
 
@@ -232,6 +240,8 @@ def build_demo(
                 beam = gr.Textbox(label="text (beam search + language model)", elem_id="beam-text")
                 prompt = gr.Textbox(label="prompt (the reference text, from the utterance's info.json)")
                 method = gr.Textbox(label="speech synthesis")
+                text_audio = gr.Audio(label=f"speech through text ({TEXT_VOICE_LABEL}: the beam-search text spoken, not the direct path)")
+                text_method = gr.Textbox(label="voice through text")
                 timings_table = gr.Markdown()
         with gr.Row():
             # The figures carry their own titles; a component label would cover them.
@@ -246,7 +256,7 @@ def build_demo(
         button.click(
             run,
             inputs=[files, rate, example],
-            outputs=[status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings_table],
+            outputs=[status, audio, greedy, beam, prompt, method, text_audio, text_method, emg_plot, spectrogram_plot, timings_table],
             api_name="run",
             concurrency_limit=CONCURRENT_REQUESTS,
         )

@@ -130,24 +130,26 @@ def _mean_psd_on_grid(emg: np.ndarray, rate: float, grid: np.ndarray) -> np.ndar
     return np.stack([np.interp(grid, freqs, psd[:, c]) for c in range(psd.shape[1])], axis=1).mean(axis=1)
 
 
-def corpus_emg_statistics(utterances: Sequence[Utterance], sample: int = 20, mains: float = 60.0) -> EMGStatistics | None:
-    """:func:`emg_statistics` of up to ``sample`` utterances of a Gaddy-layout corpus (raw EMG at 1 kHz).
+def corpus_emg_statistics(
+    utterances: Sequence[Utterance], sample: int = 20, mains: float = 60.0, rate: float = RAW_EMG_RATE
+) -> EMGStatistics | None:
+    """:func:`emg_statistics` of up to ``sample`` utterances of a Gaddy-layout corpus (raw EMG at ``rate`` Hz, Gaddy's 1 kHz).
 
     Silent utterances are measured when there are any (the acceptance figures
     of the synthetic corpus are about them), else voiced ones; the sample is
     spread evenly over the list. Utterances whose EMG cannot be read are left
     out (the count of measured ones is in the result). Returns None when
-    none is left.
+    none is left, or when ``rate`` is below the 600 Hz the statistics need.
     """
     pool = [u for u in utterances if u.silent] or list(utterances)
-    if not pool:
+    if not pool or rate < 2 * BAND[1]:
         return None
     chosen = [pool[int(k)] for k in np.unique(np.linspace(0, len(pool) - 1, min(sample, len(pool))).round())]
     recordings = []
     for utterance in chosen:
         try:
-            recordings.append(read_emg_file(utterance.emg_path, rate=RAW_EMG_RATE).emg)
+            recordings.append(read_emg_file(utterance.emg_path, rate=rate).emg)
         except EMGError as err:
             log.warning("EMG statistics: %s", err)
-    usable = [r for r in recordings if r.shape[0] >= RAW_EMG_RATE / 4]
-    return emg_statistics(usable, RAW_EMG_RATE, mains) if usable else None
+    usable = [r for r in recordings if r.shape[0] >= rate / 4]
+    return emg_statistics(usable, rate, mains) if usable else None

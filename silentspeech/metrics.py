@@ -12,11 +12,14 @@ equal-length signals) and :func:`mel_cepstral_distortion` (dB, on cepstra
 such as :func:`silentspeech.features.acoustic_features`, DTW-aligned by
 librosa when the lengths differ).
 
-Comparing two systems on the same utterances: :func:`paired_bootstrap_difference`
-(the difference of corpus-level error rates with a percentile interval from
-resampling utterances, Koehn 2004, "Statistical significance tests for
-machine translation evaluation"; a few lines of numpy, which no installed
-library offers for paired corpus-level rates).
+How sure a rate is: :func:`bootstrap_error_rate` (a corpus-level error rate
+with a percentile interval from resampling utterances, Efron & Tibshirani
+1993) and, comparing two systems on the same utterances,
+:func:`paired_bootstrap_difference` (the difference of their corpus-level
+rates, both systems resampled on the same utterances: Bisani & Ney 2004 for
+ASR, Koehn 2004 for machine translation); a few lines of numpy, which no
+installed library offers for corpus-level rates (docs/design.md, *Text,
+decoding and scoring*).
 
 Gestures and kinematics: :func:`classification_scores` (accuracy, macro-F1,
 confusion matrix; :func:`silentspeech.figures.confusion_figure` draws it) and
@@ -149,6 +152,60 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _bootstrap_inputs(name: str, *arrays: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+    """The per-utterance sequences as float64 vectors, checked: equal length N >= 1, references not all empty."""
+    vectors = [np.asarray(x, dtype=np.float64) for x in arrays]
+    if len({v.shape for v in vectors}) != 1 or vectors[0].ndim != 1 or len(vectors[0]) == 0:
+        shapes = ", ".join(str(v.shape) for v in vectors)
+        raise ValueError(f"{name} needs {len(vectors)} equal-length, non-empty 1-D sequences, got shapes {shapes}")
+    if vectors[-1].sum() <= 0:
+        raise ValueError(f"{name}: the references are empty")
+    return vectors
+
+
+def _resampled_rates(errors: np.ndarray, lengths: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Corpus-level error rate of each resample: ``(resamples,)``, from ``picks`` ``(resamples, N)`` utterance indices."""
+    return errors[picks].sum(axis=1) / np.maximum(lengths[picks].sum(axis=1), 1.0)
+
+
+def _bootstrap_picks(utterances: int, resamples: int, seed: int) -> np.ndarray:
+    """``(resamples, utterances)`` indices drawn with replacement; the same for the same arguments."""
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    return np.random.default_rng(seed).integers(0, utterances, size=(resamples, utterances))
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` of ``values`` (percentile interval)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie between 0 and 1, got {level}")
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_error_rate(
+    errors: Sequence[int] | np.ndarray,
+    reference_lengths: Sequence[int] | np.ndarray,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Corpus-level error rate of one system with a bootstrap interval over utterances.
+
+    ``errors``: edits per utterance (e.g. word errors), ``reference_lengths``:
+    reference units per utterance, both of length N >= 1. Utterances are
+    resampled with replacement ``resamples`` times (fixed ``seed``) and the
+    corpus-level rate (all edits over all reference units) is recomputed for
+    each resample; returns ``(rate, low, high)`` as fractions, the interval
+    holding ``level`` of the resampled rates. With the same N, ``resamples``
+    and ``seed`` the resamples are those of :func:`paired_bootstrap_difference`.
+    """
+    e, n = _bootstrap_inputs("bootstrap_error_rate", errors, reference_lengths)
+    rates = _resampled_rates(e, n, _bootstrap_picks(len(e), resamples, seed))
+    return float(e.sum() / n.sum()), *_percentile_interval(rates, level)
+
+
 def paired_bootstrap_difference(
     errors_a: Sequence[int] | np.ndarray,
     errors_b: Sequence[int] | np.ndarray,
@@ -162,21 +219,15 @@ def paired_bootstrap_difference(
     ``errors_a``, ``errors_b``: edits per utterance (e.g. character errors),
     ``reference_lengths``: reference units per utterance, all of length N >= 1.
     Utterances are resampled with replacement ``resamples`` times (fixed
-    ``seed``); returns ``(difference, low, high)`` as fractions, the interval
+    ``seed``), each resample keeping both systems' errors on the utterances it
+    drew (the pairing); returns ``(difference, low, high)`` as fractions, the interval
     holding ``level`` of the resampled differences. An interval that holds 0
     means the run cannot tell the systems apart.
     """
-    a, b, n = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, reference_lengths))
-    if not (a.shape == b.shape == n.shape) or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"paired_bootstrap_difference needs three equal-length, non-empty 1-D sequences, got shapes {a.shape}, {b.shape}, {n.shape}")
-    if n.sum() <= 0:
-        raise ValueError("paired_bootstrap_difference: the references are empty")
-    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    totals = n[picks].sum(axis=1)
-    differences = (a[picks].sum(axis=1) - b[picks].sum(axis=1)) / np.maximum(totals, 1.0)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(differences, [tail, 100.0 - tail])
-    return float((a.sum() - b.sum()) / n.sum()), float(low), float(high)
+    a, b, n = _bootstrap_inputs("paired_bootstrap_difference", errors_a, errors_b, reference_lengths)
+    picks = _bootstrap_picks(len(a), resamples, seed)
+    differences = _resampled_rates(a, n, picks) - _resampled_rates(b, n, picks)
+    return float((a.sum() - b.sum()) / n.sum()), *_percentile_interval(differences, level)
 
 
 def _check_finite(array: np.ndarray, what: str) -> None:

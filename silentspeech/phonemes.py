@@ -126,6 +126,9 @@ def format_textgrid(intervals: list[tuple[float, float, str]], tier: str = "phon
     :func:`read_textgrid` reads it back. Raises ``ValueError`` for an empty
     list, a gap or overlap, or an interval that does not move forward.
     """
+    # Plain floats: praatio writes each time with repr(), which is "np.float64(0.244)" for a
+    # NumPy 2 scalar, and such a file cannot be read back.
+    intervals = [(float(start), float(end), str(label)) for start, end, label in intervals]
     if not intervals or intervals[0][0] != 0.0:
         raise ValueError("format_textgrid: intervals must start at 0 s")
     for (_, end, _), (start, next_end, label) in zip(intervals, intervals[1:]):

@@ -19,6 +19,7 @@ Arrays are ``(samples, channels)`` here, as stored on disk; models take
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -27,6 +28,8 @@ import numpy as np
 import scipy.signal
 
 from silentspeech.features import FRAME_RATE
+
+log = logging.getLogger(__name__)
 
 #: Raw EMG rate of the Gaddy corpus (OpenBCI Cyton), Hz.
 RAW_EMG_RATE = 1000.0
@@ -38,8 +41,51 @@ EMG_RATE = EMG_PER_FRAME * FRAME_RATE
 MIN_FILTER_SAMPLES = 64
 
 
+#: Raw EMG rates the speech models accept, Hz: :data:`MIN_EMG_RATE` to :data:`MAX_EMG_RATE`, checked by
+#: :func:`check_emg_rate` wherever a rate enters (the pipeline, streaming, cache preparation). Every rate is
+#: resampled to the models' 689.06 Hz, so any rate works mechanically; the bounds keep out what is not a
+#: surface EMG recording. The lowest common sEMG board rate is 250 Hz (OpenBCI Cyton over its serial dongle):
+#: such a recording holds only the band below 125 Hz, most of facial EMG's power but not all (surface EMG
+#: reaches about 450 Hz), so a recording below the rate the models were trained on is accepted with a warning.
+#: Below 250 Hz too little of the signal is left. Above 20 kHz, far beyond the few kHz sEMG amplifiers
+#: usually run at, the number is more likely a unit mistake than a recording (docs/design.md, *EMG preprocessing*).
+MIN_EMG_RATE = 250.0
+MAX_EMG_RATE = 20_000.0
+
+
 class EMGError(ValueError):
     """EMG that cannot be used: wrong shape, non-finite values, too short."""
+
+
+#: ``(source, rate, trained rate)`` already warned about by :func:`check_emg_rate`: one warning per source.
+_WARNED_RATES: set[tuple[str, float, float]] = set()
+
+
+def check_emg_rate(rate: float, source: str = "EMG", trained_rate: float | None = None) -> float:
+    """Check a raw EMG sampling rate ``rate`` (Hz) against :data:`MIN_EMG_RATE` to :data:`MAX_EMG_RATE`; returns it as float.
+
+    Raises :class:`EMGError` naming ``source`` and the bounds for a rate outside
+    them (or not a number). When ``trained_rate`` (Hz, the raw rate of the corpus
+    the models were trained on) is given and ``rate`` is below it, logs a
+    one-line warning, once per ``source``: the band between ``rate / 2`` and
+    ``trained_rate / 2`` that the models learnt from is missing.
+    """
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        raise EMGError(f"{source}: sampling rate {rate!r} is not a number") from None
+    if not MIN_EMG_RATE <= rate <= MAX_EMG_RATE:
+        raise EMGError(
+            f"{source}: sampling rate {rate:g} Hz is implausible for surface EMG; it must be {MIN_EMG_RATE:g} to "
+            f"{MAX_EMG_RATE:g} Hz. Check --rate"
+        )
+    if trained_rate is not None and rate < trained_rate and (source, rate, trained_rate) not in _WARNED_RATES:
+        _WARNED_RATES.add((source, rate, trained_rate))
+        log.warning(
+            "%s: EMG at %g Hz is below the %g Hz the models were trained on: its band above %g Hz is missing, "
+            "so the results may be worse", source, rate, trained_rate, rate / 2,
+        )
+    return rate
 
 
 @dataclass(frozen=True)

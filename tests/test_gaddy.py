@@ -435,6 +435,22 @@ def test_format_textgrid_round_trips_times_exactly(tmp_path):
     assert 'name = "Phones"' in path.read_text()
 
 
+class _Seconds(float):
+    """A float whose repr is not a number, as a NumPy 2 scalar's ("np.float64(0.3)") is."""
+
+    def __repr__(self) -> str:
+        return f"np.float64({float(self)})"
+
+
+def test_format_textgrid_writes_numpy_like_scalars_as_numbers(tmp_path):
+    # The synthetic generator hands over NumPy scalars; praatio writes times with repr().
+    intervals = [(_Seconds(0.0), _Seconds(0.25), "sil"), (_Seconds(0.25), _Seconds(0.5), "k")]
+    path = tmp_path / "x.TextGrid"
+    path.write_text(format_textgrid(intervals))
+    assert "np.float64" not in path.read_text()
+    assert read_textgrid(path) == [(0.0, 0.25, "sil"), (0.25, 0.5, "k")]
+
+
 def test_textgrid_cut_between_intervals_is_truncated(tmp_path):
     path = tmp_path / "cut.TextGrid"
     path.write_text(MFA_TEXTGRID[: MFA_TEXTGRID.rindex("        intervals [4]:")])

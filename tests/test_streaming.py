@@ -154,8 +154,8 @@ def test_bad_chunks_and_rates_are_named(pipeline):
     emg[5, 2] = np.nan
     with pytest.raises(EMGError, match="probe.npy at 0.00 s: EMG holds 1 NaN"):
         recognizer.push(emg)
-    with pytest.raises(EMGError, match="probe.npy: sampling rate 500 Hz is implausible"):
-        StreamingRecognizer(pipeline, 500.0, source="probe.npy")
+    with pytest.raises(EMGError, match="probe.npy: sampling rate 249 Hz is implausible for surface EMG; it must be 250 to 20000 Hz"):
+        StreamingRecognizer(pipeline, 249.0, source="probe.npy")
 
 
 class Trickle(io.RawIOBase):

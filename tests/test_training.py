@@ -117,6 +117,28 @@ def test_shift_emg_keeps_lengths_and_zero_fills():
         assert shifted[row, 0, length - shift :].abs().sum() == 0
 
 
+def test_recognition_auxiliary_loss_needs_its_heads(cache, tmp_path):
+    from silentspeech.tasks.recognition import RecognitionTask
+
+    config = _config("recognition", cache, tmp_path / "run", "loss.auxiliary_weight=0.1", "model.outputs=[ctc]")
+    with pytest.raises(ValueError, match=r"auxiliary_weight=0.1 needs model.outputs.*'acoustic' and 'phoneme'"):
+        RecognitionTask(get_task("recognition").build_model(config), config)
+
+
+def test_recognition_auxiliary_loss_trains_every_head(cache, tmp_path):
+    """CTC plus the production loss: a few steps move the acoustic and phoneme heads too, and the run saves all three."""
+    out = tmp_path / "run"
+    config = _config(
+        "recognition", cache, out, "loss.auxiliary_weight=0.1", "model.outputs=[ctc,acoustic,phoneme]",
+        "trainer.max_steps=4", "trainer.max_epochs=1", "trainer.val_every_steps=0", "trainer.log_every_steps=1",
+    )
+    run = get_task("recognition").train(config)
+    weights = load_file(str(Path(run) / "best.safetensors"))
+    assert {"heads.ctc.weight", "heads.acoustic.weight", "heads.phoneme.weight"} <= set(weights)
+    auxiliary = _csv_column(Path(run), "train/auxiliary_loss")
+    assert auxiliary and all(np.isfinite(auxiliary))
+
+
 def test_wrong_channel_count_is_a_clear_error():
     batch = {"emg": torch.zeros(2, 6, 80), "ids": ["a/1", "a/2"]}
     with pytest.raises(ValueError, match=r"utterances a/1, a/2.*8 channels"):

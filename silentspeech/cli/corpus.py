@@ -64,6 +64,15 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--closed-vocab", action="store_true", help="use the closed-vocabulary subset (dates and times)")
     parser.add_argument("--alignments", type=Path, help="MFA TextGrid folder (default ROOT/text_alignments)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="sampling rate of the corpus's EMG, Hz (default 1000, Gaddy's; 250-20000)")
+    parser.add_argument("--channels", type=int, default=8, help="EMG channels of the corpus (default 8, Gaddy's)")
+
+
+def _corpus_preprocessing(args: argparse.Namespace, **constants: object):
+    """The :class:`~silentspeech.preprocessing.EMGPreprocessing` of ``--rate`` and ``--channels`` (and ``constants``)."""
+    from silentspeech.preprocessing import EMGPreprocessing
+
+    return EMGPreprocessing(rate=args.rate, channels=args.channels, **constants)
 
 
 def _add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,13 +84,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from silentspeech.data.gaddy import read_corpus
 
     corpus = read_corpus(
-        args.root, args.split_file, args.closed_vocab, check_values=not args.quick, alignments=args.alignments
+        args.root, args.split_file, args.closed_vocab, check_values=not args.quick, alignments=args.alignments,
+        preprocessing=_corpus_preprocessing(args),
     )
     print(corpus.summary())
     if not args.quick:
         from silentspeech.emg_statistics import REAL_REFERENCE, corpus_emg_statistics
 
-        stats = corpus_emg_statistics(corpus.utterances)
+        stats = corpus_emg_statistics(corpus.utterances, rate=args.rate)
         if stats is not None:
             print(f"EMG shape (60 Hz notches; 20 Hz high-pass, the 2-20 Hz share after 2 Hz): {stats}")
             print(f"  real facial EMG for comparison (EMG-UKA, 5 silent sentences): {REAL_REFERENCE}")
@@ -101,7 +111,6 @@ def _add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_prepare(args: argparse.Namespace) -> int:
     from silentspeech.data.cache import prepare_cache
-    from silentspeech.preprocessing import EMGPreprocessing
 
     report = prepare_cache(
         args.root,
@@ -110,7 +119,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         n_mfcc=args.n_mfcc,
         closed_vocab=args.closed_vocab,
-        preprocessing=EMGPreprocessing(mains=args.mains, notch_harmonics=args.notch_harmonics),
+        preprocessing=_corpus_preprocessing(args, mains=args.mains, notch_harmonics=args.notch_harmonics),
         alignments=args.alignments,
     )
     print(report.summary())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from silentspeech.cli.common import CLIError, Command, add_beam_search_arguments, add_board_arguments, add_device_argument, open_board
+from silentspeech.cli.speech import add_espeak_arguments
 from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
 
 
@@ -23,12 +24,13 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--producer", type=Path, help="production run directory (or .safetensors)")
     parser.add_argument(
         "--vocoder",
-        help=f"{VOCODER_SPEC_HELP}; default: the quickstart's fine-tuned V1 with the quickstart's models, else "
-        f"{DEFAULT_VOCODER} (the page says which)",
+        help=f"{VOCODER_SPEC_HELP}; default: {DEFAULT_VOCODER}, also with the quickstart's models (its optional "
+        "fine-tuned V1 made speech worse at the quickstart's budget; name runs/quickstart/vocoder to hear it). The page says which",
     )
     parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search (with named models: none unless given)")
     parser.add_argument("--corpus", type=Path, help="Gaddy-layout corpus whose test utterances are offered as examples")
     add_beam_search_arguments(parser)
+    add_espeak_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
     add_device_argument(parser)
@@ -64,9 +66,11 @@ def demo_models(args: argparse.Namespace) -> DemoModels:
     """The models the demo uses: exactly those named on the command line, or, when none is named, the quickstart's as a set.
 
     Never a mix: given ``--producer`` alone, the demo does not add the
-    quickstart's recogniser, LM, corpus or fine-tuned vocoder; the vocoder is
-    then ``--vocoder`` (default: the pretrained universal V1 shipped with the
-    package) and text is decoded without an LM unless ``--lm`` is given.
+    quickstart's recogniser, LM or corpus; text is then decoded without an LM
+    unless ``--lm`` is given. The vocoder is ``--vocoder``, by default the
+    pretrained universal V1 shipped with the package in both cases: the
+    quickstart's optional fine-tuned V1 made speech worse at its budget
+    (docs/measurements.md), so it is used only when named.
     """
     from silentspeech.quickstart.layout import QuickstartLayout
 
@@ -88,9 +92,8 @@ def demo_models(args: argparse.Namespace) -> DemoModels:
                 f"{path} does not exist: run `make quickstart` first (or `silentspeech quickstart --out {args.quickstart}`; "
                 "it trains the demo's default models), or name the models (see silentspeech demo --help)"
             )
-    vocoder = str(quickstart.vocoder) if quickstart.vocoder_generator.is_file() else DEFAULT_VOCODER
     return DemoModels(
-        quickstart.recognition, quickstart.production, vocoder, quickstart.lm, quickstart.corpus, f"the quickstart's models in {args.quickstart}"
+        quickstart.recognition, quickstart.production, DEFAULT_VOCODER, quickstart.lm, quickstart.corpus, f"the quickstart's models in {args.quickstart}"
     )
 
 
@@ -100,7 +103,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     from silentspeech.data.gaddy import read_corpus
     from silentspeech.decoding.settings import resolve_lm_settings
     from silentspeech.inference.pipeline import SilentSpeechPipeline
+    from silentspeech.inference.text_voice import TextVoice
 
+    text_voice = None if models.recognizer is None else TextVoice(args.espeak_voice, args.espeak_rate)
     print(f"using {models.source}:", flush=True)
     for name in ("recognizer", "producer", "vocoder", "lm", "corpus"):
         print(f"  {name:<10} {getattr(models, name) or '-'}", flush=True)
@@ -108,8 +113,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     if models.recognizer is not None and models.lm is not None:
         settings = resolve_lm_settings(models.recognizer, models.lm, args.alpha, args.beta, args.beam)
     pipeline = SilentSpeechPipeline(
-        models.recognizer, models.producer, models.vocoder, **(settings.pipeline_keywords() if settings else {}), device=args.device
+        models.recognizer, models.producer, models.vocoder, **(settings.pipeline_keywords() if settings else {}), device=args.device,
+        text_voice=text_voice,
     )
+    if text_voice is not None:
+        print(f"voice through text: {text_voice.description}", flush=True)
     print(f"EMG preprocessing: {pipeline.preprocessing_source}", flush=True)
     pipeline.warm_up()
     examples = {}

@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from silentspeech.cli.common import CLIError, Command, add_beam_search_arguments, add_device_argument
 
 # The spec vocabularies of --vocoder and --asr: the packages' light __init__ modules (--help stays fast).
 from silentspeech.evaluation import ASR_SPEC_HELP, DEFAULT_ASR
 from silentspeech.vocoder import DEFAULT_VOCODER, VOCODER_SPEC_HELP
+
+if TYPE_CHECKING:
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
 
 
 def _add_inference_mains_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,35 +27,88 @@ def _add_inference_mains_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_espeak_arguments(parser: argparse.ArgumentParser) -> None:
+    """--espeak-voice and --espeak-rate: how espeak-ng speaks the recogniser's text (voice through text)."""
+    from silentspeech.inference.text_voice import DEFAULT_ESPEAK_RATE, DEFAULT_ESPEAK_VOICE, ESPEAK_RATES
+
+    parser.add_argument(
+        "--espeak-voice", default=DEFAULT_ESPEAK_VOICE,
+        help="espeak-ng voice of the voice through text: a language (en-us, en-gb) or language+variant (en-us+m3, en-us+f2) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--espeak-rate", type=int, default=DEFAULT_ESPEAK_RATE,
+        help=f"its speaking rate, words per minute ({ESPEAK_RATES[0]}-{ESPEAK_RATES[1]}; default: %(default)s)",
+    )
+
+
 def _add_voice_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="production run directory (or its best.safetensors)")
+    parser.add_argument(
+        "checkpoint", type=Path,
+        help="production run directory (or its best.safetensors); with --via text the recognition run whose text is spoken",
+    )
     parser.add_argument(
         "input", type=Path,
         help="raw EMG: a Gaddy utterance {i}_emg.npy (its {i}_info.json gives 1000 Hz) or a bare (samples, channels) "
         ".npy/.csv with --rate; the channel count must be the model's (8 for Gaddy)",
     )
     parser.add_argument("--out", type=Path, required=True, help="WAV file to write (22050 Hz, 16-bit)")
-    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array)")
+    parser.add_argument(
+        "--via", choices=("direct", "text"), default="direct",
+        help="direct (the default): EMG -> production model -> features -> vocoder, the system's speech; text: "
+        "EMG -> recogniser -> beam-search text -> espeak-ng, the intelligible fallback (CHECKPOINT is then a recognition run)",
+    )
+    parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s; direct path)")
+    parser.add_argument("--lm", type=Path, help="ARPA/KenLM LM for beam search with --via text (default: the one tune-lm saved, else no LM)")
+    add_beam_search_arguments(parser)
+    add_espeak_arguments(parser)
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array)")
     _add_inference_mains_argument(parser)
     add_device_argument(parser)
+
+
+def _voice_pipeline(args: argparse.Namespace) -> SilentSpeechPipeline:
+    """The pipeline ``voice`` runs: the production model and vocoder, or (``--via text``) the recogniser and espeak-ng."""
+    from silentspeech.inference.pipeline import SilentSpeechPipeline
+
+    if args.via == "direct":
+        return SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
+    from silentspeech.config import recipe_task
+    from silentspeech.decoding.settings import resolve_lm_settings
+    from silentspeech.inference.text_voice import TextVoice
+    from silentspeech.runs import config_file
+
+    config = config_file(args.checkpoint)
+    task = recipe_task(config) if args.checkpoint.exists() and config.is_file() else None
+    if task != "recognition":
+        found = f"is a {task} run" if task else ("does not exist" if not args.checkpoint.exists() else f"is no run (no {config})")
+        raise CLIError(f"--via text speaks a recogniser's text: give a recognition run as CHECKPOINT ({args.checkpoint} {found})")
+    settings = resolve_lm_settings(args.checkpoint, args.lm, args.alpha, args.beta, args.beam)
+    return SilentSpeechPipeline(
+        recognizer=args.checkpoint, device=args.device, mains=args.mains, text_voice=TextVoice(args.espeak_voice, args.espeak_rate),
+        **({} if settings is None else settings.pipeline_keywords()),
+    )
 
 
 def _run_voice(args: argparse.Namespace) -> int:
     from silentspeech.data.emg_files import read_emg_file
     from silentspeech.features import write_wav
-    from silentspeech.inference.pipeline import SilentSpeechPipeline
 
     if args.out.is_dir():  # checked before loading anything: a WAV cannot replace a folder
         raise CLIError(f"--out {args.out} is a folder; give the WAV file to write, e.g. {args.out / 'speech.wav'}")
-    pipeline = SilentSpeechPipeline(producer=args.checkpoint, vocoder=args.vocoder, device=args.device, mains=args.mains)
+    pipeline = _voice_pipeline(args)
     recording = read_emg_file(args.input, rate=args.rate, channels=pipeline.channels)
     result = pipeline.run(recording)  # EMGError (a ValueError) names the file and the problem
     for warning in result.warnings:
         print(f"silentspeech voice: warning: {warning}", file=sys.stderr)
-    write_wav(args.out, result.audio, result.audio_rate)
-    seconds = len(result.audio) / result.audio_rate
-    print(f"wrote {args.out}: {seconds:.2f} s at {result.audio_rate} Hz, vocoder: {result.vocoder}")
+    if args.via == "text":
+        audio, made_by = result.text_audio, f"text -> {result.text_voice}"
+    else:
+        audio, made_by = result.audio, f"vocoder: {result.vocoder}"
+    write_wav(args.out, audio, result.audio_rate)
+    print(f"wrote {args.out}: {len(audio) / result.audio_rate:.2f} s at {result.audio_rate} Hz, {made_by}")
+    if args.via == "text":
+        print(f"text: {result.beam_text if result.beam_text is not None else result.greedy_text}")
     if recording.text:
         print(f"prompt: {recording.text}")
     print("timings: " + ", ".join(f"{stage} {1000 * t:.0f} ms" for stage, t in result.timings.items()))
@@ -66,7 +123,7 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "or - (the default) for stdin: little-endian float32 samples with the channels interleaved and no header, "
         "as numpy's emg.astype('<f4').tobytes() writes a (samples, channels) array; --rate is then required",
     )
-    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (900-20000; required for a bare array and stdin)")
+    parser.add_argument("--rate", type=float, help="sampling rate of INPUT in Hz (250-20000; required for a bare array and stdin)")
     parser.add_argument(
         "--realtime", action=argparse.BooleanOptionalAction, default=True,
         help="replay a file at recording speed, chunk by chunk (default); --no-realtime feeds it as fast as it is "
@@ -186,6 +243,11 @@ def _add_evaluate_production_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--cache", type=Path, help="prepared cache (default: the run's data.cache)")
     parser.add_argument("--max-utterances", type=int, default=0, help="evaluate only the first N utterances (default: all)")
+    parser.add_argument(
+        "--against", metavar="VOCODER",
+        help="also render the same utterances with this vocoder (e.g. griffin-lim) and print the WER difference with its "
+        "paired bootstrap 95 %% interval over utterances (its files in OUT/against/)",
+    )
     add_device_argument(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: <run dir>/production_eval_<split>/)")
 
@@ -195,17 +257,24 @@ def _run_evaluate_production(args: argparse.Namespace) -> int:
     from silentspeech.evaluation.production import default_out, evaluate_production
 
     asr = load_asr(args.asr, args.device)
-    scores = evaluate_production(
-        args.checkpoint, asr, args.split, args.vocoder, args.cache, args.out, args.max_utterances, args.device
-    )
     out = args.out or default_out(args.checkpoint, args.split)
+    scores = evaluate_production(args.checkpoint, asr, args.split, args.vocoder, args.cache, out, args.max_utterances, args.device)
     mcd = "n/a" if scores.mcd_db is None else f"{scores.mcd_db:.2f} dB"
     print(
         f"{scores.split}: {scores.utterances} utterances, vocoder {scores.vocoder}, judge {scores.asr}: "
-        f"WER {100 * scores.wer:.2f} % ({scores.substitutions} substitutions, {scores.deletions} deletions, "
+        f"WER {100 * scores.wer:.2f} % (95 % bootstrap interval {100 * scores.wer_low:.2f} to {100 * scores.wer_high:.2f}; "
+        f"{scores.substitutions} substitutions, {scores.deletions} deletions, "
         f"{scores.insertions} insertions in {scores.reference_words} words), CER {100 * scores.cer:.2f} %, MCD (voiced) {mcd}"
     )
     print(f"wrote {out}/results.csv, summary.json, report.md")
+    if args.against:
+        other = evaluate_production(args.checkpoint, asr, args.split, args.against, args.cache, out / "against", args.max_utterances, args.device)
+        difference, low, high = scores.per_utterance.against(other.per_utterance)
+        verdict = "cannot tell them apart" if low <= 0 <= high else ("better" if high < 0 else "worse")
+        print(
+            f"against {other.vocoder}: WER {100 * other.wer:.2f} %; difference {100 * difference:+.2f} points, paired 95 % bootstrap "
+            f"interval {100 * low:+.2f} to {100 * high:+.2f} over {scores.utterances} utterances: {verdict}"
+        )
     return 0
 
 

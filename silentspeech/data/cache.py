@@ -177,15 +177,18 @@ def prepare_cache(
         workers: processes; 0 or 1 works in this process.
         n_mfcc: MFCC coefficients per frame (80 is exactly invertible to log-mel).
         closed_vocab: cache the closed-vocabulary subset instead of the open one.
-        preprocessing: EMG constants (``mains=50.0`` for 50 Hz recordings).
+        preprocessing: EMG constants (``mains=50.0`` for 50 Hz recordings; ``rate`` and
+            ``channels`` those of the corpus's raw EMG, e.g. 600 Hz and 6 for EMG-UKA).
         alignments: TextGrid folder; default ``<root>/text_alignments``.
 
     Returns a :class:`PrepareReport`. Raises :class:`CorpusError` for a root
-    that is not a corpus, a bad split file or a cache made with other settings.
+    that is not a corpus, a bad split file or a cache made with other settings,
+    and :class:`~silentspeech.preprocessing.EMGError` for a rate the speech
+    models do not accept (:func:`~silentspeech.data.gaddy.read_corpus`).
     """
     started = time.perf_counter()
     out = Path(out)
-    corpus = read_corpus(root, split_file=split_file, closed_vocab=closed_vocab, alignments=alignments)
+    corpus = read_corpus(root, split_file=split_file, closed_vocab=closed_vocab, alignments=alignments, preprocessing=preprocessing)
     settings = {"version": CACHE_VERSION, "n_mfcc": n_mfcc, "preprocessing": asdict(preprocessing)}
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)

@@ -11,7 +11,9 @@ Layout under the corpus root::
     closed_vocab/silent/<session>_silent/    text_alignments/<session>/<session>_<i>_audio.TextGrid
 
 with ``{i}_info.json``, ``{i}_emg.npy`` (raw EMG (samples, 8) at 1 kHz) and
-``{i}_audio_clean.flac`` (16 kHz) per utterance ``i``.
+``{i}_audio_clean.flac`` (16 kHz) per utterance ``i``. Another corpus in this
+layout (EMG-UKA's 6 channels at 600 Hz, say) is read with its rate and channel
+count in the :class:`~silentspeech.preprocessing.EMGPreprocessing` given.
 
 :func:`read_corpus` scans the folders, skips the silence clips
 (``sentence_index == -1``), pairs every silent utterance with a voiced twin
@@ -52,10 +54,10 @@ from silentspeech.phonemes import TextGridError, phoneme_frames, read_textgrid
 from silentspeech.preprocessing import (
     EMG_PER_FRAME,
     MIN_FILTER_SAMPLES,
-    RAW_EMG_RATE,
     EMGError,
     EMGPreprocessing,
     align_to_frames,
+    check_emg_rate,
     preprocess_emg,
 )
 from silentspeech.text import normalize_text
@@ -373,9 +375,13 @@ def _utterance_indices(folder: Path) -> tuple[list[int], list[Path]]:
 
 
 def scan_session(
-    folder: Path, kind: str, alignments: Path, check_values: bool = False
+    folder: Path, kind: str, alignments: Path, check_values: bool = False, preprocessing: EMGPreprocessing = EMGPreprocessing()
 ) -> tuple[list[Utterance], list[Skip], Session]:
-    """Read every utterance of one session folder; bad ones become :class:`Skip` records."""
+    """Read every utterance of one session folder; bad ones become :class:`Skip` records.
+
+    ``preprocessing`` gives the corpus's raw EMG rate (for the session's
+    seconds) and channel count, and what ``check_values`` checks against.
+    """
     folder_name, silent = KIND_FOLDERS[kind]
     session = Session(name=folder.name, kind=kind)
     utterances, skipped = [], []
@@ -393,7 +399,7 @@ def scan_session(
             if not text:
                 raise CorpusError(info_path, f"empty text (sentence_index {info['sentence_index']})")
             emg_path = folder / f"{index}_emg.npy"
-            emg_samples = read_emg_header(emg_path)
+            emg_samples = read_emg_header(emg_path, preprocessing.channels)
             audio_path = audio_file(folder, index)
             audio_s = read_audio_header(audio_path)
             if info["chunks"] is not None:
@@ -414,13 +420,13 @@ def scan_session(
                 alignment=alignment if alignment.is_file() else None,
             )
             if check_values:
-                check_utterance(utterance)
+                check_utterance(utterance, preprocessing)
         except CorpusError as err:
             skipped.append(Skip(err.path, err.reason, kind))
             log.debug("skipped %s", err)
             continue
         utterances.append(utterance)
-        session.seconds += emg_samples / RAW_EMG_RATE
+        session.seconds += emg_samples / preprocessing.rate
     session.utterances = len(utterances)
     session.skipped = len(skipped)
     return utterances, skipped, session
@@ -533,6 +539,7 @@ def read_corpus(
     closed_vocab: bool = False,
     check_values: bool = False,
     alignments: str | os.PathLike | None = None,
+    preprocessing: EMGPreprocessing = EMGPreprocessing(),
 ) -> Corpus:
     """Scan a Gaddy corpus, pair silent utterances with voiced twins and assign splits.
 
@@ -545,13 +552,19 @@ def read_corpus(
             in full and skip what :func:`load_utterance` would refuse
             (:func:`check_utterance`; slower: reads every file once).
         alignments: folder of MFA TextGrids; default ``<root>/text_alignments``.
+        preprocessing: the EMG constants the corpus is read with: its raw rate
+            (Hz; 1000 for Gaddy's, 600 for EMG-UKA's) and channel count; an EMG file of
+            another channel count is skipped.
 
     Every kind is scanned (``scanned``, ``skipped`` and ``sessions`` cover the
     whole corpus); pairing and splits apply to the selected subset. A silent
     utterance without a voiced twin is skipped and counted. Raises
-    :class:`CorpusError` when ``root`` is not a corpus or the split file is bad.
+    :class:`CorpusError` when ``root`` is not a corpus or the split file is bad,
+    :class:`~silentspeech.preprocessing.EMGError` for a rate outside the
+    speech models' bounds (:func:`~silentspeech.preprocessing.check_emg_rate`).
     """
     corpus_root = find_corpus_root(root)
+    check_emg_rate(preprocessing.rate, f"{corpus_root} (the EMG rate of the corpus)")
     alignments = Path(alignments) if alignments is not None else corpus_root / "text_alignments"
     scanned, skipped, sessions = [], [], []
     for kind, (folder_name, _) in KIND_FOLDERS.items():
@@ -559,7 +572,7 @@ def read_corpus(
         if not kind_folder.is_dir():
             continue
         for folder in sorted(p for p in kind_folder.iterdir() if p.is_dir()):
-            found, bad, session = scan_session(folder, kind, alignments, check_values)
+            found, bad, session = scan_session(folder, kind, alignments, check_values, preprocessing)
             scanned += found
             skipped += bad
             sessions.append(session)
@@ -581,7 +594,7 @@ def read_corpus(
                 skipped.append(Skip(str(info_path), f"no voiced twin of {u.sentence} in any voiced folder", u.kind))
                 session = next(s for s in sessions if s.kind == u.kind and s.name == u.session)
                 session.utterances, session.skipped = session.utterances - 1, session.skipped + 1
-                session.seconds -= u.emg_samples / RAW_EMG_RATE
+                session.seconds -= u.emg_samples / preprocessing.rate
                 continue
         held_out = "dev" if u.sentence in dev else "test" if u.sentence in test else None
         u.split = "train" if held_out is None else held_out if u.silent else "excluded"
@@ -606,13 +619,13 @@ class UtteranceArrays:
     phonemes: np.ndarray | None  #: (n_frames,) int64, or None without alignment
 
 
-def _neighbour_emg(folder: Path, index: int, channels: int) -> np.ndarray | None:
+def _neighbour_emg(folder: Path, index: int, preprocessing: EMGPreprocessing) -> np.ndarray | None:
     """Raw EMG of utterance ``index`` of the same session, or None where absent or unusable."""
     path = folder / f"{index}_emg.npy"
     if not path.exists():
         return None
     try:
-        return read_emg_file(path, rate=RAW_EMG_RATE, channels=channels).emg
+        return read_emg_file(path, rate=preprocessing.rate, channels=preprocessing.channels).emg
     except EMGError as err:  # a bad neighbour only costs edge quality, never the utterance
         log.debug("ignoring neighbour %s: %s", path, err)
         return None
@@ -635,8 +648,8 @@ def load_utterance(
         emg = preprocess_emg(
             raw,
             preprocessing,
-            before=_neighbour_emg(utterance.folder, utterance.index - 1, preprocessing.channels),
-            after=_neighbour_emg(utterance.folder, utterance.index + 1, preprocessing.channels),
+            before=_neighbour_emg(utterance.folder, utterance.index - 1, preprocessing),
+            after=_neighbour_emg(utterance.folder, utterance.index + 1, preprocessing),
             source=str(emg_path),
         )
     except EMGError as err:

@@ -13,6 +13,13 @@ Whisper tiny.en (bundled, offline), which has never heard this project's
 data; the vocoder a spec of :mod:`silentspeech.vocoder.synthesis`, by default
 the pretrained universal HiFi-GAN V1. Reports name both.
 
+How sure a WER is: a bootstrap 95 % interval over utterances
+(:func:`silentspeech.metrics.bootstrap_error_rate`: utterances resampled with
+replacement, the corpus-level WER recomputed on each of
+:data:`BOOTSTRAP_RESAMPLES` resamples, fixed seed), and for two renderings of
+the same utterances the paired difference of their WERs with its interval
+(:meth:`WordErrors.against`; docs/design.md, *Text, decoding and scoring*).
+
 Outputs in ``out``: ``results.csv`` (one row per utterance), ``summary.json``
 and ``report.md``, each written atomically.
 """
@@ -26,6 +33,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -33,10 +41,47 @@ from tqdm import tqdm
 from silentspeech.atomic import atomic_write_json, atomic_write_text
 from silentspeech.evaluation.asr import AudioASR
 from silentspeech.features import acoustic_features
-from silentspeech.metrics import error_rates, mel_cepstral_distortion, utterance_errors
+from silentspeech.metrics import bootstrap_error_rate, error_rates, mel_cepstral_distortion, paired_bootstrap_difference, utterance_errors
 from silentspeech.runs import run_directory, run_path
 from silentspeech.vocoder import DEFAULT_VOCODER
 from silentspeech.vocoder.synthesis import Vocoder
+
+#: Resamples of the bootstrap intervals over utterances (seed 0), and the intervals' level.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class WordErrors:
+    """Word errors per utterance of one rendering: the material of its bootstrap interval and of paired comparisons."""
+
+    ids: tuple[str, ...]
+    errors: tuple[int, ...]  #: word edits (substitutions + deletions + insertions) per utterance
+    words: tuple[int, ...]  #: reference words per utterance
+
+    @classmethod
+    def of(cls, ids: Sequence[str], references: Sequence[str], transcripts: Sequence[str]) -> WordErrors:
+        """Score each transcript against its reference (normalised text, :func:`~silentspeech.metrics.utterance_errors`)."""
+        scored = [utterance_errors(r, t) for r, t in zip(references, transcripts, strict=True)]
+        return cls(tuple(ids), tuple(e.word_errors for e in scored), tuple(e.reference_words for e in scored))
+
+    def interval(self) -> tuple[float, float]:
+        """Bootstrap :data:`BOOTSTRAP_LEVEL` interval of the corpus-level WER over utterances, fractions."""
+        _, low, high = bootstrap_error_rate(self.errors, self.words, BOOTSTRAP_RESAMPLES, BOOTSTRAP_LEVEL)
+        return low, high
+
+    def against(self, other: WordErrors) -> tuple[float, float, float]:
+        """This WER minus ``other``'s on the same utterances, with its paired bootstrap interval: ``(difference, low, high)``.
+
+        Raises ``ValueError`` unless both scored the same utterances against the same references.
+        """
+        if set(self.ids) != set(other.ids) or len(self.ids) != len(other.ids):
+            raise ValueError(f"paired comparison needs the same utterances: {len(self.ids)} against {len(other.ids)}, "
+                             f"{len(set(self.ids) ^ set(other.ids))} not in both")
+        theirs = dict(zip(other.ids, zip(other.errors, other.words)))
+        if any(theirs[i][1] != n for i, n in zip(self.ids, self.words)):
+            raise ValueError("paired comparison needs the same references: the reference word counts differ")
+        return paired_bootstrap_difference(self.errors, [theirs[i][0] for i in self.ids], self.words, BOOTSTRAP_RESAMPLES, BOOTSTRAP_LEVEL)
 
 
 @dataclass
@@ -56,6 +101,9 @@ class ProductionScores:
     deletions: int
     insertions: int
     reference_words: int
+    #: Bootstrap 95 % interval of ``wer`` over utterances (:data:`BOOTSTRAP_RESAMPLES` resamples).
+    wer_low: float
+    wer_high: float
     silent_wer: float | None
     voiced_wer: float | None
     #: Mean MCD (dB) of the voiced utterances against their true audio; None without voiced utterances.
@@ -63,6 +111,7 @@ class ProductionScores:
     voiced_utterances: int
     seconds_synthesis: float
     seconds_asr: float
+    per_utterance: WordErrors
 
 
 def _rate(rows: list[dict], silent: bool) -> float | None:
@@ -127,6 +176,8 @@ def evaluate_production(
         row.update(transcript=errors.hypothesis, wer=errors.wer, cer=errors.cer)
 
     rates = error_rates([r["text"] for r in rows], [r["transcript"] for r in rows])
+    per_utterance = WordErrors.of([r["id"] for r in rows], [r["text"] for r in rows], [r["transcript"] for r in rows])
+    wer_low, wer_high = per_utterance.interval()
     voiced_mcd = [r["mcd_db"] for r in rows if not r["silent"]]
     scores = ProductionScores(
         checkpoint=str(checkpoint),
@@ -142,12 +193,15 @@ def evaluate_production(
         deletions=rates.deletions,
         insertions=rates.insertions,
         reference_words=rates.reference_words,
+        wer_low=wer_low,
+        wer_high=wer_high,
         silent_wer=_rate(rows, True),
         voiced_wer=_rate(rows, False),
         mcd_db=float(np.mean(voiced_mcd)) if voiced_mcd else None,
         voiced_utterances=len(voiced_mcd),
         seconds_synthesis=synthesis_seconds,
         seconds_asr=asr_seconds,
+        per_utterance=per_utterance,
     )
     write_reports(out, rows, scores)
     return scores
@@ -185,7 +239,7 @@ def report_markdown(rows: list[dict], scores: ProductionScores, examples: int = 
         "",
         "| metric | value |",
         "| --- | --- |",
-        f"| WER (all) | {percent(scores.wer)} |",
+        f"| WER (all) | {percent(scores.wer)} (95 % bootstrap interval over utterances {percent(scores.wer_low)} to {percent(scores.wer_high)}) |",
         f"| CER (all) | {percent(scores.cer)} |",
         f"| word substitutions / deletions / insertions | {scores.substitutions} / {scores.deletions} / {scores.insertions} "
         f"of {scores.reference_words} words |",

@@ -161,6 +161,12 @@ def markdown_report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_results(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """Utterance id -> its row of an evaluation's ``results.csv`` (``reference``, ``greedy``, ``beam``, error counts ...)."""
+    with open(path, newline="") as handle:
+        return {row["id"]: row for row in csv.DictReader(handle)}
+
+
 def _results_csv(posteriors: SplitPosteriors, greedy: list[str], beam: list[str] | None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)

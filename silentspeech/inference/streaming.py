@@ -68,8 +68,8 @@ import torch.nn.functional as F
 from silentspeech.data.emg_files import EMGRecording
 from silentspeech.decoding.beam import greedy_decode
 from silentspeech.features import FRAME_RATE
-from silentspeech.inference.pipeline import MAX_EMG_RATE, MIN_EMG_RATE, SilentSpeechPipeline, primed_neighbours
-from silentspeech.preprocessing import EMG_RATE, EMGError, amplitude_warning, check_emg, preprocess_emg
+from silentspeech.inference.pipeline import SilentSpeechPipeline, primed_neighbours
+from silentspeech.preprocessing import EMG_RATE, EMGError, amplitude_warning, check_emg, check_emg_rate, preprocess_emg
 
 #: Raw EMG before a new segment that primes its zero-phase filters, seconds.
 FILTER_CONTEXT_S = 1.0
@@ -133,7 +133,8 @@ class StreamingRecognizer:
     Args:
         pipeline: a :class:`~silentspeech.inference.pipeline.SilentSpeechPipeline` with a
             recognizer and a beam decoder (``beam`` > 0; its LM, alpha and beta are used).
-        rate: raw EMG sampling rate, Hz (900-20000).
+        rate: raw EMG sampling rate, Hz (250-20000, :func:`~silentspeech.preprocessing.check_emg_rate`;
+            below the models' training rate with a warning).
         source: name of the input, for error messages.
         settle_s: a word must end this many seconds before the newest EMG to become firm.
         agreement: ... and be the same in the hypotheses of this many consecutive chunks.
@@ -153,11 +154,7 @@ class StreamingRecognizer:
     ) -> None:
         if pipeline.recognizer is None or pipeline.beam_decoder is None:
             raise ValueError("streaming needs a pipeline with a recognizer and beam search (beam > 0)")
-        if not MIN_EMG_RATE <= rate <= MAX_EMG_RATE:
-            raise EMGError(
-                f"{source}: sampling rate {rate:g} Hz is implausible for surface EMG; it must be "
-                f"{MIN_EMG_RATE:g} to {MAX_EMG_RATE:g} Hz. Check --rate"
-            )
+        rate = check_emg_rate(rate, source, trained_rate=pipeline.preprocessing.rate)
         if agreement < 1:
             raise ValueError(f"agreement must be at least 1 chunk, got {agreement}")
         if max_segment_s < 2 * (context_s + settle_s):

@@ -13,7 +13,9 @@ end to end from their raw EMG files through
 - ``alignment.png``: the DTW path between those two (the pairing the
   production loss and its distance metric use, :mod:`silentspeech.alignment`);
 - ``audio/``: 22050 Hz WAVs of each, voiced by the pretrained V1, the
-  fine-tuned V1 and the Griffin-Lim fallback, beside the twin's recording.
+  Griffin-Lim fallback (and the fine-tuned V1 when the optional vocoder
+  stage ran), the recogniser's beam text spoken by espeak-ng, beside the
+  twin's recording.
 
 Everything is written atomically; the figures and ``audio/`` lie beside
 ``report.md`` and are linked from it by relative paths.
@@ -35,10 +37,12 @@ from silentspeech.atomic import atomic_write_text
 from silentspeech.data.cache import CachedUtterances, read_manifest
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import SPLITS
-from silentspeech.evaluation.recognition import RESULTS_CSV
+from silentspeech.evaluation.production import BOOTSTRAP_RESAMPLES
+from silentspeech.evaluation.recognition import RESULTS_CSV, read_results
 from silentspeech.features import AUDIO_RATE, load_audio, write_wav
 from silentspeech.figures import dtw_path_figure, emg_figure, save_figure, spectrogram_figure
 from silentspeech.inference.pipeline import SilentSpeechPipeline
+from silentspeech.inference.text_voice import TEXT_VOICE_LABEL, TextVoice
 from silentspeech.metrics import paired_bootstrap_difference
 from silentspeech.quickstart.layout import QuickstartLayout
 from silentspeech.quickstart.listening import LISTENING_JSON, listening_markdown
@@ -63,12 +67,6 @@ def _read_json(path: Path, stage: str) -> dict:
         return json.loads(_required(path, stage).read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err}); run the quickstart's {stage} stage again") from None
-
-
-def _transcripts(results_csv: Path) -> dict[str, dict[str, str]]:
-    """Utterance id -> its ``greedy`` and ``beam`` transcripts from the evaluation's ``results.csv``."""
-    with open(_required(results_csv, "evaluate"), newline="") as handle:
-        return {row["id"]: row for row in csv.DictReader(handle)}
 
 
 def _link(target: Path, base: Path, text: str) -> str:
@@ -177,15 +175,31 @@ def _paired_cer_lines(layout: QuickstartLayout) -> list[str]:
     ]
 
 
+#: Said in the report when the quickstart ran without its optional vocoder stage.
+FINE_TUNE_LEFT_OUT = (
+    "The fine-tune is left out of the default stages: at the quickstart's budget it made V1 worse, see docs/measurements.md "
+    "(run it with `silentspeech quickstart --stages vocoder,listen,report`)."
+)
+
+
 def _listening_section(layout: QuickstartLayout, base: Path) -> list[str]:
     listening = _read_json(layout.listening / LISTENING_JSON, "listen")
-    return [
+    resamples = listening.get("resamples", BOOTSTRAP_RESAMPLES)
+    lines = [
         "## Is it speech? Whisper listens (silent test split)",
         "",
-        f"Each silent test utterance rendered five ways and transcribed by **{listening['judge']}**, a recogniser "
+        f"Every silent test utterance rendered each way and transcribed by **{listening['judge']}**, a recogniser "
         "that never heard this corpus; WER and CER against the prompt (corpus level, normalised text). The voiced "
         "twin's recording is the ceiling; *true features -> V1* is what the vocoder alone loses; the EMG rows are "
-        "the system: silent EMG -> production model -> predicted MFCC -> vocoder.",
+        f"the system: silent EMG -> production model -> predicted MFCC -> vocoder. *{TEXT_VOICE_LABEL}* is the "
+        "recogniser's beam-search text of the same EMG spoken by espeak-ng: voice through text, the intelligible "
+        "fallback, not the direct path.",
+        "",
+        f"The interval beside each WER is a 95 % bootstrap interval over utterances ({resamples} resamples of the utterances, "
+        "the corpus-level WER recomputed on each); the next column is each EMG rendering's WER minus Griffin-Lim's on the "
+        "same utterances with its paired bootstrap interval: an interval wholly below zero means the rendering beats "
+        "Griffin-Lim here, one that holds zero means these utterances cannot tell them apart (docs/design.md, *Text, "
+        "decoding and scoring*).",
         "",
         listening_markdown(listening["rows"]),
         "",
@@ -193,6 +207,9 @@ def _listening_section(layout: QuickstartLayout, base: Path) -> list[str]:
         "(`results.csv`, `report.md` for each EMG rendering).",
         "",
     ]
+    if not layout.vocoder_generator.is_file():
+        lines += [FINE_TUNE_LEFT_OUT, ""]
+    return lines
 
 
 def _times_section(stage_seconds: Mapping[str, float]) -> list[str]:
@@ -222,6 +239,7 @@ def _example_audio(layout: QuickstartLayout, test: CachedUtterances, chosen: lis
     out = layout.out
     corpus_root = Path(read_manifest(layout.cache)["root"])
     pipeline = SilentSpeechPipeline(producer=layout.production, beam=0)
+    text_voice = TextVoice()
     others = {"griffin-lim": load_vocoder(GRIFFIN_LIM, n_mfcc=pipeline.vocoder.n_mfcc)}
     if layout.vocoder_generator.is_file():
         others = {"fine-tuned V1": load_vocoder(layout.vocoder, n_mfcc=pipeline.vocoder.n_mfcc), **others}
@@ -234,9 +252,12 @@ def _example_audio(layout: QuickstartLayout, test: CachedUtterances, chosen: lis
         files = {"V1": write_wav(layout.audio / f"{stem}.v1-universal.wav", result.audio)}
         for name, vocoder in others.items():
             files[name] = write_wav(layout.audio / f"{stem}.{name.replace(' ', '-').lower()}.wav", vocoder.synthesize(result.features))
+        decoded = transcripts.get(entry["id"], {})
+        spoken, _ = text_voice.speak(decoded.get("beam") or decoded.get("greedy"))  # empty text: a silent file
+        files[TEXT_VOICE_LABEL] = write_wav(layout.audio / f"{stem}.text-espeak-ng.wav", spoken, text_voice.audio_rate)
         twin_audio = load_audio(test.by_id[entry["twin"]]["audio_path"], AUDIO_RATE)
         files["voiced twin"] = write_wav(layout.audio / f"{stem}.voiced-twin.wav", twin_audio)
-        examples.append(ExampleAudio(entry, transcripts.get(entry["id"], {}), files))
+        examples.append(ExampleAudio(entry, decoded, files))
         if position == 0:
             title = f"{entry['id']}: \"{entry['text']}\""
             save_figure(emg_figure(recording.emg, recording.rate, result.emg, title=title), out / "emg.png")
@@ -289,9 +310,10 @@ def _audio_section(examples: list[ExampleAudio], base: Path) -> list[str]:
         "## Audio: silent EMG -> production model -> vocoder",
         "",
         "Each silent test utterance's raw EMG file alone through the pipeline, as the demo runs it: the pretrained "
-        "universal HiFi-GAN V1 (the default vocoder), the V1 fine-tuned on this production model's predictions, the "
-        "Griffin-Lim fallback on the same predicted features, and the voiced twin's recording (what the speech should "
-        "sound like). WAV, 22050 Hz. The greedy and beam columns are the test evaluation's transcripts, whose EMG was "
+        "universal HiFi-GAN V1 (the default vocoder), the Griffin-Lim fallback on the same predicted features (and the V1 "
+        "fine-tuned on this production model's predictions, when the optional vocoder stage ran), the recogniser's beam "
+        f"text spoken by espeak-ng ({TEXT_VOICE_LABEL}: voice through text, not the direct path), and the voiced twin's "
+        "recording (what the speech should sound like). WAV, 22050 Hz. The greedy and beam columns are the test evaluation's transcripts, whose EMG was "
         "filtered together with its session neighbours as in training; the demo filters a lone file, so the first or "
         "last characters (within the filters' half-second edge transient) can differ.",
         "",
@@ -330,7 +352,7 @@ def write_quickstart_report(layout: QuickstartLayout, stage_seconds: Mapping[str
     if stage_seconds is None:
         stage_seconds = layout.read_stage_times()
     summary = _read_json(layout.evaluation / "summary.json", "evaluate")
-    transcripts = _transcripts(layout.evaluation / RESULTS_CSV)
+    transcripts = read_results(_required(layout.evaluation / RESULTS_CSV, "evaluate"))
     production_metrics = _read_json(layout.production / TEST_METRICS, "production")
     test = CachedUtterances(_required(layout.cache, "cache"), "test", kinds=("silent",))
     chosen = sorted(range(len(test)), key=lambda i: test.entries[i]["id"])[:examples]

@@ -84,6 +84,18 @@ def production_losses(outputs: dict, frame_lengths: torch.Tensor, batch: dict, p
     return losses
 
 
+def start_acoustic_head_at_mean(model: SpeechModel, target_mean: torch.Tensor) -> None:
+    """Set the bias of ``model``'s acoustic head to ``target_mean`` (n_mfcc,), the mean training frame.
+
+    MFCC sit far from zero (c0 averages about -64 on the synthetic corpus):
+    training then begins at the "predict the mean" baseline instead of
+    spending its first epochs moving the bias. A resumed run overwrites this
+    with its checkpoint (restored after ``setup``).
+    """
+    with torch.no_grad():
+        model.heads["acoustic"].bias.copy_(target_mean)
+
+
 class ProductionTask(TaskModule):
     """Training of a :class:`SpeechModel` with ``acoustic`` (and ``phoneme``) heads."""
 
@@ -98,13 +110,7 @@ class ProductionTask(TaskModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            # MFCC sit far from zero (c0 averages about -64 on the synthetic corpus):
-            # start the acoustic head at the mean training frame, so training begins at
-            # the "predict the mean" baseline instead of spending its first epochs moving
-            # the bias. A resumed run overwrites this with its checkpoint (restored after setup).
-            head = self.model.heads["acoustic"]
-            with torch.no_grad():
-                head.bias.copy_(self.trainer.datamodule.target_mean())
+            start_acoustic_head_at_mean(self.model, self.trainer.datamodule.target_mean())
 
     def _losses(self, batch: dict) -> tuple[dict, torch.Tensor, torch.Tensor]:
         check_emg_batch(batch, self.model.config.emg_channels)
