@@ -126,6 +126,8 @@ def _run_live(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {args.out} is a folder; give the WAV file to write, e.g. {args.out / 'live.wav'}")
     pipeline = streaming_pipeline(args, producer=args.producer, vocoder=args.vocoder)
     voice_latencies = []
+    # The first calls' one-time set-up (seconds) before the board streams: otherwise it piles up as a backlog.
+    pipeline.warm_up()
     with open_board(args, pipeline.channels) as source:
         print(f"{source.name}: {source.rate:g} Hz, channels {', '.join(source.channel_names)}", flush=True)
         recognizer = streaming_recognizer(args, pipeline, source.rate, source.name)
