@@ -1,8 +1,8 @@
 """Live silent speech: chunk -> text and chunk -> voice latency from BrainFlow's playback board at real time.
 
 Test utterances of a quickstart output (default ``runs/quickstart`` or
-``$SILENTSPEECH_QUICKSTART``: its corpus, recognition and production models,
-fine-tuned vocoder and 4-gram LM), joined into one stream, are written in
+``$SILENTSPEECH_QUICKSTART``: its corpus, recognition and production models
+and 4-gram LM, with the pretrained universal HiFi-GAN V1), joined into one stream, are written in
 BrainFlow's file format (Cyton WiFi layout, 1000 Hz) and replayed by
 BrainFlow's playback-file board at their recording speed through
 :class:`~silentspeech.inference.live.LiveSession` in 200 ms chunks: the
@@ -70,9 +70,10 @@ def models(args, scratch: Path) -> tuple[SilentSpeechPipeline, Path, str, bool]:
     """The pipeline (recogniser, producer, vocoder, LM), the corpus to stream, a note on where they come from, and
     whether the recogniser is untrained (its answers are then spelled: :class:`SpelledGraph`)."""
     layout = QuickstartLayout(args.quickstart)
-    if all(p.exists() for p in (layout.recognition, layout.production, layout.vocoder_generator, layout.lm, layout.corpus)):
-        pipeline = SilentSpeechPipeline(layout.recognition, layout.production, vocoder=layout.vocoder, lm=layout.lm, device="cpu")
-        return pipeline, layout.corpus, f"models, fine-tuned vocoder and LM of {args.quickstart}", False
+    if all(p.exists() for p in (layout.recognition, layout.production, layout.lm, layout.corpus)):
+        # The pretrained V1, as the demo voices the quickstart's models (its optional fine-tune made V1 worse).
+        pipeline = SilentSpeechPipeline(layout.recognition, layout.production, vocoder="v1-universal", lm=layout.lm, device="cpu")
+        return pipeline, layout.corpus, f"models and LM of {args.quickstart}", False
     from silentspeech.data.synthetic.speech import generate_corpus
     from silentspeech.models.speech import SpeechModel, SpeechModelConfig
 
