@@ -47,6 +47,9 @@ TINY = [
     "model.encoder.mlp_dim=64",
     "data.max_total_samples=24000",
     "data.max_shift=0",
+    # CTC alone, as these bounds were measured with: parity is the preprocessing's, not the loss's.
+    "loss.auxiliary_weight=0",
+    "model.outputs=[ctc]",
     "optim.lr=5e-3",
     "optim.warmup_steps=10",
     "trainer.progress_bar=false",
