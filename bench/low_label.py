@@ -165,9 +165,11 @@ def main() -> None:
                     parser.exit(2, f"{parser.prog}: error: the unlabelled corpus shares sessions {', '.join(shared)} with {layout.corpus(generator)}\n")
             log(f"pretraining {layout.pretrain}: {args.pretrain_epochs} epochs of "
                 f"{steps_per_epoch(layout.cache('unlabelled'), PRETRAIN_BATCH)} steps")
-            train_side_by_side("speech_pretrain", [(layout.pretrain, [f"seed={args.unlabelled_seed}", f"trainer.max_epochs={args.pretrain_epochs}",
-                                                                      f"trainer.cpu_threads={args.threads}"])],
-                               layout.cache("unlabelled"), layout.corpus("unlabelled"))
+            start = time.perf_counter()
+            if train_side_by_side("speech_pretrain", [(layout.pretrain, [f"seed={args.unlabelled_seed}", f"trainer.max_epochs={args.pretrain_epochs}",
+                                                                         f"trainer.cpu_threads={args.threads}"])],
+                                  layout.cache("unlabelled"), layout.corpus("unlabelled")):
+                log(f"pretrained in {time.perf_counter() - start:.0f} s")
         for generator in args.generators:
             cache, corpus = layout.cache(generator), layout.corpus(generator)
             epochs = epochs_for_steps(cache, RECOGNITION_BATCH, args.steps)
@@ -178,8 +180,10 @@ def main() -> None:
                 runs = [(pretrained, [*common, f"model.init_from={layout.pretrain}"]), (scratch, common)]
                 runs = [(run, overrides) for run, overrides in runs if run.name in args.arms]
                 log(f"{generator} seed {seed}: training {', '.join(run.name for run, _ in runs)} ({epochs} epochs)")
-                train_side_by_side("recognition", [(run, [*overrides, *(per_run if parallel < 2 else [])]) for run, overrides in runs],
-                                   cache, corpus, workers=parallel)
+                start = time.perf_counter()
+                if train_side_by_side("recognition", [(run, [*overrides, *(per_run if parallel < 2 else [])]) for run, overrides in runs],
+                                      cache, corpus, workers=parallel):
+                    log(f"{generator} seed {seed} trained in {time.perf_counter() - start:.0f} s")
                 for run, _ in runs:
                     evaluate(run, cache)
             if set(ARMS) <= set(args.arms):
