@@ -25,6 +25,7 @@ import numpy as np
 from silentspeech.benchmark import QUICKSTART, bench_arguments, print_report, set_threads
 from silentspeech.data.emg_files import read_emg_file
 from silentspeech.data.gaddy import read_corpus
+from silentspeech.decoding.settings import resolve_lm_settings
 from silentspeech.inference.pipeline import SilentSpeechPipeline
 from silentspeech.inference.streaming import StreamingRecognizer, replay_recording
 from silentspeech.metrics import error_rates
@@ -61,7 +62,9 @@ def main() -> None:
     set_threads(args.threads)
 
     test = [u for u in read_corpus(layout.corpus).utterances if u.split == "test"][: args.utterances]
-    pipeline = SilentSpeechPipeline(recognizer=layout.recognition, lm=layout.lm, device="cpu")
+    # The LM settings tune-lm chose on dev (beam width, weights, lexicon), as `silentspeech stream` decodes with them.
+    settings = resolve_lm_settings(layout.recognition, layout.lm)
+    pipeline = SilentSpeechPipeline(recognizer=layout.recognition, device="cpu", **settings.pipeline_keywords())
     references = [normalize_text(u.text) for u in test]
     offline = [pipeline.run(read_emg_file(u.emg_path, channels=pipeline.channels)).beam_text for u in test]
     offline_wer = 100 * error_rates(references, offline).wer

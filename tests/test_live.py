@@ -73,7 +73,7 @@ def test_live_on_the_playback_board_gives_the_final_greedy_text_of_stream_on_the
     out = capsys.readouterr().out
     assert streamed and greedy_line(out) == streamed
     assert "playback of" in out and "1000 Hz" in out and "dropped samples: 0" in out
-    assert "latency chunk -> text over" in out and "latency chunk -> voice: median" in out
+    assert "latency chunk -> text over" in out and "latency chunk -> voice: " in out and "end -> last speech" in out
     audio, rate = sf.read(tmp_path / "speech.wav")
     assert rate == AUDIO_RATE and len(audio) / rate == pytest.approx(len(emg) / 1000, abs=0.1)
     assert not (tmp_path / "speech.wav.partial").exists()
@@ -129,11 +129,31 @@ def test_streaming_voice_speaks_every_stretch_once_and_does_not_wait_for_firm_wo
     emg = np.random.default_rng(5).normal(0, 20, (3400, 8))
     session = LiveSession(StreamingRecognizer(pipeline, 1000.0, "probe"), StreamingVoice(pipeline, 1000.0, "probe"))
     updates = list(session.updates((emg[i : i + 200], time.perf_counter()) for i in range(0, 3400, 200)))
-    pieces = [(u.event.time_s, len(u.audio)) for u in updates if u.audio is not None]
-    assert len(pieces) >= 2 and pieces[0][0] <= MAX_VOICE_LAG_S + 0.8 + 0.2 + 1e-9  # voiced before the end
-    assert updates[-1].event.final and updates[-1].audio is not None
-    assert sum(n for _, n in pieces) / AUDIO_RATE == pytest.approx(3.4, abs=0.1)
-    assert all(u.voice_latency_ms >= 0 for u in updates if u.audio is not None)
+    pieces = [piece for u in updates for piece in u.pieces]
+    assert len(pieces) >= 2 and pieces[0].asked_s <= MAX_VOICE_LAG_S + 0.8 + 0.2 + 1e-9  # asked for before the end
+    assert not pieces[0].final and pieces[-1].final and sorted(p.asked_s for p in pieces) == [p.asked_s for p in pieces]
+    assert updates[-1].event.final and updates[-1].pieces  # the end waits for the rest
+    assert sum(len(p.audio) for p in pieces) / AUDIO_RATE == pytest.approx(3.4, abs=0.1)
+    assert all(p.latency_ms >= 0 for p in pieces)
+    assert session._thread is None  # the voicing thread has ended
+
+
+def test_a_failure_on_the_voicing_thread_is_raised_on_the_recogniser_s_and_stops_it(runs):
+    from silentspeech.inference.live import LiveSession, StreamingVoice
+    from silentspeech.inference.streaming import StreamingRecognizer
+
+    pipeline = SilentSpeechPipeline(runs / "recognition", runs / "production", vocoder=runs / "vocoder.safetensors", lm=runs / "lm.arpa", beam=4, device="cpu")
+    voice = StreamingVoice(pipeline, 1000.0, "probe")
+
+    def broken(stretch):
+        raise RuntimeError("probe: vocoder failed")
+
+    voice.synthesize = broken
+    session = LiveSession(StreamingRecognizer(pipeline, 1000.0, "probe"), voice)
+    emg = np.random.default_rng(5).normal(0, 20, (3400, 8))
+    with pytest.raises(RuntimeError, match="probe: vocoder failed"):
+        list(session.updates((emg[i : i + 200], time.perf_counter()) for i in range(0, 3400, 200)))
+    assert session._thread is None
 
 
 def test_the_demo_s_live_tab_runs_a_board_and_names_a_bad_one(runs, tmp_path, capsys):
@@ -154,3 +174,44 @@ def test_the_demo_s_live_tab_runs_a_board_and_names_a_bad_one(runs, tmp_path, ca
     demo = ["demo", "--recognizer", str(runs / "recognition"), "--lm", str(runs / "lm.arpa"), "--beam", "4", "--device", "cpu"]
     assert main([*demo, "--port", str(free_port()), "--board", "lsl:absent-stream", "--timeout", "0.2"]) == 2
     assert capsys.readouterr().err.strip().endswith("LSL stream 'absent-stream': none appeared within 0.2 s (is its outlet running and on this network?)")
+
+
+def test_the_speaker_plays_pieces_in_order_across_device_blocks_and_silence_after_them():
+    """PortAudio is not on the test machines: a stand-in device drives the callback as PortAudio would."""
+    from silentspeech.inference.live import Speaker
+
+    class Device:
+        samplerate = 10
+
+        def __init__(self, samplerate, channels, dtype, callback):
+            self.callback, self.started, self.closed = callback, False, False
+
+        def start(self):
+            self.started = True
+
+        def stop(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    class SoundDevice:
+        OutputStream = Device
+
+        @staticmethod
+        def query_devices(kind):
+            return {"name": f"probe {kind}"}
+
+    speaker = Speaker(SoundDevice, 10)
+    assert speaker.name == "probe output" and speaker.stream.started
+    speaker.append(np.array([0.1, 0.2, 0.3]))
+    speaker.append(np.array([2.0, -0.5]))  # clipped to [-1, 1]
+    blocks = []
+    for _ in range(3):
+        out = np.full((2, 1), np.nan, np.float32)
+        speaker.stream.callback(out, 2, None, None)
+        blocks.append(out[:, 0].tolist())
+    assert np.allclose(sum(blocks, []), [0.1, 0.2, 0.3, 1.0, -0.5, 0.0])  # a piece spans two blocks; silence after
+    assert speaker.pending_s == 0
+    speaker.close()
+    assert speaker.stream.closed

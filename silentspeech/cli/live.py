@@ -107,6 +107,8 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--producer", type=Path, help="production run directory: also voice the EMG as its text settles")
     parser.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"{VOCODER_SPEC_HELP} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("live.wav"), help="WAV the speech is appended to as it comes (with --producer; default: %(default)s)")
+    parser.add_argument("--no-play", dest="play", action="store_false",
+                        help="do not play the speech (default: play it on the default output device when sounddevice and one exist)")
     parser.add_argument("--seconds", type=float, help="stop after this much EMG, s (default: when the source ends, or Ctrl-C)")
     add_board_arguments(parser)
     add_streaming_arguments(parser)
@@ -118,14 +120,14 @@ def _run_live(args: argparse.Namespace) -> int:
     import numpy as np
 
     from silentspeech.features import AUDIO_RATE
-    from silentspeech.inference.live import GrowingWav, LiveSession, StreamingVoice, rechunk
+    from silentspeech.inference.live import GrowingWav, LiveSession, StreamingVoice, open_speaker, rechunk
 
     if args.seconds is not None and args.seconds <= 0:
         raise CLIError(f"--seconds must be positive, got {args.seconds:g}")
     if args.producer is not None and args.out.is_dir():
         raise CLIError(f"--out {args.out} is a folder; give the WAV file to write, e.g. {args.out / 'live.wav'}")
     pipeline = streaming_pipeline(args, producer=args.producer, vocoder=args.vocoder)
-    voice_latencies = []
+    pieces = []
     # The first calls' one-time set-up (seconds) before the board streams: otherwise it piles up as a backlog.
     pipeline.warm_up()
     with open_board(args, pipeline.channels) as source:
@@ -135,23 +137,39 @@ def _run_live(args: argparse.Namespace) -> int:
         session = LiveSession(recognizer, voice)
         limit = None if args.seconds is None else round(args.seconds * source.rate)
         chunks = rechunk(source.blocks(), max(1, round(args.chunk_ms / 1000 * source.rate)), source.rate, limit)
+        speaker = open_speaker(AUDIO_RATE) if voice and args.play else None
+        if voice:
+            print(f"speech: {args.out}" + (f" and {speaker.name}" if speaker else " (not played: no output device)" if args.play else ""), flush=True)
         with GrowingWav(args.out, AUDIO_RATE) if voice else contextlib.nullcontext() as wav:
 
             def events():
                 for update in session.updates(chunks):
-                    if update.audio is not None:
-                        wav.append(update.audio)
-                        voice_latencies.append(update.voice_latency_ms)
+                    for piece in update.pieces:
+                        wav.append(piece.audio)
+                        if speaker:
+                            speaker.append(piece.audio)
+                        pieces.append(piece)
                     yield update.event
 
-            final, latencies = show_stream(events(), "live")
+            try:
+                final, latencies = show_stream(events(), "live")
+            finally:
+                if speaker:
+                    speaker.close(drain=True)
         print(latency_line(latencies, args.chunk_ms, final))
         if voice is not None:
             summary = "no speech (too little EMG)"
+            if pieces:
+                summary = f"{wav.samples / AUDIO_RATE:.2f} s of speech in {len(pieces)} pieces"
+            voice_latencies = [piece.latency_ms for piece in pieces if not piece.final]  # the stream's end is not a live latency
             if voice_latencies:
                 p50, p95 = np.percentile(voice_latencies, [50, 95])
-                summary = (f"{wav.samples / AUDIO_RATE:.2f} s of speech in {len(voice_latencies)} pieces; latency chunk -> voice: "
-                           f"median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(voice_latencies):.0f} ms")
+                summary += (f"; latency chunk -> voice: median {p50:.0f} ms, p95 {p95:.0f} ms, max {max(voice_latencies):.0f} ms "
+                            f"({len(voice_latencies)} pieces voiced while streaming)")
+            elif pieces:
+                summary += "; latency chunk -> voice: none (the stream ended before a stretch settled)"
+            if pieces and pieces[-1].final:
+                summary += f"; end -> last speech {pieces[-1].latency_ms:.0f} ms"
             print(f"voice ({pipeline.vocoder.description}): wrote {args.out}: {summary}")
         print(f"dropped samples: {source.dropped}")
     return 0

@@ -15,16 +15,24 @@ recogniser's settle time has gone unvoiced for :data:`MAX_VOICE_LAG_S`. Each pie
 on both sides (up to :data:`~silentspeech.inference.streaming.FILTER_CONTEXT_S`)
 as the cache's neighbouring utterances prime the training data's filters,
 then run through the production model and the vocoder. The end of the stream
-voices the rest. :class:`GrowingWav` appends the pieces to a WAV file as they come; :class:`LiveRunner` runs a session
+voices the rest. Voicing runs on a thread of its own: the recogniser's
+next chunk never waits for the vocoder (on the same thread, a chunk that
+settled a stretch held the chunks behind it for the whole synthesis, and the
+text's p95 latency grew to several chunks; bench/results.md), and the speech
+of a stretch comes with the first update after it is ready.
+:class:`GrowingWav` appends the pieces to a WAV file as they come and :class:`Speaker` plays them
+when an output device exists; :class:`LiveRunner` runs a session
 on a background thread for a page that polls it (the demo's live tab).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,6 +43,8 @@ from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, primed_neighbours
 from silentspeech.inference.streaming import FILTER_CONTEXT_S, StreamEvent, StreamingRecognizer
 from silentspeech.preprocessing import MIN_FILTER_SAMPLES, preprocess_emg
+
+log = logging.getLogger(__name__)
 
 #: Shortest stretch of settled EMG voiced on its own, seconds (shorter ones wait for more).
 MIN_VOICE_S = 0.3
@@ -98,12 +108,13 @@ class StreamingVoice:
         """Add raw EMG ``(samples, channels)`` (already checked by the recogniser)."""
         self.buffer = np.concatenate([self.buffer, chunk])
 
-    def voice(self, until: int, final: bool = False) -> np.ndarray | None:
-        """Audio ``(samples,)`` float32 at the vocoder's rate for raw samples ``voiced..until``, or None when too few.
+    def take(self, until: int, final: bool = False) -> "_Stretch | None":
+        """Cut raw samples ``voiced..until`` (with their filter context) for :meth:`synthesize`; None when too few.
 
-        ``final``: the stream has ended; the rest is voiced whatever its
-        length (if it can be filtered) and the filters after it are primed as
-        for a lone recording.
+        Cheap (slicing only), so the recogniser's thread calls it and hands
+        the stretch to the voicing thread. ``final``: the stream has ended;
+        the rest is taken whatever its length (if it can be filtered) and the
+        filters after it are primed as for a lone recording.
         """
         received = self.offset + self.buffer.shape[0]
         until = min(until, received)
@@ -113,33 +124,78 @@ class StreamingVoice:
         primed_before, primed_after = primed_neighbours(raw, self.rate)
         before = self.buffer[max(self.offset, self.voiced - self.context) - self.offset : self.voiced - self.offset]
         after = self.buffer[until - self.offset : until + self.context - self.offset]
-        emg = preprocess_emg(
-            raw, self.preprocessing, before=before if len(before) else primed_before,
-            after=primed_after if final or not len(after) else after, source=self.source,
+        stretch = _Stretch(
+            raw=raw, before=before if len(before) else primed_before,
+            after=primed_after if final or not len(after) else after, start=self.voiced, final=final,
         )
-        audio = self.pipeline.run_preprocessed(emg, recognize=False).audio
         self.voiced = until
         keep = max(self.offset, until - self.context)  # the next stretch's left context
         self.buffer, self.offset = self.buffer[keep - self.offset :], keep
-        return audio
+        return stretch
+
+    def synthesize(self, stretch: "_Stretch") -> np.ndarray:
+        """Audio ``(samples,)`` float32 at the vocoder's rate for a stretch from :meth:`take`."""
+        emg = preprocess_emg(stretch.raw, self.preprocessing, before=stretch.before, after=stretch.after, source=self.source)
+        return self.pipeline.run_preprocessed(emg, recognize=False).audio
+
+
+@dataclass
+class _Stretch:
+    """Raw EMG ``(samples, channels)`` to voice, with the raw EMG that primes its filters on each side."""
+
+    raw: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    start: int  #: stream index of its first raw sample
+    final: bool
+
+
+@dataclass
+class VoicePiece:
+    """The speech of one settled stretch."""
+
+    #: (samples,) float32 at the vocoder's rate.
+    audio: np.ndarray
+    #: Wall milliseconds from the arrival of the chunk after which the stretch was settled to its speech.
+    latency_ms: float
+    #: Stream seconds of EMG received when the stretch was handed to the voicing thread.
+    asked_s: float
+    #: Voiced by the stream's end (its latency counts from :meth:`LiveSession.finish`).
+    final: bool = False
 
 
 @dataclass
 class LiveUpdate:
-    """What one chunk (or the end) brought: the recogniser's event and any new speech."""
+    """What one chunk (or the end) brought: the recogniser's event and any speech finished since the last update."""
 
     event: StreamEvent
-    #: Speech voiced after this chunk, (samples,) float32 at the vocoder's rate; None if none.
-    audio: np.ndarray | None = None
-    #: Wall milliseconds from the chunk's arrival to that speech (None without it).
-    voice_latency_ms: float | None = None
+    #: Speech finished since the last update, oldest first (all of the stream's rest on the final update).
+    pieces: list[VoicePiece] = field(default_factory=list)
+
+    @property
+    def audio(self) -> np.ndarray | None:
+        """The pieces' speech joined, (samples,) float32 at the vocoder's rate; None without any."""
+        return np.concatenate([piece.audio for piece in self.pieces]) if self.pieces else None
 
 
 class LiveSession:
-    """A :class:`StreamingRecognizer` and an optional :class:`StreamingVoice` fed the same chunks."""
+    """A :class:`StreamingRecognizer` and an optional :class:`StreamingVoice` fed the same chunks.
+
+    With a voice, a daemon thread voices the stretches in order (module
+    docstring); :meth:`finish` waits for it. An error there (a stretch that
+    cannot be filtered, say) is raised by the next :meth:`push` or
+    :meth:`finish`. :meth:`close` stops the thread without waiting for the
+    speech (``updates`` calls it however the stream ends).
+    """
 
     def __init__(self, recognizer: StreamingRecognizer, voice: StreamingVoice | None = None) -> None:
         self.recognizer, self.voice = recognizer, voice
+        self._asked: queue.Queue = queue.Queue()  # (stretch, arrival, asked_s), None to stop
+        self._done: queue.Queue = queue.Queue()  # VoicePiece, or the exception that stopped the thread
+        self._thread = None
+        if voice is not None:
+            self._thread = threading.Thread(target=self._voice_stretches, name="live-voice", daemon=True)
+            self._thread.start()
 
     def push(self, chunk: np.ndarray, arrival: float | None = None) -> LiveUpdate:
         """Add raw EMG ``(samples, channels)`` that arrived at ``arrival`` (``perf_counter``; default now)."""
@@ -152,35 +208,76 @@ class LiveSession:
             settled = recognizer.received - int(recognizer.settle_frames * recognizer.rate / FRAME_RATE)
             if settled - self.voice.voiced > MAX_VOICE_LAG_S * recognizer.rate:
                 until = max(until, settled)
-            self._voice(update, arrival, until, final=False)
+            self._ask(self.voice.take(until), arrival)
+            update.pieces = self._finished()
         return update
 
     def finish(self) -> LiveUpdate:
-        """End of the stream: the final text, and the speech of everything not voiced yet."""
+        """End of the stream: the final text, and the speech of everything not handed out yet (waits for it)."""
         arrival = time.perf_counter()
         update = LiveUpdate(self.recognizer.finish(arrival))
         if self.voice is not None:
-            self._voice(update, arrival, self.recognizer.received, final=True)
+            self._ask(self.voice.take(self.recognizer.received, final=True), arrival)
+            self._asked.put(None)
+            self._thread.join()
+            self._thread = None
+            update.pieces = self._finished()
         return update
 
-    def _voice(self, update: LiveUpdate, arrival: float, until: int, final: bool) -> None:
-        audio = self.voice.voice(until, final)
-        if audio is not None:
-            update.audio, update.voice_latency_ms = audio, 1000 * (time.perf_counter() - arrival)
+    def close(self) -> None:
+        """Stop the voicing thread after the stretch it is on; speech not finished yet is dropped."""
+        if self._thread is not None:
+            while not self._asked.empty():  # drop what it has not started
+                try:
+                    self._asked.get_nowait()
+                except queue.Empty:
+                    break
+            self._asked.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _ask(self, stretch: _Stretch | None, arrival: float) -> None:
+        if stretch is not None:
+            self._asked.put((stretch, arrival, self.recognizer.received / self.recognizer.rate))
+
+    def _finished(self) -> list[VoicePiece]:
+        """The pieces the voicing thread finished so far; raises what stopped it."""
+        pieces = []
+        while True:
+            try:
+                done = self._done.get_nowait()
+            except queue.Empty:
+                return pieces
+            if isinstance(done, BaseException):
+                raise done
+            pieces.append(done)
+
+    def _voice_stretches(self) -> None:
+        while (asked := self._asked.get()) is not None:
+            stretch, arrival, asked_s = asked
+            try:
+                audio = self.voice.synthesize(stretch)
+            except Exception as err:  # handed to the recogniser's thread, which raises it
+                self._done.put(err)
+                return
+            self._done.put(VoicePiece(audio, 1000 * (time.perf_counter() - arrival), asked_s, stretch.final))
 
     def updates(self, chunks: Iterable[tuple[np.ndarray, float]]) -> Iterator[LiveUpdate]:
         """Push every ``(chunk, arrival)`` and yield each update, then :meth:`finish`'s.
 
         Ctrl-C (KeyboardInterrupt) while waiting for a chunk ends the stream
         there: the final update still comes (the source's own context manager
-        releases the board).
+        releases the board). The voicing thread is stopped however this ends.
         """
         try:
-            for chunk, arrival in chunks:
-                yield self.push(chunk, arrival)
-        except KeyboardInterrupt:
-            pass
-        yield self.finish()
+            try:
+                for chunk, arrival in chunks:
+                    yield self.push(chunk, arrival)
+            except KeyboardInterrupt:
+                pass
+            yield self.finish()
+        finally:
+            self.close()
 
 
 class GrowingWav:
@@ -210,6 +307,73 @@ class GrowingWav:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Speaker:
+    """The default output device, playing speech pieces in order as they are appended (through ``sounddevice``).
+
+    PortAudio pulls audio from :meth:`_fill` on its own thread; a piece is
+    queued and returns at once, so neither the recogniser nor the voicing
+    thread waits for playback, and a gap between pieces plays as silence.
+    :func:`open_speaker` makes one when a device exists.
+    """
+
+    def __init__(self, sounddevice, rate: int) -> None:
+        self.lock = threading.Lock()
+        self.queued: list[np.ndarray] = []  #: float32 pieces not played yet, the first maybe partly
+        self.name = sounddevice.query_devices(kind="output")["name"]
+        self.stream = sounddevice.OutputStream(samplerate=rate, channels=1, dtype="float32", callback=self._fill)
+        self.stream.start()
+
+    def append(self, audio: np.ndarray) -> None:
+        """Queue float audio ``(samples,)`` in [-1, 1] (clipped) after what is playing."""
+        with self.lock:
+            self.queued.append(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+
+    def _fill(self, out: np.ndarray, frames: int, when, status) -> None:
+        """PortAudio's callback: the next ``frames`` queued samples into ``out`` (frames, 1), silence after them."""
+        filled = 0
+        with self.lock:
+            while filled < frames and self.queued:
+                piece = self.queued[0]
+                take = min(frames - filled, len(piece))
+                out[filled : filled + take, 0] = piece[:take]
+                filled += take
+                if take == len(piece):
+                    self.queued.pop(0)
+                else:
+                    self.queued[0] = piece[take:]
+        out[filled:] = 0.0
+
+    @property
+    def pending_s(self) -> float:
+        """Seconds of speech queued and not played yet, at the stream's rate."""
+        with self.lock:
+            return sum(len(piece) for piece in self.queued) / self.stream.samplerate
+
+    def close(self, drain: bool = True) -> None:
+        """Stop the device; with ``drain``, first wait until the queued speech has played."""
+        try:
+            while drain and self.pending_s > 0:
+                time.sleep(0.05)
+        finally:  # a second Ctrl-C while draining still releases the device
+            self.stream.stop()
+            self.stream.close()
+
+
+def open_speaker(rate: int) -> Speaker | None:
+    """The default output device at ``rate`` Hz, or None (the reason logged at debug level) without the
+    ``sounddevice`` package, PortAudio or an output device: speech then only goes to the WAV file."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as err:  # OSError: the package is there but PortAudio is not
+        log.debug("no speaker: %s", err)
+        return None
+    try:
+        return Speaker(sounddevice, rate)
+    except Exception as err:  # sounddevice.PortAudioError and ValueError (no output device)
+        log.debug("no speaker: %s", err)
+        return None
 
 
 @dataclass
@@ -275,10 +439,10 @@ class LiveRunner:
     def _record(self, update: LiveUpdate, dropped: int, running: bool) -> None:
         if not update.event.final:
             self.text_ms.append(update.event.latency_ms)
-        if update.audio is not None:
-            self.pieces.append(update.audio)
-            if not update.event.final:
-                self.voice_ms.append(update.voice_latency_ms)
+        for piece in update.pieces:
+            self.pieces.append(piece.audio)
+            if not piece.final:
+                self.voice_ms.append(piece.latency_ms)
         with self.lock:
             self.state = LiveSnapshot(
                 running=running, firm=update.event.firm, tentative=update.event.tentative, seconds=update.event.time_s,
@@ -293,12 +457,15 @@ class LiveRunner:
                 recognizer = StreamingRecognizer(self.pipeline, source.rate, source.name)
                 voice = None if self.pipeline.producer is None else StreamingVoice(self.pipeline, source.rate, source.name)
                 session = LiveSession(recognizer, voice)
-                for chunk, arrival in rechunk(source.blocks(), max(1, round(self.chunk_ms / 1000 * source.rate)), source.rate):
-                    self._record(session.push(chunk, arrival), source.dropped, running=True)
-                    if self.stopping.is_set():
-                        break
-                if recognizer.received:
-                    self._record(session.finish(), source.dropped, running=False)
+                try:
+                    for chunk, arrival in rechunk(source.blocks(), max(1, round(self.chunk_ms / 1000 * source.rate)), source.rate):
+                        self._record(session.push(chunk, arrival), source.dropped, running=True)
+                        if self.stopping.is_set():
+                            break
+                    if recognizer.received:
+                        self._record(session.finish(), source.dropped, running=False)
+                finally:
+                    session.close()
         except Exception as err:  # shown on the page: a board that fails mid-run, a stream that ends too soon
             with self.lock:
                 self.state = replace(self.state, error=str(err) or type(err).__name__)
