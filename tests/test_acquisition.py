@@ -121,3 +121,26 @@ def test_quality_line_sees_mains_hum_and_a_dead_channel():
     assert quality.mains_hz == 50 and quality.mains_rms[1] == pytest.approx(30 / np.sqrt(2), rel=0.1)
     assert quality.emg_rms[0] == pytest.approx(10 * np.sqrt(0.9), rel=0.15) and quality.emg_rms[2] == 0
     assert "mains 50 Hz max 21" in quality.line(["a", "b", "c"])
+
+
+def test_record_with_key_starts_and_stops_each_take_on_enter(tmp_path, monkeypatch, capsys):
+    """Enter is pressed through a real pipe on stdin: start at once, stop after about 0.5 s."""
+    import os
+    import threading
+    import time
+
+    (tmp_path / "prompts.txt").write_text(PROMPTS)
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr("sys.stdin", os.fdopen(read_end, "r"))
+
+    def press_enter() -> None:
+        os.write(write_end, b"\n")  # starts the take
+        time.sleep(0.5)
+        os.write(write_end, b"\n")  # stops it
+        os.close(write_end)
+
+    threading.Thread(target=press_enter, daemon=True).start()
+    assert record(tmp_path, "--prompts", str(tmp_path / "prompts.txt"), "--key", "--mode", "voiced", "--count", "1") == 0
+    assert "Enter starts the take" in capsys.readouterr().out
+    emg = np.load(tmp_path / "corpus" / "voiced_parallel_data" / "s1" / "0_emg.npy")
+    assert 0.3 <= emg.shape[0] / 1000 <= 1.5  # the time between the two presses, at 1000 Hz
