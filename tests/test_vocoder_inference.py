@@ -1,4 +1,4 @@
-"""Fast vocoder synthesis: the ONNX Runtime generator gives the plain torch generator's audio, and falls back to it."""
+"""Fast vocoder synthesis: the OpenVINO and ONNX Runtime generators give the plain torch generator's audio, and fall back to it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from safetensors import safe_open
 from silentspeech.features import HOP_LENGTH
 from silentspeech.vocoder import synthesis as vocoder_synthesis
 from silentspeech.vocoder.generator import GeneratorConfig, NoisyHifiganGenerator, build_generator, min_generator_frames, save_generator
-from silentspeech.vocoder.synthesis import EXPORT_TOLERANCE, Vocoder, load_vocoder
+from silentspeech.vocoder.synthesis import BF16_TOLERANCE, EXPORT_TOLERANCE, Vocoder, load_vocoder
 
 TINY = GeneratorConfig(
     upsample_rates=[8, 8, 4],
@@ -46,20 +46,34 @@ def features(frames: int, batch: int | None = None, seed: int = 1) -> np.ndarray
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def test_fast_synthesis_gives_the_plain_audio():
+def same_audio(fast: Vocoder, a: np.ndarray, b: np.ndarray) -> bool:
+    """Within EXPORT_TOLERANCE in float32; within BF16_TOLERANCE relative RMS in bfloat16 (OpenVINO on an AMX CPU)."""
+    if fast.precision == "bf16":
+        return float(np.sqrt(np.mean((a - b) ** 2) / np.mean(b**2))) <= BF16_TOLERANCE
+    return float(np.abs(a - b).max()) <= EXPORT_TOLERANCE
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_fast_synthesis_gives_the_plain_audio(backend):
     plain = Vocoder(TINY, tiny_generator(), "tiny", backend="torch")
-    fast = Vocoder(TINY, tiny_generator(), "tiny")
-    assert (plain.backend, fast.backend) == ("torch", "onnxruntime")
-    assert plain.method == fast.method == "hifigan"
+    fast = Vocoder(TINY, tiny_generator(), "tiny", backend=backend)
+    assert (plain.backend, fast.backend) == ("torch", backend)
+    assert plain.method == fast.method == "hifigan" and fast.precision in ("f32", "bf16")
     for frames in (min_generator_frames(TINY), 23, 200):  # lengths other than the export's 16
         single, batch = features(frames), features(frames, batch=3)
-        assert np.abs(fast.synthesize(single) - plain.synthesize(single)).max() <= EXPORT_TOLERANCE
+        assert same_audio(fast, fast.synthesize(single), plain.synthesize(single))
         fast_batch = fast.synthesize(batch)
         assert fast_batch.shape == (3, frames * HOP_LENGTH) and fast_batch.dtype == np.float32
-        assert np.abs(fast_batch - plain.synthesize(batch)).max() <= EXPORT_TOLERANCE
+        assert same_audio(fast, fast_batch, plain.synthesize(batch))
     ragged = [features(30), features(9, seed=2)]
     for a, b in zip(fast.synthesize_many(ragged), plain.synthesize_many(ragged)):
-        assert a.shape == b.shape and np.abs(a - b).max() <= EXPORT_TOLERANCE
+        assert a.shape == b.shape and same_audio(fast, a, b)
+
+
+def test_auto_takes_openvino_then_onnxruntime(monkeypatch):
+    assert Vocoder(TINY, tiny_generator(), "tiny").backend == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import raises ImportError
+    assert Vocoder(TINY, tiny_generator(), "tiny").backend == "onnxruntime"
 
 
 def test_removing_weight_norm_keeps_the_audio():
@@ -83,8 +97,10 @@ def test_falls_back_to_torch_when_the_fast_path_is_unavailable(monkeypatch, brea
         monkeypatch.setattr(vocoder_synthesis, "export_generator_onnx", _export_fails)
     elif break_it == "onnxruntime":
         monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+        monkeypatch.setitem(sys.modules, "openvino", None)
     else:
         monkeypatch.setattr(vocoder_synthesis, "EXPORT_TOLERANCE", -1.0)  # every check fails
+        monkeypatch.setattr(vocoder_synthesis, "BF16_TOLERANCE", -1.0)
     with pytest.warns(RuntimeWarning, match="running plain torch"):
         fallback = Vocoder(TINY, tiny_generator(), "tiny")
     assert fallback.backend == "torch" and fallback.method == "hifigan"
@@ -96,17 +112,17 @@ def test_falls_back_to_torch_when_the_fast_path_is_unavailable(monkeypatch, brea
 
 def test_load_vocoder_backends_and_griffin_lim(tmp_path):
     save_generator(tmp_path / "generator.safetensors", tiny_generator(), TINY, step=0)
-    assert load_vocoder(tmp_path).backend == "onnxruntime"
+    assert load_vocoder(tmp_path).backend == "openvino"
     assert load_vocoder(tmp_path, backend="torch").backend == "torch"
     assert load_vocoder(None).backend is None
-    with pytest.raises(ValueError, match="backend must be auto, onnxruntime or torch"):
+    with pytest.raises(ValueError, match="backend must be auto, openvino or onnxruntime or torch"):
         load_vocoder(tmp_path, backend="tensorrt")
 
 
 def test_too_few_frames_is_a_clear_error():
     fewest = min_generator_frames(TINY)
     assert fewest == 5  # kernel 7, dilation 12 at 8 samples per frame: 36 samples of reflection padding
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", "onnxruntime", "openvino"):
         vocoder = Vocoder(TINY, tiny_generator(), "tiny", backend=backend)
         assert vocoder.synthesize(features(fewest)).shape == (fewest * HOP_LENGTH,)
         with pytest.raises(ValueError, match=f"features hold {fewest - 1} frames; vocoder tiny needs at least {fewest}"):
@@ -116,17 +132,18 @@ def test_too_few_frames_is_a_clear_error():
 # --- noise injection -------------------------------------------------------------
 
 
-def test_noisy_generator_is_deterministic_and_its_fast_path_gives_the_plain_audio():
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_noisy_generator_is_deterministic_and_its_fast_path_gives_the_plain_audio(backend):
     plain = Vocoder(NOISY, tiny_generator(config=NOISY), "noisy", backend="torch")
-    fast = Vocoder(NOISY, tiny_generator(config=NOISY), "noisy")
-    assert isinstance(plain.generator, NoisyHifiganGenerator) and fast.backend == "onnxruntime"
+    fast = Vocoder(NOISY, tiny_generator(config=NOISY), "noisy", backend=backend)
+    assert isinstance(plain.generator, NoisyHifiganGenerator) and fast.backend == backend
     for frames in (min_generator_frames(NOISY), 23, 200):
         single, batch = features(frames), features(frames, batch=3)
         first = plain.synthesize(single)
         np.testing.assert_array_equal(plain.synthesize(single), first)  # the same noise on every call
         np.testing.assert_array_equal(fast.synthesize(single), fast.synthesize(single))
-        assert np.abs(fast.synthesize(single) - first).max() <= EXPORT_TOLERANCE
-        assert np.abs(fast.synthesize(batch) - plain.synthesize(batch)).max() <= EXPORT_TOLERANCE
+        assert same_audio(fast, fast.synthesize(single), first)
+        assert same_audio(fast, fast.synthesize(batch), plain.synthesize(batch))
     # the noise reaches the audio: without it (scales zero) the output differs
     silent = tiny_generator(config=NOISY)
     with torch.no_grad():

@@ -34,7 +34,7 @@ import torch
 
 from silentspeech import features as audio_features
 from silentspeech.runs import GENERATOR_FILE
-from silentspeech.runtime import cpu_session, pick_device
+from silentspeech.runtime import OpenVinoSession, cpu_session, pick_device
 from silentspeech.vocoder import DEFAULT_VOCODER, GRIFFIN_LIM
 from silentspeech.vocoder.generator import (
     GeneratorConfig,
@@ -53,10 +53,15 @@ HIFIGAN = "hifigan"
 #: Vocoder specs that are names rather than paths.
 VOCODER_NAMES = (*PRETRAINED_V1, GRIFFIN_LIM)
 
-#: ``Vocoder.backend`` values for a HiFi-GAN: the generator run by ONNX Runtime (CPU) or by torch.
-GENERATOR_BACKENDS = ("onnxruntime", "torch")
-#: Largest absolute sample difference allowed between the exported generator's audio and torch's.
+#: ``Vocoder.backend`` values for a HiFi-GAN: the generator run by OpenVINO or ONNX Runtime (CPU), or by torch.
+GENERATOR_BACKENDS = ("openvino", "onnxruntime", "torch")
+#: The fast backends ``backend="auto"`` tries on a CPU, in this order (then torch).
+AUTO_BACKENDS = ("openvino", "onnxruntime")
+#: Largest absolute sample difference allowed between the exported generator's audio and torch's (float32 backends).
 EXPORT_TOLERANCE = 1e-4
+#: Largest RMS of the difference to torch's audio, relative to its RMS, allowed for a bfloat16 backend
+#: (OpenVINO on a CPU with AMX or AVX512-BF16 measures about 0.03 on V1; a broken graph about 1).
+BF16_TOLERANCE = 0.1
 
 
 class Vocoder:
@@ -68,13 +73,18 @@ class Vocoder:
 
     Speed. The generator loses its weight norm (a training device: folding
     it into the weights leaves the outputs unchanged) and, on CPU, runs as an
-    ONNX Runtime graph exported when the vocoder is built (a few seconds
-    for V1), faster than eager torch, a traced TorchScript graph or
-    synthesis in overlapping chunks (``bench/voice.py`` prints both paths;
-    docs/measurements.md). Before the
-    graph is used its audio is checked against torch's on random features
-    of another length; beyond :data:`EXPORT_TOLERANCE`, or when the export
-    or onnxruntime fails, the vocoder warns and stays on torch. ``backend``
+    ONNX graph exported when the vocoder is built (a few seconds for V1),
+    compiled by OpenVINO, else run by ONNX Runtime: both faster than eager
+    torch, a traced TorchScript graph or synthesis in overlapping chunks
+    (``bench/voice.py`` prints the paths; docs/measurements.md). OpenVINO
+    computes in bfloat16 where the CPU has AMX or AVX512-BF16 (3 times ONNX
+    Runtime's speed for V1 there; Whisper heard its speech as well as
+    float32's, docs/measurements.md), in float32 elsewhere;
+    :attr:`precision` says which. Before the graph is used its audio is
+    checked against torch's on random features of another length: within
+    :data:`EXPORT_TOLERANCE` in float32, :data:`BF16_TOLERANCE` (relative
+    RMS) in bfloat16. When both fast backends fail (not installed, an export
+    or a check that fails) the vocoder warns and stays on torch. ``backend``
     says which runs (``None`` for Griffin-Lim); ``method`` is the same
     either way.
 
@@ -84,9 +94,10 @@ class Vocoder:
             removed in place), or None for Griffin-Lim.
         source: where it came from, for messages.
         device: torch device of the generator.
-        backend: ``"auto"`` (ONNX Runtime on CPU, torch on CUDA or when the
-            export fails), ``"onnxruntime"`` (raise instead of falling back) or ``"torch"``.
-        threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
+        backend: ``"auto"`` (OpenVINO, else ONNX Runtime on CPU; torch on CUDA or
+            when both fail), ``"openvino"`` or ``"onnxruntime"`` (raise instead of
+            falling back) or ``"torch"``.
+        threads: the fast backend's inference threads (default: ``torch.get_num_threads()``).
     """
 
     def __init__(
@@ -106,34 +117,47 @@ class Vocoder:
         self.device = pick_device(device)
         self.generator = generator
         self.backend: str | None = None
+        #: ``"f32"`` or ``"bf16"``: the precision the generator computes in (None for Griffin-Lim).
+        self.precision: str | None = None
         self._session = None
         if generator is None:
             return
         generator.remove_weight_norm()  # weight norm only matters for training
         self.generator = generator.to(self.device).eval()
-        self.backend = "torch"
+        self.backend, self.precision = "torch", "f32"
         if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
             return
-        try:
-            self._session = self._onnx_session(threads or torch.get_num_threads())
-            self.backend = "onnxruntime"
-        except Exception as err:  # no onnxruntime, an export or a check that failed: torch still works
-            if backend == "onnxruntime":
-                raise
-            warnings.warn(f"vocoder {source}: fast synthesis unavailable, running plain torch: {err}", RuntimeWarning, stacklevel=2)
+        failures = []
+        for candidate in AUTO_BACKENDS if backend == "auto" else (backend,):
+            try:
+                self._session = self._fast_session(candidate, threads or torch.get_num_threads())
+            except Exception as err:  # not installed, an export or a check that failed: the next one, else torch
+                if backend != "auto":
+                    raise
+                failures.append(f"{candidate}: {err}")
+                continue
+            self.backend, self.precision = candidate, getattr(self._session, "precision", "f32")
+            return
+        warnings.warn(f"vocoder {source}: fast synthesis unavailable, running plain torch ({'; '.join(failures)})", RuntimeWarning, stacklevel=2)
 
-    def _onnx_session(self, threads: int):
+    def _fast_session(self, backend: str, threads: int):
+        """A checked OpenVINO or ONNX Runtime session of the exported generator; raises why it cannot be used."""
         if self.device.type != "cpu":
-            raise RuntimeError(f"the ONNX Runtime backend runs on CPU; the generator is on {self.device}")
-        session = cpu_session(export_generator_onnx(self.generator, self.config.n_mels), threads)
+            raise RuntimeError(f"the {backend} backend runs on CPU; the generator is on {self.device}")
+        graph = export_generator_onnx(self.generator, self.config.n_mels)
+        session = OpenVinoSession(graph, threads) if backend == "openvino" else cpu_session(graph, threads)
         # A batch of two and a frame count other than the export's.
         log_mel = torch.randn(2, self.config.n_mels, min_generator_frames(self.config) + 37, generator=torch.Generator().manual_seed(0))
         inputs = generator_inputs(self.generator, log_mel)
         with torch.inference_mode():
             expected = self.generator(*inputs.values()).numpy()
-        difference = float(np.abs(session.run(None, {name: value.numpy() for name, value in inputs.items()})[0] - expected).max())
-        if not difference <= EXPORT_TOLERANCE:
-            raise RuntimeError(f"the exported generator's audio differs from torch's by {difference:.3g} (> {EXPORT_TOLERANCE:g})")
+        error = session.run(None, {name: value.numpy() for name, value in inputs.items()})[0] - expected
+        if getattr(session, "precision", "f32") == "bf16":
+            relative = float(np.sqrt(np.mean(error**2) / max(np.mean(expected**2), 1e-12)))
+            if not relative <= BF16_TOLERANCE:
+                raise RuntimeError(f"the bfloat16 generator's audio differs from torch's by {relative:.3g} relative RMS (> {BF16_TOLERANCE:g})")
+        elif not float(np.abs(error).max()) <= EXPORT_TOLERANCE:
+            raise RuntimeError(f"the exported generator's audio differs from torch's by {float(np.abs(error).max()):.3g} (> {EXPORT_TOLERANCE:g})")
         return session
 
     @property
@@ -227,8 +251,8 @@ def load_vocoder(
 
     ``n_mfcc``, when given, is the width of the features it will receive
     (e.g. an acoustic model's output); a mismatch is an error naming both.
-    ``backend`` runs the generator: ``"auto"`` (ONNX Runtime on CPU, else
-    torch), ``"onnxruntime"`` or ``"torch"``; see :class:`Vocoder`. A missing
+    ``backend`` runs the generator: ``"auto"`` (OpenVINO, else ONNX Runtime
+    on CPU; else torch), ``"openvino"``, ``"onnxruntime"`` or ``"torch"``; see :class:`Vocoder`. A missing
     or damaged weight file is a ``FileNotFoundError`` / ``ValueError`` naming it.
     """
     if spec is None or str(spec) == GRIFFIN_LIM:
