@@ -15,13 +15,16 @@ utterances with its paired bootstrap 95 % interval (an interval wholly below
 zero: that step beats the pretrained V1 on these utterances). Griffin-Lim on
 the same predicted features is the reference row.
 
-    .venv/bin/python bench/vocoder_finetune.py --threads 2 [--steps 0 20 40 80 160] [--lr 5e-5] [--utterances N] [--markdown]
+    .venv/bin/python bench/vocoder_finetune.py --run --threads 2 [--steps 0 20 40 80 160] [--lr 5e-5] [--utterances N] [--markdown]
 
 It reads a finished quickstart (``--quickstart``: its cache and production
 model) and works in a temporary folder unless ``--out`` names one (there the
 fine-tune, per-point transcripts and ``curve.json`` are kept, and a second run
 with the same settings reuses the fine-tune). On 2 cores one step (2
-segments of 8192 samples, with the discriminators) takes about 5 s.
+segments of 8192 samples, with the discriminators) takes about 5 s, on one
+about 13 s, so the default curve takes 15 to 35 minutes of training plus
+about 15 of scoring: without ``--run`` (as ``make bench`` calls it) the
+script only prints a skipped section.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from silentspeech.vocoder import GRIFFIN_LIM
 from silentspeech.vocoder.train import VocoderRecipe, load_vocoder_recipe, step_generator_path, train_vocoder
 
 SETTINGS = "settings.json"
+TITLE = "Vocoder fine-tune: dev WER against steps (EMG -> production -> V1 -> Whisper)"
 
 
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="store_true", help="run the bench (about 30 to 50 minutes); without it a skipped section is printed")
     parser.add_argument("--quickstart", type=Path, default=QUICKSTART, help="a finished quickstart: its cache and production model (default %(default)s)")
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 20, 40, 80, 160], help="points of the curve, optimiser steps (0: the pretrained V1; default 0 20 40 80 160)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of both optimisers (default: the recipe's, 1e-4)")
@@ -95,6 +100,9 @@ def fine_tune(recipe: VocoderRecipe) -> float:
 def main() -> None:
     parser = arguments()
     args = parser.parse_args()
+    if not args.run:
+        print_report(TITLE, ["skipped"], [["pass --run (about 30 to 50 minutes: a fine-tune of V1 and Whisper on every point)"]], args.threads, args.markdown)
+        return
     layout = QuickstartLayout(args.quickstart)
     check_arguments(parser, args, layout)
     set_threads(args.threads)
@@ -144,8 +152,7 @@ def main() -> None:
         "WER vs step 0: the row's WER minus the pretrained V1's on the same utterances, with the paired bootstrap 95 % interval; "
         "wholly below zero means that step beats the pretrained V1.",
     ]
-    print_report("Vocoder fine-tune: dev WER against steps (EMG -> production -> V1 -> Whisper)",
-                 ["vocoder", "n", "WER % [95 % interval]", "CER %", "S / D / I of words", "WER vs step 0, points [paired 95 %]"],
+    print_report(TITLE, ["vocoder", "n", "WER % [95 % interval]", "CER %", "S / D / I of words", "WER vs step 0, points [paired 95 %]"],
                  table, args.threads, args.markdown, notes)
 
 
