@@ -19,8 +19,9 @@ the same predicted features is the reference row.
 
 It reads a finished quickstart (``--quickstart``: its cache and production
 model) and works in a temporary folder unless ``--out`` names one (there the
-fine-tune, per-point transcripts and ``curve.json`` are kept, and a second run
-with the same settings reuses the fine-tune). On 2 cores one step (2
+fine-tune, per-point transcripts and ``curve.json`` are kept; a second run
+with the same learning rate and overrides reuses the fine-tune for the points
+it kept, and resumes a killed one). On 2 cores one step (2
 segments of 8192 samples, with the discriminators) takes about 5 s, on one
 about 13 s, so the default curve takes 15 to 35 minutes of training plus
 about 15 of scoring: without ``--run`` (as ``make bench`` calls it) the
@@ -94,6 +95,9 @@ def fine_tune(recipe: VocoderRecipe) -> float:
     start = time.monotonic()
     with stdout_to_stderr():
         train_vocoder(recipe, resume=(run / LAST_CHECKPOINT).is_file())
+    missing = [step for step in recipe.save_generator_at if not step_generator_path(run, step).is_file()]
+    if missing:  # a resumed run already past them
+        raise ValueError(f"{run}: the fine-tune there went past step {missing[0]} without keeping it; use another --out")
     return (time.monotonic() - start) / 60
 
 
@@ -109,7 +113,8 @@ def main() -> None:
     steps = sorted(set(args.steps) - {0})
     with tempfile.TemporaryDirectory(prefix="vocoder_finetune_") as scratch:
         work = args.out or Path(scratch)
-        settings = {"quickstart": str(args.quickstart.resolve()), "steps": steps, "lr": args.lr, "set": args.set}
+        # Steps are not settings: a fine-tune serves every curve whose points it kept.
+        settings = {"quickstart": str(args.quickstart.resolve()), "lr": args.lr, "set": args.set}
         if (work / SETTINGS).is_file() and json.loads((work / SETTINGS).read_text()) != settings:
             parser.exit(2, f"{parser.prog}: error: {work / SETTINGS} holds a fine-tune made with {(work / SETTINGS).read_text()!r:.300}; use another --out\n")
         atomic_write_json(work / SETTINGS, settings)
