@@ -21,11 +21,11 @@ It reads a finished quickstart (``--quickstart``: its cache and production
 model) and works in a temporary folder unless ``--out`` names one (there the
 fine-tune, per-point transcripts and ``curve.json`` are kept; a second run
 with the same learning rate and overrides reuses the fine-tune for the points
-it kept, and resumes a killed one). On 2 cores one step (2
-segments of 8192 samples, with the discriminators) takes about 5 s, on one
-about 13 s, so the default curve takes 15 to 35 minutes of training plus
-about 15 of scoring: without ``--run`` (as ``make bench`` calls it) the
-script only prints a skipped section.
+it kept, and resumes a killed one). On 2 cores one step (2 segments of 8192
+samples, with the discriminators) takes about 5 s, on one thread about 10 s
+(8 to 20 s on a shared VM), so the default curve takes 15 to 30 minutes of
+training plus about 8 of scoring (48 dev utterances): without ``--run`` (as
+``make bench`` calls it) the script only prints a skipped section.
 """
 
 from __future__ import annotations
