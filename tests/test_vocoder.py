@@ -33,6 +33,7 @@ from silentspeech.vocoder.train import (
     dc_offset_loss,
     load_vocoder_recipe,
     predicted_feature_pairs,
+    step_generator_path,
     train_vocoder,
 )
 
@@ -279,6 +280,20 @@ def test_small_vocoder_trains_checkpoints_and_resumes(tiny_cache, tmp_path):
     assert all(math.isfinite(v) for row in history for v in row.values())
     assert load_torch_file(out / "last.ckpt")["step"] == 3
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_generators_of_chosen_steps_are_kept_for_a_curve_over_steps(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    train_vocoder(tiny_recipe(tiny_cache, out, "max_steps=3", "checkpoint_every=100", "save_generator_at=[1,3]"))
+    assert sorted(p.name for p in out.glob("generator_step*")) == ["generator_step1.safetensors", "generator_step3.safetensors"]
+    first, last, final = (load_file(str(path)) for path in (step_generator_path(out, 1), step_generator_path(out, 3), out / "generator.safetensors"))
+    assert all(torch.equal(last[key], final[key]) for key in final)  # step 3 is the run's end
+    assert any(not torch.equal(first[key], final[key]) for key in final)  # step 1 is not: two more updates came after it
+    assert load_vocoder(step_generator_path(out, 1)).method == "hifigan"
+    with pytest.raises(ValueError, match="past max_steps=3"):
+        tiny_recipe(tiny_cache, tmp_path / "late", "max_steps=3", "save_generator_at=[2,4]")
+    with pytest.raises(ValueError, match="at least 1"):
+        tiny_recipe(tiny_cache, tmp_path / "zero", "max_steps=3", "save_generator_at=[0]")
 
 
 TINY_GENERATOR = [

@@ -119,18 +119,38 @@ def text_row(
     return _scored_row(TEXT_VOICE_LABEL, voice.description, ids, texts, asr.transcribe(spoken, voice.audio_rate))
 
 
+def row_word_errors(row: dict) -> WordErrors:
+    """The word errors per utterance a row keeps (``row["per_utterance"]``), for paired comparisons."""
+    kept = row["per_utterance"]
+    return WordErrors(tuple(kept["ids"]), tuple(kept["errors"]), tuple(kept["words"]))
+
+
+def rendering_row(
+    condition: str,
+    vocoder: str | os.PathLike | Vocoder,
+    cache: str | os.PathLike,
+    producer: str | os.PathLike,
+    judge: AudioASR,
+    out: str | os.PathLike,
+    split: str = "test",
+    max_utterances: int = 0,
+) -> dict:
+    """One EMG row: the split's utterances through ``producer`` and ``vocoder`` (a spec or a loaded one), transcribed by ``judge``.
+
+    Its :func:`~silentspeech.evaluation.production.evaluate_production` files go to ``out``.
+    """
+    scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=out, max_utterances=max_utterances)
+    return _row(condition, scores.vocoder, scores, scores.per_utterance)
+
+
 def compare_with_baseline(rows: Sequence[dict]) -> None:
     """Add to every EMG row (and the text row) ``vs_baseline``: its WER minus :data:`BASELINE`'s, with the paired bootstrap interval, fractions."""
-    def word_errors(row: dict) -> WordErrors:
-        kept = row["per_utterance"]
-        return WordErrors(tuple(kept["ids"]), tuple(kept["errors"]), tuple(kept["words"]))
-
     baseline = next((row for row in rows if row["condition"] == BASELINE), None)
     if baseline is None:
         return
     for row in rows:
         if row is not baseline and (row["condition"].startswith("EMG ->") or row["condition"] == TEXT_VOICE_LABEL):
-            row["vs_baseline"] = list(word_errors(row).against(word_errors(baseline)))
+            row["vs_baseline"] = list(row_word_errors(row).against(row_word_errors(baseline)))
 
 
 def listening_test(
@@ -161,8 +181,7 @@ def listening_test(
         renderings.append(("EMG -> fine-tuned V1", finetuned))
     for condition, vocoder in renderings:
         folder = out / condition.split("-> ")[1].lower().replace(" ", "_").replace("-", "_")
-        scores = evaluate_production(producer, judge, split=split, vocoder=vocoder, cache=cache, out=folder, max_utterances=max_utterances)
-        rows.append(_row(condition, scores.vocoder, scores, scores.per_utterance))
+        rows.append(rendering_row(condition, vocoder, cache, producer, judge, folder, split, max_utterances))
     if transcripts is not None:
         rows.append(text_row(cache, split, judge, transcripts, text_voice, max_utterances))
     compare_with_baseline(rows)

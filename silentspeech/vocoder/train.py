@@ -97,6 +97,7 @@ class VocoderRecipe:
     max_steps: int = 0  # 0: no step limit
     max_minutes: float = 0.0  # wall-clock budget of one invocation; 0: none
     checkpoint_every: int = 500  # steps
+    save_generator_at: list[int] = field(default_factory=list)  # steps whose generator is also kept, in generator_step<N>.safetensors
     max_utterances: int = 0  # 0: all voiced utterances of the split
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
@@ -255,6 +256,11 @@ def check_vocoder_recipe(recipe: VocoderRecipe, source: str = "recipe") -> None:
         )
     if recipe.batch_size < 1:
         raise ValueError(f"{source}: batch_size must be at least 1")
+    if any(step < 1 for step in recipe.save_generator_at):
+        raise ValueError(f"{source}: save_generator_at={recipe.save_generator_at} must hold steps of at least 1")
+    late = [step for step in recipe.save_generator_at if recipe.max_steps and step > recipe.max_steps]
+    if late:
+        raise ValueError(f"{source}: save_generator_at step {late[0]} lies past max_steps={recipe.max_steps}")
 
 
 def load_vocoder_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> VocoderRecipe:
@@ -262,6 +268,11 @@ def load_vocoder_recipe(path: str | os.PathLike | None, overrides: Sequence[str]
     recipe = load_recipe(VocoderRecipe, path, overrides)
     check_vocoder_recipe(recipe, str(path or "recipe"))
     return recipe
+
+
+def step_generator_path(out_dir: str | os.PathLike, step: int) -> Path:
+    """Where a run keeps the generator of optimiser step ``step`` (``save_generator_at``): ``out_dir/generator_step<step>.safetensors``."""
+    return Path(out_dir) / f"generator_step{step}.safetensors"
 
 
 def _training_losses(recipe: VocoderRecipe) -> tuple[GeneratorLoss, DiscriminatorLoss]:
@@ -328,7 +339,9 @@ def train_vocoder(recipe: VocoderRecipe, resume: bool = False) -> Path:
     The run folder ``recipe.out_dir`` receives, every ``checkpoint_every``
     steps and at the end (all atomic): ``generator.safetensors`` (weights and
     generator config, what :func:`~silentspeech.vocoder.synthesis.load_vocoder`
-    reads), ``config.yaml`` (the recipe), ``last.ckpt`` (full training state
+    reads), after each step named in ``save_generator_at`` that step's
+    generator (:func:`step_generator_path`, the same format, kept: the
+    points of a curve over steps), ``config.yaml`` (the recipe), ``last.ckpt`` (full training state
     for ``resume``, read back with ``weights_only=True``: tensors and plain
     containers, never code), ``history.json`` and ``losses.png``. Stops at
     ``max_steps`` or after ``max_minutes`` of wall clock, whichever is first.
@@ -501,6 +514,8 @@ def _train_vocoder(recipe: VocoderRecipe, resume: bool) -> Path:
         history.append({"step": gan.step, **losses})
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        if gan.step in recipe.save_generator_at:
+            save_generator(step_generator_path(out, gan.step), gan.generator, recipe.generator, gan.step)
         if gan.step % recipe.checkpoint_every == 0:
             gan.save(state_path, out / GENERATOR_FILE)
         if (recipe.max_steps and gan.step >= recipe.max_steps) or time.monotonic() - started >= budget_s:
