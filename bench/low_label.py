@@ -138,14 +138,13 @@ def main() -> None:
     args = parser.parse_args()
     check_arguments(parser, args)
     # Torch loads only now (seconds): bad arguments are refused at once.
-    from silentspeech.benchmark import print_report, set_threads, stdout_to_stderr
+    from silentspeech.benchmark import print_report, print_skipped, set_threads, stdout_to_stderr
     from silentspeech.quickstart.run import train_side_by_side
     from silentspeech.quickstart.seeds import seed_table
 
     set_threads(args.threads)
     if not args.run:
-        print_report(TITLE, ["skipped"], [["pass --run (about 1.5 h on 2 cores: a 2 h corpus written and pretrained on, 12 fine-tunes)"]],
-                     args.threads, args.markdown)
+        print_skipped(TITLE, "about 1.5 h on 2 cores: a 2 h corpus written and pretrained on, 12 fine-tunes", args.threads, args.markdown)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     check_settings(parser, args)

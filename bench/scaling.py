@@ -179,12 +179,12 @@ def main() -> None:
     args = parser.parse_args()
     check_arguments(parser, args)
     # Torch loads only now (seconds): bad arguments are refused at once.
-    from silentspeech.benchmark import print_report, set_threads, stdout_to_stderr
+    from silentspeech.benchmark import print_report, print_skipped, set_threads, stdout_to_stderr
 
     set_threads(args.threads)
     if not args.run:
-        print_report(TITLE, ["skipped"], [["pass --run (takes 2 to 3 hours a seed on 2 cores: 2 generators x 4 corpora, written, trained and scored)"]],
-                     args.threads, args.markdown)
+        print_skipped(TITLE, "takes 2 to 3 hours a seed on 2 cores: 2 generators x 4 corpora, written, trained and scored",
+                      args.threads, args.markdown)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     check_settings(parser, args)

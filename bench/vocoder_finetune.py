@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from silentspeech.atomic import atomic_write_json
-from silentspeech.benchmark import QUICKSTART, print_report, set_threads, stdout_to_stderr
+from silentspeech.benchmark import QUICKSTART, print_report, print_skipped, set_threads, stdout_to_stderr
 from silentspeech.config import bundled_recipe
 from silentspeech.data.cache import MANIFEST
 from silentspeech.evaluation.asr import WhisperASR
@@ -105,7 +105,7 @@ def main() -> None:
     parser = arguments()
     args = parser.parse_args()
     if not args.run:
-        print_report(TITLE, ["skipped"], [["pass --run (about 30 to 50 minutes: a fine-tune of V1 and Whisper on every point)"]], args.threads, args.markdown)
+        print_skipped(TITLE, "about 30 to 50 minutes: a fine-tune of V1 and Whisper on every point", args.threads, args.markdown)
         return
     layout = QuickstartLayout(args.quickstart)
     check_arguments(parser, args, layout)
