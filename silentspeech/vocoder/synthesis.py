@@ -127,10 +127,13 @@ class Vocoder:
         self.backend, self.precision = "torch", "f32"
         if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
             return
-        failures = []
+        if self.device.type != "cpu":  # only an explicit fast backend gets here
+            raise RuntimeError(f"the {backend} backend runs on CPU; the generator is on {self.device}")
+        failures, graph = [], None
         for candidate in AUTO_BACKENDS if backend == "auto" else (backend,):
             try:
-                self._session = self._fast_session(candidate, threads or torch.get_num_threads())
+                graph = graph or export_generator_onnx(self.generator, self.config.n_mels)  # once for every backend tried
+                self._session = self._fast_session(candidate, graph, threads or torch.get_num_threads())
             except Exception as err:  # not installed, an export or a check that failed: the next one, else torch
                 if backend != "auto":
                     raise
@@ -140,11 +143,8 @@ class Vocoder:
             return
         warnings.warn(f"vocoder {source}: fast synthesis unavailable, running plain torch ({'; '.join(failures)})", RuntimeWarning, stacklevel=2)
 
-    def _fast_session(self, backend: str, threads: int):
-        """A checked OpenVINO or ONNX Runtime session of the exported generator; raises why it cannot be used."""
-        if self.device.type != "cpu":
-            raise RuntimeError(f"the {backend} backend runs on CPU; the generator is on {self.device}")
-        graph = export_generator_onnx(self.generator, self.config.n_mels)
+    def _fast_session(self, backend: str, graph: bytes, threads: int):
+        """A checked OpenVINO or ONNX Runtime session of the exported generator ``graph``; raises why it cannot be used."""
         session = OpenVinoSession(graph, threads) if backend == "openvino" else cpu_session(graph, threads)
         # A batch of two and a frame count other than the export's.
         log_mel = torch.randn(2, self.config.n_mels, min_generator_frames(self.config) + 37, generator=torch.Generator().manual_seed(0))
