@@ -140,18 +140,24 @@ class Microphone:
         self.stream.close()
 
 
-def open_microphone() -> Microphone | None:
-    """The default microphone, or None (the reason logged at debug level) without the ``sounddevice`` package or an input device."""
+def open_sound_device(make, what: str):
+    """``make(sounddevice)`` (a :class:`Microphone`, a live speaker, ...), or None (the reason logged at debug level,
+    naming ``what``) without the ``sounddevice`` package, PortAudio or such a device."""
     try:
         import sounddevice
     except (ImportError, OSError) as err:  # OSError: the package is there but PortAudio is not
-        log.debug("no microphone: %s", err)
+        log.debug("no %s: %s", what, err)
         return None
     try:
-        return Microphone(sounddevice)
-    except Exception as err:  # sounddevice.PortAudioError and ValueError (no input device)
-        log.debug("no microphone: %s", err)
+        return make(sounddevice)
+    except Exception as err:  # sounddevice.PortAudioError and ValueError (no such device)
+        log.debug("no %s: %s", what, err)
         return None
+
+
+def open_microphone() -> Microphone | None:
+    """The default microphone, or None without the ``sounddevice`` package or an input device (:func:`open_sound_device`)."""
+    return open_sound_device(Microphone, "microphone")
 
 
 @dataclass

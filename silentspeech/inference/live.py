@@ -27,7 +27,6 @@ on a background thread for a page that polls it (the demo's live tab).
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -43,8 +42,6 @@ from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, primed_neighbours
 from silentspeech.inference.streaming import FILTER_CONTEXT_S, StreamEvent, StreamingRecognizer
 from silentspeech.preprocessing import MIN_FILTER_SAMPLES, preprocess_emg
-
-log = logging.getLogger(__name__)
 
 #: Shortest stretch of settled EMG voiced on its own, seconds (shorter ones wait for more).
 MIN_VOICE_S = 0.3
@@ -362,18 +359,11 @@ class Speaker:
 
 
 def open_speaker(rate: int) -> Speaker | None:
-    """The default output device at ``rate`` Hz, or None (the reason logged at debug level) without the
-    ``sounddevice`` package, PortAudio or an output device: speech then only goes to the WAV file."""
-    try:
-        import sounddevice
-    except (ImportError, OSError) as err:  # OSError: the package is there but PortAudio is not
-        log.debug("no speaker: %s", err)
-        return None
-    try:
-        return Speaker(sounddevice, rate)
-    except Exception as err:  # sounddevice.PortAudioError and ValueError (no output device)
-        log.debug("no speaker: %s", err)
-        return None
+    """The default output device at ``rate`` Hz, or None without the ``sounddevice`` package, PortAudio or an output
+    device (:func:`~silentspeech.acquisition.recorder.open_sound_device`): speech then only goes to the WAV file."""
+    from silentspeech.acquisition.recorder import open_sound_device
+
+    return open_sound_device(lambda sounddevice: Speaker(sounddevice, rate), "speaker")
 
 
 @dataclass
