@@ -15,7 +15,7 @@ prompts from ``--book`` or its own grammar), each of ``--hours`` and each of
    ``--lm-text`` (e.g. a book), as the quickstart's ``lm`` stage does
    (without ``--lm-text`` the LM's text grows with the corpus too);
 4. trains ``recipes/synthetic/recognition.yaml`` with that seed and every
-   ``--override`` (its 10 epochs make the steps grow with the data);
+   ``--override`` (its 16 epochs make the steps grow with the data);
 5. tunes beam search on dev (``tune-lm``), then scores greedy and beam
    search on the silent test utterances of that corpus's own split (default
    generator: about 27 at 0.25 h, 220 at 2 h; small points are noisy).
