@@ -245,11 +245,11 @@ def print_report(
         print(f"machine: {environment_line(threads)}")
 
 
-
 def print_skipped(title: str, cost: str, threads: int, markdown: bool = False) -> None:
     """The section of a long bench run without ``--run`` (as ``make bench`` runs it): what ``--run`` would cost, e.g.
     ``"about 1.5 h on 2 cores"``."""
     print_report(title, ["skipped"], [[f"pass --run ({cost})"]], threads, markdown)
+
 
 # --- inputs of the decoding benches
 

@@ -40,7 +40,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from types import ModuleType
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -140,7 +141,11 @@ class Microphone:
         self.stream.close()
 
 
-def open_sound_device(make, what: str):
+#: What :func:`open_sound_device` builds on the ``sounddevice`` module.
+SoundDevice = TypeVar("SoundDevice")
+
+
+def open_sound_device(make: Callable[[ModuleType], SoundDevice], what: str) -> SoundDevice | None:
     """``make(sounddevice)`` (a :class:`Microphone`, a live speaker, ...), or None (the reason logged at debug level,
     naming ``what``) without the ``sounddevice`` package, PortAudio or such a device."""
     try:

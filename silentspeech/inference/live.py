@@ -38,6 +38,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import soundfile as sf
 
+from silentspeech.acquisition.recorder import open_sound_device
 from silentspeech.features import FRAME_RATE
 from silentspeech.inference.pipeline import SilentSpeechPipeline, primed_neighbours
 from silentspeech.inference.streaming import FILTER_CONTEXT_S, StreamEvent, StreamingRecognizer
@@ -361,8 +362,6 @@ class Speaker:
 def open_speaker(rate: int) -> Speaker | None:
     """The default output device at ``rate`` Hz, or None without the ``sounddevice`` package, PortAudio or an output
     device (:func:`~silentspeech.acquisition.recorder.open_sound_device`): speech then only goes to the WAV file."""
-    from silentspeech.acquisition.recorder import open_sound_device
-
     return open_sound_device(lambda sounddevice: Speaker(sounddevice, rate), "speaker")
 
 
